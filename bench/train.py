@@ -1,0 +1,139 @@
+"""Training throughput benchmark: ``python -m bench.train --arch unet --img-size 256 --batch-size 32``.
+
+Measures end-to-end training images/s (input pipeline with augmentation included) with
+``model.fit`` on real data (--data) or on random in-memory data, epochs after the first (which
+includes compilation). Also reports the input pipeline alone and the model alone on in-memory
+batches, so an input-bound run shows. Appends a record to bench/results/train.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from segcore.data.augment import AugmentConfig
+from segcore.data.batches import CachedBatches
+from segcore.losses import get_loss
+from segcore.models import build
+from segcore.runinfo import device_description, library_versions
+
+RESULTS = Path(__file__).resolve().parent / "results" / "train.json"
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._t)
+
+
+def load_arrays(data: str | None, size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images and masks: decoded from a dataset folder, or random when data is None."""
+    if data is None:
+        rng = np.random.default_rng(0)
+        return (
+            rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+            (rng.random((n, size, size, 1)) > 0.5).astype(np.uint8),
+        )
+    from segcore.data import find_samples
+    from segcore.data.cache import build_cache
+
+    _, samples = find_samples(data)
+    cache = build_cache(samples[:n], size)
+    return cache.images, cache.masks
+
+
+def pipeline_rate(ds: CachedBatches, batches: int) -> float:
+    """Images/s the input pipeline alone delivers (main thread, no model)."""
+    t = time.perf_counter()
+    count = sum(len(ds[i % len(ds)][0]) for i in range(batches))
+    return count / (time.perf_counter() - t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print one line per measurement."""
+    p = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.split("\n")[0])
+    p.add_argument("--arch", default="unet")
+    p.add_argument("--base-filters", type=int, default=None)
+    p.add_argument("--img-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--images", type=int, default=1024, help="images per epoch")
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs = epochs - 1")
+    p.add_argument("--data", default=None, help="dataset folder (default: random data)")
+    p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    a = p.parse_args(argv)
+    if a.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    workers = a.workers or min(8, os.cpu_count() or 1)
+    images, masks = load_arrays(a.data, a.img_size, a.images)
+    aug = AugmentConfig() if a.augment else None
+    ds = CachedBatches(
+        images,
+        masks,
+        a.batch_size,
+        augment=aug,
+        shuffle=True,
+        drop_remainder=True,
+        workers=workers,
+        max_queue_size=32,
+    )
+    pipe = pipeline_rate(ds, 8)
+    kwargs = {"base_filters": a.base_filters} if a.base_filters else {}
+    model = build(a.arch, **kwargs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("bce_dice"))
+    timer = EpochTimer()
+    model.fit(ds, epochs=a.epochs, callbacks=[timer], verbose=0)
+    n_epoch = len(ds) * a.batch_size
+    e2e = n_epoch / float(np.median(timer.seconds[1:]))
+    x, y = ds[0]
+    model.train_on_batch(x, y)
+    t = time.perf_counter()
+    steps = max(5, len(ds) // 2)
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    keras.ops.convert_to_numpy(model.trainable_variables[0])
+    compute = steps * a.batch_size / (time.perf_counter() - t)
+    record = {
+        "arch": a.arch,
+        "params": int(model.count_params()),
+        "img_size": a.img_size,
+        "batch_size": a.batch_size,
+        "precision": "bf16" if a.mixed_precision else "fp32",
+        "data": "real" if a.data else "random",
+        "augment": a.augment,
+        "workers": workers,
+        "train_img_s": round(e2e, 1),
+        "model_only_img_s": round(compute, 1),
+        "pipeline_img_s": round(pipe, 1),
+        "device": device_description(),
+        "backend": keras.backend.backend(),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "library_versions": library_versions(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    print(json.dumps(record))
+    RESULTS.parent.mkdir(exist_ok=True)
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    RESULTS.write_text(json.dumps(old + [record], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

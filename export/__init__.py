@@ -1,0 +1,8 @@
+"""ONNX export of a training run with its model card: ``python -m export RUN_DIR``.
+
+Kept free of heavy imports so the command checks its arguments before TensorFlow loads.
+"""
+
+
+class ExportError(RuntimeError):
+    """A run that cannot be exported, or a model that fails its checks; one-line message."""

@@ -1,0 +1,76 @@
+"""The model card: the JSON written beside each exported ONNX model (``models/<name>.json``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from segcore.scores import SCORE_NAMES
+
+SOURCES = {
+    "isic": {
+        "source": "ISIC 2017 Challenge, Part 1 lesion segmentation (International Skin Imaging "
+        "Collaboration), CC BY-NC 4.0",
+        "source_url": "https://challenge.isic-archive.com/data/",
+    },
+    "dsb": {
+        "source": "2018 Data Science Bowl stage1_train nuclei (Broad Bioimage Benchmark "
+        "Collection BBBC038, Caicedo et al. 2019), CC0",
+        "source_url": "https://bbbc.broadinstitute.org/BBBC038",
+    },
+}
+
+#: Run config keys copied into the card as they are.
+CONFIG_KEYS = (
+    "arch",
+    "arch_kwargs",
+    "dataset",
+    "channels",
+    "normalization",
+    "threshold",
+    "params",
+    "loss",
+    "batch_size",
+    "lr",
+    "split",
+    "seed",
+    "train_seconds",
+    "best_epoch",
+    "device",
+    "backend",
+    "library_versions",
+)
+
+
+def source_credit(dataset: str) -> dict[str, str]:
+    """Data credit and licence for a dataset name (user data is credited as such)."""
+    return SOURCES.get(dataset, {"source": "user-provided images and masks", "source_url": ""})
+
+
+def keras_means(test_metrics: dict | None) -> dict | None:
+    """test_metrics.json ({"dice": {"mean": ..}, ..}) reduced to {"n_images", "dice": mean, ..}."""
+    if not test_metrics:
+        return None
+    out = {"n_images": test_metrics.get("n_images")}
+    for k in SCORE_NAMES:
+        value = test_metrics.get(k)
+        out[k] = value.get("mean") if isinstance(value, dict) else value
+    return out
+
+
+def base_card(name: str, config: dict, run_dir: Path, postprocess: dict) -> dict:
+    """The card fields known before the ONNX is checked: identity, input and training facts."""
+    card = {"name": name, **{k: config.get(k) for k in CONFIG_KEYS}}
+    card.update(
+        input_size=int(config["img_size"]),
+        normalization=config.get("normalization", "divide_by_255"),
+        threshold=float(config.get("threshold", 0.5)),
+        epochs=config.get("epochs_completed", config.get("epochs")),
+        epochs_planned=config.get("epochs"),
+        postprocess=postprocess,
+        run_dir=str(Path(run_dir).resolve()),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **source_credit(config["dataset"]),
+    )
+    order = ("name", "arch", "arch_kwargs", "dataset", "input_size", "channels")
+    return {k: card[k] for k in order} | card

@@ -1,0 +1,163 @@
+"""Keras model -> ONNX graph (tf2onnx, opset 17, dynamic batch and size) and fp16 conversion."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["KERAS_BACKEND"] = "tensorflow"  # tf2onnx converts TensorFlow graphs
+
+import keras  # noqa: E402
+import onnx  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf2onnx  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
+
+from export import ExportError  # noqa: E402
+from segcore.models import main_output_model  # noqa: E402  (also registers custom layers)
+
+OPSET = 17
+INPUT_NAME = "image"
+OUTPUT_NAME = "mask"
+
+
+def load_main_model(path: os.PathLike) -> keras.Model:
+    """Load a run's ``best.keras`` (compile=False) reduced to its main "mask" output, float32."""
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError(
+            f"export needs the TensorFlow Keras backend, this process has {keras.backend.backend()}"
+            " (run python -m export)"
+        )
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ExportError(f"{path}: cannot load the Keras model ({exc})") from exc
+    return float32_model(main_output_model(model))
+
+
+class InstanceNormalization(keras.layers.Layer):
+    """Instance norm with a two-pass variance: the export form of GroupNormalization(groups=-1).
+
+    tf2onnx's graph for Keras' GroupNormalization loses precision on real images (output
+    probabilities off by up to 8e-4); mean((x - mean)^2) converts faithfully (< 1e-5). Same
+    weights (gamma, beta) and epsilon as the layer it replaces.
+    """
+
+    def __init__(self, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+
+    def call(self, x):
+        mean = keras.ops.mean(x, axis=(1, 2), keepdims=True)
+        centered = x - mean
+        var = keras.ops.mean(centered * centered, axis=(1, 2), keepdims=True)
+        return centered * keras.ops.rsqrt(var + self.epsilon) * self.gamma + self.beta
+
+
+def _is_instance_norm(layer: keras.layers.Layer) -> bool:
+    if not isinstance(layer, keras.layers.GroupNormalization):
+        return False
+    cfg = layer.get_config()
+    return cfg["groups"] in (-1, layer.input.shape[-1]) and cfg["center"] and cfg["scale"]
+
+
+def float32_model(model: keras.Model) -> keras.Model:
+    """A float32 copy (same weights) whose layers convert faithfully to ONNX, or the model itself.
+
+    Layers computing in another dtype are cloned as float32; instance norms become
+    `InstanceNormalization`.
+    """
+    if all(
+        layer.dtype_policy.name == "float32" and not _is_instance_norm(layer)
+        for layer in model.layers
+    ):
+        return model
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if _is_instance_norm(layer):
+            return InstanceNormalization(layer.epsilon, name=layer.name, dtype="float32")
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def to_onnx(model: keras.Model, channels: int, size: int) -> tuple[onnx.ModelProto, bool]:
+    """Convert to ONNX: input "image" (N, H, W, C float32), output "mask" probabilities.
+
+    Height and width are dynamic when the model traces with unknown sizes; layers that cannot
+    (Keras' bilinear UpSampling2D) get a graph fixed at ``size`` x ``size``, batch still dynamic.
+    Returns (model, dynamic_size).
+    """
+    try:
+        return _convert(model, (None, None, None, channels)), True
+    except Exception:  # tracing errors come in many TensorFlow types
+        pass
+    try:
+        return _convert(model, (None, size, size, channels)), False
+    except Exception as exc:
+        raise ExportError(
+            f"tf2onnx cannot convert the model ({exc.__class__.__name__}: {exc})"
+        ) from exc
+
+
+def _convert(model: keras.Model, shape: tuple[int | None, ...]) -> onnx.ModelProto:
+    spec = [tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)]
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+    rename_output(proto, OUTPUT_NAME)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def rename_output(proto: onnx.ModelProto, name: str) -> None:
+    """Rename the graph's single output (and every reference to it) in place."""
+    old = proto.graph.output[0].name
+    if old == name:
+        return
+    for node in proto.graph.node:
+        node.output[:] = [name if o == old else o for o in node.output]
+        node.input[:] = [name if i == old else i for i in node.input]
+    proto.graph.output[0].name = name
+
+
+def to_fp16(proto: onnx.ModelProto, min_elements: int = 16) -> onnx.ModelProto:
+    """Half-size model: weights stored as float16, each cast back to float32 inside the graph.
+
+    onnxruntime folds those casts into float32 constants when it loads the model, so the file is
+    half the size while compute stays float32 (fast on every CPU; float16 compute is not).
+    Tensors smaller than ``min_elements`` stay float32.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    graph = out.graph
+    casts, keep = [], []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or _size(init) < min_elements:
+            keep.append(init)
+            continue
+        half = numpy_helper.from_array(
+            numpy_helper.to_array(init).astype("float16"), f"{init.name}__fp16"
+        )
+        keep.append(half)
+        casts.append(
+            onnx.helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT)
+        )
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.checker.check_model(out)
+    return out
+
+
+def _size(init: onnx.TensorProto) -> int:
+    n = 1
+    for d in init.dims:
+        n *= d
+    return n

@@ -1,0 +1,72 @@
+"""Read and check a training run folder (``python -m segcore.train`` output) for export."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from export import ExportError
+from segcore.data import Sample, read_split
+
+REQUIRED_CONFIG = ("arch", "dataset", "img_size", "channels")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """What export uses from a run: its config, data split and Keras test metrics."""
+
+    path: Path
+    config: dict
+    split: dict[str, list[Sample]]
+    keras_test_metrics: dict | None
+
+    @property
+    def model_path(self) -> Path:
+        """The best checkpoint, ``best.keras``."""
+        return self.path / "best.keras"
+
+    @property
+    def history_path(self) -> Path:
+        """The per-epoch log, ``history.csv``."""
+        return self.path / "history.csv"
+
+    def eval_split(self) -> tuple[str, list[Sample]]:
+        """The split to score the export on: test, or val when the run kept no test images."""
+        for name in ("test", "val"):
+            if self.split.get(name):
+                return name, self.split[name]
+        raise ExportError(f"{self.path}/split.json: no test or val images to check the export on")
+
+
+def read_run(path: str | Path) -> RunFolder:
+    """Load a run folder's config.json, split.json and test_metrics.json; raises ExportError."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ExportError(f"{path}: run folder not found")
+    if not (path / "best.keras").is_file():
+        raise ExportError(
+            f"{path}: no best.keras in the run folder (did training finish an epoch?)"
+        )
+    config = _read_json(path / "config.json")
+    missing = [k for k in REQUIRED_CONFIG if k not in config]
+    if missing:
+        raise ExportError(f"{path}/config.json: missing {', '.join(missing)}")
+    if not (path / "split.json").is_file():
+        raise ExportError(f"{path}: no split.json in the run folder")
+    try:
+        split = read_split(path / "split.json")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ExportError(f"{path}/split.json: unreadable ({exc})") from exc
+    metrics_path = path / "test_metrics.json"
+    metrics = _read_json(metrics_path) if metrics_path.is_file() else None
+    return RunFolder(path, config, split, metrics)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ExportError(f"{path}: not found") from None
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path}: unreadable ({exc})") from exc

@@ -1,0 +1,61 @@
+"""Checks of an exported model: ONNX-vs-Keras parity and scores on the run's held-out images."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from export import ExportError
+from segcore.data import Sample, load_sample
+from segcore.infer import Engine
+from segcore.postprocess import Postprocess
+from segcore.preprocess import ImageError, prepare
+from segcore.scores import SCORE_NAMES, binary_scores, summarize
+
+
+def model_inputs(samples: list[Sample], size: int, channels: int) -> np.ndarray:
+    """Real images prepared as model input (NxHxWxC float32); unreadable ones are skipped."""
+    images = []
+    for sample in samples:
+        try:
+            images.append(prepare(load_sample(sample)[0], (size, size), channels))
+        except ImageError as exc:
+            print(f"warning: skipping {exc}", file=sys.stderr)
+    if not images:
+        raise ExportError("no readable held-out image to check the export on")
+    return np.stack(images)
+
+
+def parity(keras_probs: np.ndarray, engine: Engine, x: np.ndarray) -> float:
+    """Largest absolute difference between Keras' (N, H, W) probabilities and the engine's."""
+    return float(np.abs(engine.probabilities(x) - keras_probs).max())
+
+
+def score(
+    engine: Engine, samples: list[Sample], settings: Postprocess, batch_size: int = 8
+) -> tuple[dict, dict]:
+    """Mean scores over ``samples`` at their original size: (post-processed, raw masks).
+
+    Each is {"n_images": N, "dice": mean, "iou": ..., "precision", "recall", "accuracy"}.
+    """
+    post_rows, raw_rows = [], []
+    for start in tqdm(range(0, len(samples), batch_size), desc=f"score {engine.name}", leave=False):
+        pairs = []
+        for sample in samples[start : start + batch_size]:
+            try:
+                pairs.append(load_sample(sample))
+            except ImageError as exc:
+                print(f"warning: skipping {exc}", file=sys.stderr)
+        preds = engine.predict_batch([img for img, _ in pairs], postprocess=False)
+        for (_, truth), pred in zip(pairs, preds, strict=True):
+            raw_rows.append(binary_scores(truth, pred.mask))
+            post_rows.append(binary_scores(truth, settings.apply(pred.mask)))
+    return means(post_rows), means(raw_rows)
+
+
+def means(rows: list[dict[str, float]]) -> dict:
+    """{"n_images": N, score: mean, ...} from per-image score rows."""
+    summary = summarize(rows)
+    return {"n_images": len(rows), **{k: summary[k]["mean"] for k in SCORE_NAMES}}

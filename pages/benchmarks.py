@@ -1,0 +1,86 @@
+"""Benchmarks page: every shipped model's size and accuracy, its speed, and training throughput."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from segcore.app import ui
+from segcore.app.benchmarks import (
+    accuracy_figure,
+    e2e_figure,
+    latency_figure,
+    latency_table,
+    load_results,
+    model_table,
+    scores_figure,
+    training_figure,
+    training_table,
+)
+from segcore.app.settings import bench_dir
+
+DICE = st.column_config.NumberColumn(format="%.3f")
+MS = st.column_config.NumberColumn(format="%.1f")
+
+ui.route_through_entry("pages/benchmarks.py")
+st.title("Benchmarks")
+st.caption(
+    "Accuracy from the model cards (held-out test split), speed from `bench/results/` "
+    "(`python -m bench.inference`, `python -m bench.train`)."
+)
+
+entries = ui.shipped_models()
+inference, training, problems = load_results(bench_dir())
+for problem in problems:
+    st.warning(f"Skipped a benchmark file: {problem}")
+
+st.subheader("Models")
+models = model_table(entries)
+st.dataframe(
+    models,
+    hide_index=True,
+    column_config={
+        "test Dice": DICE,
+        "test IoU": DICE,
+        "params": st.column_config.NumberColumn(format="localized"),
+    },
+)
+scored = models.dropna(subset=["test Dice"])
+if len(scored):
+    left, right = st.columns(2)
+    left.plotly_chart(scores_figure(scored), key="scores")
+    right.plotly_chart(accuracy_figure(scored), key="accuracy")
+
+st.subheader("Inference speed")
+if inference:
+    latency = latency_table(inference)
+    st.dataframe(
+        latency,
+        hide_index=True,
+        column_config={
+            "onnxruntime ms": MS,
+            "Keras ms": MS,
+            "ORT / Keras": st.column_config.NumberColumn(format="%.2f"),
+            "ORT img/s (batch 8)": MS,
+            "e2e s per photo": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+    left, right = st.columns(2)
+    left.plotly_chart(latency_figure(latency), key="latency")
+    right.plotly_chart(e2e_figure(latency), key="e2e")
+    st.caption(
+        "Latency: one model-size image, batch 1, median. End to end: a 3000x2000 JPEG decoded, "
+        "resized, segmented, resized back and cleaned up by the app's engine."
+    )
+else:
+    st.info(
+        "No inference benchmark results yet. Run `python -m bench.inference` to time every "
+        "model with onnxruntime and Keras; the results appear here."
+    )
+
+st.subheader("Training throughput")
+if training:
+    throughput = training_table(training)
+    st.dataframe(throughput, hide_index=True)
+    st.plotly_chart(training_figure(throughput), key="training")
+else:
+    st.info("No training benchmark results yet. Run `python -m bench.train` to measure one.")

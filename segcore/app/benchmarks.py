@@ -1,0 +1,202 @@
+"""Benchmark tables and charts: model cards plus ``bench/results`` (inference and training speed).
+
+``inference-*.json`` files (written by ``python -m bench.inference``) hold lists of per-model
+records; ``train.json`` (``python -m bench.train``) a list of training-throughput records.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from segcore.app.catalog import ModelEntry
+
+LAYOUT = {
+    "height": 360,
+    "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+    "legend": {"orientation": "h", "y": -0.2, "title": None},
+}
+
+
+def _records(path: Path) -> tuple[list[dict], list[str]]:
+    """The list of dict records in one JSON file, and a message if it is unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return [], [f"{path.name}: unreadable ({exc})"]
+    if not isinstance(data, list):
+        return [], [f"{path.name}: expected a list of records"]
+    return [r for r in data if isinstance(r, dict)], []
+
+
+def load_results(folder: Path) -> tuple[list[dict], list[dict], list[str]]:
+    """(inference records, training records, problems) found in ``folder``."""
+    inference, problems = [], []
+    for path in sorted(folder.glob("inference-*.json")) if folder.is_dir() else []:
+        records, bad = _records(path)
+        inference += [r for r in records if "model" in r]
+        problems += bad
+    training: list[dict] = []
+    if (folder / "train.json").is_file():
+        records, bad = _records(folder / "train.json")
+        training = [r for r in records if "train_img_s" in r]
+        problems += bad
+    return inference, training, problems
+
+
+def model_table(entries: list[ModelEntry]) -> pd.DataFrame:
+    """One row per model from its card: size and test accuracy."""
+    rows = []
+    for e in entries:
+        metrics = e.card.get("test_metrics") or {}
+        size = e.card.get("onnx_bytes") or e.path.stat().st_size
+        rows.append(
+            {
+                "model": e.name,
+                "dataset": e.dataset,
+                "arch": e.card.get("arch"),
+                "precision": e.card.get("precision", "fp32"),
+                "input": f"{e.card['input_size']}x{e.card['input_size']}x{e.card['channels']}",
+                "params": e.card.get("params"),
+                "ONNX MB": round(size / 1e6, 2),
+                "test Dice": metrics.get("dice"),
+                "test IoU": metrics.get("iou"),
+                "test images": metrics.get("n_images"),
+                "train minutes": _minutes(e.card.get("train_seconds")),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _minutes(seconds: float | None) -> float | None:
+    return round(seconds / 60, 1) if isinstance(seconds, int | float) else None
+
+
+def _runtime(record: dict) -> str:
+    """Where onnxruntime ran: ``GPU`` for the CUDA provider, else ``CPU``."""
+    providers = record.get("providers") or ["CPUExecutionProvider"]
+    return "GPU" if providers[0].startswith("CUDA") else "CPU"
+
+
+def latency_table(records: list[dict]) -> pd.DataFrame:
+    """One row per benchmarked model and machine: onnxruntime vs Keras latency, end-to-end."""
+    rows = [
+        {
+            "model": r["model"],
+            "runs on": _runtime(r),
+            "machine": r.get("cpu") or r.get("host") or "?",
+            "onnxruntime ms": r.get("ort_latency_ms_median"),
+            "Keras ms": r.get("keras_latency_ms_median"),
+            "ORT / Keras": r.get("ort_over_keras_latency"),
+            "ORT img/s (batch 8)": r.get("ort_throughput_ips"),
+            "e2e s per photo": r.get("e2e_seconds_median"),
+            "photo": r.get("e2e_photo"),
+            "Keras on": r.get("keras_device"),
+            "date": r.get("date"),
+        }
+        for r in records
+    ]
+    return pd.DataFrame(rows)
+
+
+def training_table(records: list[dict]) -> pd.DataFrame:
+    """One row per training-throughput measurement."""
+    rows = [
+        {
+            "arch": r.get("arch"),
+            "image size": r.get("img_size"),
+            "batch": r.get("batch_size"),
+            "precision": r.get("precision", "fp32"),
+            "train img/s": r.get("train_img_s"),
+            "model only img/s": r.get("model_only_img_s"),
+            "device": r.get("device"),
+            "backend": r.get("backend"),
+            "data": r.get("data"),
+            "date": r.get("date"),
+        }
+        for r in records
+    ]
+    return pd.DataFrame(rows)
+
+
+def _label(table: pd.DataFrame) -> pd.Series:
+    """Model names, with the runtime added when one model was measured on several."""
+    if table.duplicated("model").any():
+        return table["model"] + " (" + table["runs on"] + ")"
+    return table["model"]
+
+
+def latency_figure(table: pd.DataFrame) -> go.Figure:
+    """Grouped bars: median batch-1 latency of onnxruntime and Keras per model."""
+    long = table.assign(label=_label(table)).melt(
+        id_vars="label",
+        value_vars=["onnxruntime ms", "Keras ms"],
+        var_name="engine",
+        value_name="ms",
+    )
+    fig = px.bar(long, x="label", y="ms", color="engine", barmode="group", text_auto=".1f")
+    fig.update_layout(
+        title="Latency per image (batch 1, median)", xaxis_title="", yaxis_title="ms", **LAYOUT
+    )
+    return fig
+
+
+def e2e_figure(table: pd.DataFrame) -> go.Figure:
+    """Bars: end-to-end seconds for one large photo (decode, segment, resize back, clean up)."""
+    fig = px.bar(table.assign(label=_label(table)), x="label", y="e2e s per photo", text_auto=".2f")
+    fig.update_layout(
+        title="End to end, one 3000x2000 photo", xaxis_title="", yaxis_title="seconds", **LAYOUT
+    )
+    return fig
+
+
+def scores_figure(table: pd.DataFrame) -> go.Figure:
+    """Grouped bars: test Dice and IoU per model."""
+    long = table.melt(
+        id_vars="model", value_vars=["test Dice", "test IoU"], var_name="score", value_name="value"
+    )
+    fig = px.bar(long, x="model", y="value", color="score", barmode="group", text_auto=".3f")
+    fig.update_layout(title="Test scores", xaxis_title="", yaxis_title="", **LAYOUT)
+    return fig
+
+
+def accuracy_figure(table: pd.DataFrame) -> go.Figure:
+    """Scatter: test Dice against ONNX size, one point per model."""
+    fig = px.scatter(
+        table.dropna(subset=["test Dice"]),
+        x="ONNX MB",
+        y="test Dice",
+        color="model",
+        symbol="dataset",
+        hover_data=["arch", "params", "precision"],
+    )
+    fig.update_traces(marker={"size": 14})
+    fig.update_layout(title="Test Dice vs model size", **LAYOUT)
+    return fig
+
+
+def training_figure(table: pd.DataFrame) -> go.Figure:
+    """Bars: training images/s per architecture and setting, coloured by device."""
+    label = (
+        table["arch"].astype(str)
+        + " "
+        + table["image size"].astype(str)
+        + "px b"
+        + table["batch"].astype(str)
+        + " "
+        + table["precision"].astype(str)
+    )
+    fig = px.bar(
+        table.assign(setting=label),
+        x="setting",
+        y="train img/s",
+        color="device",
+        barmode="group",
+        text_auto=".0f",
+    )
+    fig.update_layout(title="Training throughput", xaxis_title="", yaxis_title="images/s", **LAYOUT)
+    return fig

@@ -1,0 +1,85 @@
+"""The shipped models: find ``<name>.onnx`` + card (+ history) in a folder and describe them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from segcore.infer import ModelError, read_card
+
+#: Dataset families with bundled samples; a card's dataset may carry a suffix (``dsb256``).
+FAMILIES = ("isic", "dsb")
+
+EXPORT_HINT = (
+    "Train a model with `python -m segcore.train --data DIR` and export it with "
+    "`python -m export RUN_DIR`; it lands in `models/` as `<name>.onnx` + `<name>.json`."
+)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One exported model: its ONNX file, its card and (maybe) its training history."""
+
+    name: str
+    path: Path
+    card: dict
+    history: Path | None
+
+    @property
+    def dataset(self) -> str:
+        """The card's dataset name (``isic``, ``dsb``, ``plain``...) or ``"?"``."""
+        return str(self.card.get("dataset") or "?")
+
+    @property
+    def family(self) -> str:
+        """The dataset family (``isic``, ``dsb``) the card's dataset name starts with, else the
+        dataset name itself."""
+        name = self.dataset.lower()
+        return next((f for f in FAMILIES if name.startswith(f)), name)
+
+    @property
+    def test_dice(self) -> float | None:
+        """Mean test Dice from the card, if recorded."""
+        value = (self.card.get("test_metrics") or {}).get("dice")
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def version(self) -> int:
+        """Modification time of the ONNX file (ns): part of every cache key, so a replaced
+        model is reloaded."""
+        return self.path.stat().st_mtime_ns
+
+    def label(self) -> str:
+        """One line for pickers: name, dataset, architecture and test Dice."""
+        dice = f"Dice {self.test_dice:.3f}" if self.test_dice is not None else "Dice n/a"
+        return f"{self.name} ({self.dataset}, {self.card.get('arch', '?')}, {dice})"
+
+
+def list_models(folder: Path) -> tuple[list[ModelEntry], list[str]]:
+    """Every usable model in ``folder`` sorted by name, and one message per unusable one."""
+    entries: list[ModelEntry] = []
+    problems: list[str] = []
+    if not folder.is_dir():
+        return entries, problems
+    for path in sorted(folder.glob("*.onnx")):
+        try:
+            card = read_card(path.with_suffix(".json"))
+        except ModelError as exc:
+            problems.append(str(exc))
+            continue
+        history = path.with_suffix(".history.csv")
+        entries.append(
+            ModelEntry(
+                name=str(card.get("name") or path.stem),
+                path=path,
+                card=card,
+                history=history if history.is_file() else None,
+            )
+        )
+    return entries, problems
+
+
+def default_model(entries: list[ModelEntry], family: str | None = None) -> int:
+    """Index of the model to preselect: the best test Dice, within ``family`` when it has one."""
+    candidates = [i for i, e in enumerate(entries) if e.family == family] or range(len(entries))
+    return max(candidates, key=lambda i: entries[i].test_dice or -1.0)

@@ -1,0 +1,28 @@
+"""Where the app finds its models, samples and benchmark results (overridable by env vars)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _folder(variable: str, default: Path) -> Path:
+    value = os.environ.get(variable, "").strip()
+    return Path(value).expanduser() if value else default
+
+
+def models_dir() -> Path:
+    """``$SEGCORE_MODELS_DIR``, else ``<repo>/models``."""
+    return _folder("SEGCORE_MODELS_DIR", REPO_ROOT / "models")
+
+
+def samples_dir() -> Path:
+    """``$SEGCORE_SAMPLES_DIR``, else ``<repo>/samples``."""
+    return _folder("SEGCORE_SAMPLES_DIR", REPO_ROOT / "samples")
+
+
+def bench_dir() -> Path:
+    """``$SEGCORE_BENCH_DIR``, else ``<repo>/bench/results``."""
+    return _folder("SEGCORE_BENCH_DIR", REPO_ROOT / "bench" / "results")

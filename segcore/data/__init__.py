@@ -1,0 +1,15 @@
+"""Dataset handling: find image/mask pairs, split them, decode and cache, feed batches."""
+
+from segcore.data.layouts import FORMATS, DataError, Sample, find_samples, load_sample
+from segcore.data.split import make_split, read_split, write_split
+
+__all__ = [
+    "FORMATS",
+    "DataError",
+    "Sample",
+    "find_samples",
+    "load_sample",
+    "make_split",
+    "read_split",
+    "write_split",
+]

@@ -1,0 +1,61 @@
+"""Decode every pair once, in parallel, into in-memory uint8 arrays at the training size."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from segcore.data.layouts import Sample, load_sample
+from segcore.preprocess import ImageError, resize_image, resize_mask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArrayCache:
+    """Resized images (N, S, S, 3) uint8, masks (N, S, S, 1) uint8 in {0, 1}, and their samples."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    samples: list[Sample]
+    failed: list[tuple[Sample, str]]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def _decode(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
+    image, mask = load_sample(sample)
+    return resize_image(image, (size, size)), resize_mask(mask, (size, size))
+
+
+def build_cache(samples: list[Sample], size: int, workers: int | None = None) -> ArrayCache:
+    """Decode and resize all samples with a thread pool; unreadable pairs are skipped and logged.
+
+    Each skipped pair is reported with a warning naming the file; ``failed`` lists them.
+    """
+    workers = workers or min(8, os.cpu_count() or 1)
+    images = np.zeros((len(samples), size, size, 3), dtype=np.uint8)
+    masks = np.zeros((len(samples), size, size, 1), dtype=np.uint8)
+    ok, failed = [], []
+
+    def job(i: int):
+        try:
+            return i, _decode(samples[i], size), None
+        except ImageError as exc:
+            return i, None, str(exc)
+
+    with ThreadPoolExecutor(workers) as pool:
+        for i, arrays, error in pool.map(job, range(len(samples))):
+            if error is not None:
+                log.warning("skipping %s: %s", samples[i].image.name, error)
+                failed.append((samples[i], error))
+                continue
+            images[len(ok)], masks[len(ok), ..., 0] = arrays
+            ok.append(samples[i])
+    n = len(ok)
+    return ArrayCache(images[:n], masks[:n], ok, failed)

@@ -1,0 +1,197 @@
+"""Find image/mask pairs in the dataset layouts users download, and decode one pair.
+
+Layouts (detected from the folder, or forced with ``fmt``):
+- ``isic``: ``images/*.jpg`` + ``masks/<stem>_segmentation.png``, or the official
+  ``ISIC2018_Task1-2_Training_Input`` + ``ISIC2018_Task1_Training_GroundTruth`` folders;
+- ``dsb``: ``stage1_train/<id>/images/<id>.png`` + ``stage1_train/<id>/masks/*.png``
+  (one mask per nucleus, merged by logical OR); the folder may also be ``stage1_train`` itself;
+- ``plain``: ``images/`` + ``masks/`` with equal file stems.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from segcore.preprocess import ImageError, is_image_file, load_image, load_mask, resize_mask
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("auto", "isic", "dsb", "plain")
+ISIC_INPUT_DIRS = ("ISIC2018_Task1-2_Training_Input", "ISIC2017_Task1_Training_Input")
+ISIC_TRUTH_DIRS = ("ISIC2018_Task1_Training_GroundTruth", "ISIC2017_Task1_Training_GroundTruth")
+
+
+class DataError(ValueError):
+    """A dataset folder that cannot be used; the message is one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training example: an image file and the mask file(s) merged into its truth."""
+
+    image: Path
+    masks: tuple[Path, ...]
+
+    @property
+    def name(self) -> str:
+        """Short identifier: the image file's stem."""
+        return self.image.stem
+
+    def to_json(self, root: Path) -> dict:
+        """Paths relative to the dataset root, for split.json."""
+        return {
+            "image": _rel(self.image, root),
+            "masks": [_rel(m, root) for m in self.masks],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict, root: Path) -> Sample:
+        """Inverse of `to_json`."""
+        return cls(root / obj["image"], tuple(root / m for m in obj["masks"]))
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+
+
+def detect_format(root: Path) -> str:
+    """Name the layout of a dataset folder, or raise DataError saying what was expected."""
+    if not root.exists():
+        raise DataError(f"{root}: folder does not exist")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    if (root / "stage1_train").is_dir() or any(
+        (d / "images").is_dir() and (d / "masks").is_dir() for d in _subdirs(root)[:5]
+    ):
+        return "dsb"
+    if any((root / d).is_dir() for d in ISIC_INPUT_DIRS):
+        return "isic"
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        masks = [p.name for p in (root / "masks").iterdir()][:50]
+        if any(n.endswith("_segmentation.png") for n in masks):
+            return "isic"
+        return "plain"
+    raise DataError(
+        f"{root}: no dataset found (expected images/ + masks/, stage1_train/<id>/images + masks/, "
+        f"or the ISIC2018_Task1 folders)"
+    )
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir())
+
+
+def _isic_dirs(root: Path) -> tuple[Path, Path]:
+    for inp, truth in zip(ISIC_INPUT_DIRS, ISIC_TRUTH_DIRS, strict=True):
+        if (root / inp).is_dir():
+            if not (root / truth).is_dir():
+                raise DataError(f"{root}: {inp}/ found but no {truth}/ beside it")
+            return root / inp, root / truth
+    return root / "images", root / "masks"
+
+
+def _pair_by_stem(
+    images: list[Path], mask_dir: Path, suffix: str
+) -> tuple[list[Sample], list[Path]]:
+    masks = {}
+    for p in mask_dir.iterdir():
+        if p.is_file() and is_image_file(p):
+            stem = p.stem[: -len(suffix)] if suffix and p.stem.endswith(suffix) else p.stem
+            masks.setdefault(stem, p)
+    samples, unmatched = [], []
+    for img in images:
+        m = masks.get(img.stem)
+        if m is None:
+            unmatched.append(img)
+        else:
+            samples.append(Sample(img, (m,)))
+    return samples, unmatched
+
+
+def _find_dsb(root: Path) -> tuple[list[Sample], list[Path]]:
+    base = root / "stage1_train" if (root / "stage1_train").is_dir() else root
+    samples, unmatched = [], []
+    for d in _subdirs(base):
+        imgs = _images_in(d / "images") if (d / "images").is_dir() else []
+        if not imgs:
+            continue
+        masks = tuple(_images_in(d / "masks")) if (d / "masks").is_dir() else ()
+        if masks:
+            samples.append(Sample(imgs[0], masks))
+        else:
+            unmatched.append(imgs[0])
+    return samples, unmatched
+
+
+def find_samples(
+    root: str | Path, fmt: str = "auto", skip_unmatched: bool = False
+) -> tuple[str, list[Sample]]:
+    """Find all image/mask pairs under ``root``; returns (format, samples) sorted by image path.
+
+    Images without a mask raise DataError listing them, unless ``skip_unmatched`` (then each is
+    logged as a warning and left out). An empty result raises DataError.
+    """
+    root = Path(root)
+    if fmt not in FORMATS:
+        raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    fmt = detect_format(root) if fmt == "auto" else fmt
+    if fmt == "dsb":
+        samples, unmatched = _find_dsb(root)
+    else:
+        img_dir, mask_dir = _isic_dirs(root)
+        if not img_dir.is_dir() or not mask_dir.is_dir():
+            raise DataError(f"{root}: expected {img_dir.name}/ and {mask_dir.name}/ folders")
+        images = [p for p in _images_in(img_dir) if not p.stem.endswith("_superpixels")]
+        suffix = "_segmentation" if fmt == "isic" else ""
+        samples, unmatched = _pair_by_stem(images, mask_dir, suffix)
+    if unmatched:
+        names = ", ".join(p.name for p in unmatched[:10])
+        more = f" and {len(unmatched) - 10} more" if len(unmatched) > 10 else ""
+        if not skip_unmatched:
+            raise DataError(
+                f"{len(unmatched)} image(s) have no mask: {names}{more} (use --skip-unmatched)"
+            )
+        for p in unmatched:
+            log.warning("skipping %s: no mask", p)
+    if not samples:
+        raise DataError(f"{root}: no image/mask pairs found ({fmt} layout)")
+    return fmt, sorted(samples, key=lambda s: str(s.image))
+
+
+def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one pair: (HxWx3 uint8 image, HxW bool mask at the image's size).
+
+    Several masks (DSB nuclei) are merged by logical OR; a mask of another size is resized
+    with nearest-neighbour sampling. Raises ImageError naming the bad file.
+    """
+    image = load_image(sample.image)
+    size = image.shape[:2]
+    merged = np.zeros(size, dtype=bool)
+    for path in sample.masks:
+        m = load_mask(path)
+        if m.shape != size:
+            m = resize_mask(m, size)
+        merged |= m
+    return image, merged
+
+
+__all__ = [
+    "DataError",
+    "FORMATS",
+    "ImageError",
+    "Sample",
+    "detect_format",
+    "find_samples",
+    "load_sample",
+]

@@ -1,0 +1,112 @@
+"""Evaluate a run's best model on its test split: ``python -m segcore.evaluate RUN_DIR [--tta]``.
+
+Writes test_per_image.csv (image, dice, iou, precision, recall, accuracy), test_metrics.json
+(mean and median of each, n_images) and triptychs/ (image | truth | prediction PNGs for random
+and for the worst test images). Scores are computed at each image's original size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from segcore.data import load_sample, read_split
+from segcore.preprocess import ImageError, flip_views, merge_flips, prepare, resize_probabilities
+from segcore.scores import SCORE_NAMES, binary_scores, summarize
+from segcore.visualize import triptych
+
+N_TRIPTYCHS = 4
+
+
+def load_model(run_dir: Path):
+    """The run's best model reduced to its main output (compile=False)."""
+    import keras
+
+    from segcore.models import main_output_model
+
+    return main_output_model(keras.saving.load_model(Path(run_dir) / "best.keras", compile=False))
+
+
+def predict_batch(model, x: np.ndarray, tta: bool = False) -> np.ndarray:
+    """Main-output probabilities (N, H, W) for a model-input batch, flip-averaged with tta."""
+    if not tta:
+        return np.asarray(model.predict(x, verbose=0))[..., -1]
+    return merge_flips([np.asarray(model.predict(v, verbose=0))[..., -1] for v in flip_views(x)])
+
+
+def evaluate_run(run_dir: Path, tta: bool = False, model=None, batch_size: int = 8) -> dict:
+    """Score the best model on the test split, write the CSV, JSON and triptychs; returns the summary."""
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    size, channels, threshold = config["img_size"], config["channels"], config["threshold"]
+    test = read_split(run_dir / "split.json")["test"]
+    model = model if model is not None else load_model(run_dir)
+    rows, kept = [], []
+    for start in range(0, len(test), batch_size):
+        pairs = []
+        for sample in test[start : start + batch_size]:
+            try:
+                pairs.append((sample, *load_sample(sample)))
+            except ImageError as exc:
+                print(f"warning: skipping {exc}", file=sys.stderr)
+        if not pairs:
+            continue
+        x = np.stack([prepare(img, (size, size), channels) for _, img, _ in pairs])
+        probs = predict_batch(model, x, tta)
+        for (sample, image, truth), prob in zip(pairs, probs, strict=True):
+            pred = resize_probabilities(prob, truth.shape) > threshold
+            rows.append({"image": sample.name, **binary_scores(truth, pred)})
+            kept.append((sample, image, truth, pred))
+    summary = {"n_images": len(rows), "tta": tta, **summarize(rows)}
+    suffix = "_tta" if tta else ""
+    with open(run_dir / f"test_per_image{suffix}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["image", *SCORE_NAMES])
+        writer.writeheader()
+        writer.writerows(
+            {k: (f"{v:.5f}" if k != "image" else v) for k, v in r.items()} for r in rows
+        )
+    (run_dir / f"test_metrics{suffix}.json").write_text(json.dumps(summary, indent=1))
+    _write_triptychs(run_dir / "triptychs", rows, kept, seed=config.get("seed", 0))
+    return summary
+
+
+def _write_triptychs(folder: Path, rows: list[dict], kept: list, seed: int) -> None:
+    folder.mkdir(exist_ok=True)
+    order = np.argsort([r["dice"] for r in rows])
+    rng = np.random.default_rng(seed)
+    picks = [("worst", i) for i in order[:N_TRIPTYCHS]]
+    picks += [
+        ("random", i) for i in rng.choice(len(rows), min(N_TRIPTYCHS, len(rows)), replace=False)
+    ]
+    for kind, i in picks:
+        sample, image, truth, pred = kept[i]
+        caption = f"{sample.name}  dice {rows[i]['dice']:.3f}"
+        triptych(image, truth, pred, caption).save(folder / f"{kind}_{sample.name}.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    p = argparse.ArgumentParser(
+        prog="python -m segcore.evaluate", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--tta", action="store_true", help="average predictions over the four flips")
+    a = p.parse_args(argv)
+    if not (a.run_dir / "best.keras").exists():
+        print(f"error: {a.run_dir}: no best.keras (not a finished run folder)", file=sys.stderr)
+        return 2
+    s = evaluate_run(a.run_dir, a.tta)
+    print(
+        f"{a.run_dir}: test dice mean {s['dice']['mean']:.4f} median {s['dice']['median']:.4f} "
+        f"iou {s['iou']['mean']:.4f} ({s['n_images']} images{', tta' if a.tta else ''})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

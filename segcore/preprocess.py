@@ -1,0 +1,194 @@
+"""Image decoding and pre-processing shared by training, inference and the app.
+
+Pure numpy + Pillow: importing this module never imports TensorFlow or Keras, so the
+onnxruntime engine and the Streamlit app use exactly the code the training pipeline uses.
+Model input convention: float32 NHWC in [0, 1] (pixel / 255), RGB or luma grayscale.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+ImageSource = str | os.PathLike | bytes | BinaryIO
+
+#: Largest image (in pixels) accepted before Pillow's decompression-bomb guard trips.
+MAX_PIXELS = 80_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+NORMALIZATION = "divide_by_255"
+
+
+class ImageError(ValueError):
+    """An input file that cannot be used as an image or mask; the message names the file."""
+
+
+def _source_name(source: ImageSource) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return getattr(source, "name", "<bytes>")
+
+
+def open_image(source: ImageSource, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Open and fully decode an image with EXIF orientation applied; raises ImageError.
+
+    ``draft_size`` (width, height) lets a JPEG decode at 1/2, 1/4 or 1/8 scale while staying at
+    least that large (much faster for big photos). ``img.info["full_size"]`` holds the
+    (width, height) a full decode has, after EXIF rotation.
+    """
+    name = _source_name(source)
+    try:
+        fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+            full_size = img.size
+            if draft_size is not None and img.format == "JPEG":
+                img.draft("RGB", draft_size)
+            img.load()
+        if img.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):
+            full_size = full_size[::-1]
+        img = ImageOps.exif_transpose(img)
+        img.info["full_size"] = full_size
+    except FileNotFoundError as exc:
+        raise ImageError(f"{name}: file not found") from exc
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
+        raise ImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
+    if img.width < 1 or img.height < 1:
+        raise ImageError(f"{name}: empty image")
+    return img
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale any integer/float pixel array to uint8 by its dtype range (16-bit -> >> 8)."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.max(initial=0) <= 255:
+            return arr.astype(np.uint8)
+        return (arr.astype(np.float32) / 65535.0 * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    arr = arr.astype(np.float32)
+    top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+    return (arr / top * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Convert any Pillow image (RGB, RGBA, LA, P, L, I;16, I, F, CMYK) to an HxWx3 uint8 array."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        gray = _to_uint8(np.asarray(img))
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def to_mask_array(img: Image.Image) -> np.ndarray:
+    """Convert a mask image to a HxW bool array: foreground is any pixel above half its range."""
+    if img.mode in ("RGBA", "LA"):
+        img = img.convert("RGBA")
+        arr = np.asarray(img)
+        # a mask drawn as alpha over a transparent background
+        rgb_max = arr[..., :3].max(axis=2)
+        return (rgb_max > 127) & (arr[..., 3] > 127) if rgb_max.any() else arr[..., 3] > 127
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img)
+        if img.mode != "F" and arr.max(initial=0) == 1:  # 16-bit label masks stored as 0/1
+            return arr > 0
+        return _to_uint8(arr) > 127
+    if img.mode == "1":
+        return np.asarray(img, dtype=bool)
+    arr = np.asarray(img.convert("L"))
+    if arr.max(initial=0) == 1:  # label masks stored as 0/1
+        return arr > 0
+    return arr > 127
+
+
+def load_image(source: ImageSource) -> np.ndarray:
+    """Decode an image file (path, bytes or file object) to an HxWx3 uint8 RGB array."""
+    return to_rgb_array(open_image(source))
+
+
+def load_mask(source: ImageSource) -> np.ndarray:
+    """Decode a mask file to an HxW bool array (thresholded at half range)."""
+    return to_mask_array(open_image(source))
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an HxWx3 uint8 image to (height, width) with bilinear filtering (antialiased)."""
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an HxW bool mask to (height, width) with nearest-neighbour sampling."""
+    h, w = size
+    if mask.shape[:2] == (h, w):
+        return mask
+    img = Image.fromarray(mask.astype(np.uint8) * 255)
+    return np.asarray(img.resize((w, h), Image.NEAREST)) > 127
+
+
+def resize_probabilities(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an HxW float probability map to (height, width) with bilinear interpolation."""
+    h, w = size
+    if prob.shape[:2] == (h, w):
+        return prob.astype(np.float32, copy=False)
+    img = Image.fromarray(prob.astype(np.float32), mode="F")
+    return np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.float32)
+
+
+def to_model_input(images: np.ndarray, channels: int = 3) -> np.ndarray:
+    """Turn uint8 RGB images (HxWx3 or NxHxWx3) into float32 model input in [0, 1].
+
+    channels=1 converts to ITU-R 601 luma, the grayscale setting of the ISIC U-Net reports.
+    """
+    x = images.astype(np.float32) * (1.0 / 255.0)
+    if channels == 1:
+        luma = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        x = (x @ luma)[..., None]
+    elif channels != 3:
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    return x
+
+
+def prepare(image: np.ndarray, size: tuple[int, int], channels: int = 3) -> np.ndarray:
+    """Resize an HxWx3 uint8 image and convert it to HxWxC float32 model input."""
+    return to_model_input(resize_image(image, size), channels)
+
+
+def flip_views(batch: np.ndarray) -> list[np.ndarray]:
+    """The four flips of an NHWC batch for test-time augmentation: none, H, V, both."""
+    return [batch, batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]]
+
+
+def merge_flips(preds: list[np.ndarray]) -> np.ndarray:
+    """Undo `flip_views` on four (N, H, W) predictions and average them."""
+    return np.mean(
+        [preds[0], preds[1][:, :, ::-1], preds[2][:, ::-1], preds[3][:, ::-1, ::-1]], axis=0
+    )
+
+
+def is_image_file(path: Path) -> bool:
+    """True for file names with an image extension we can decode."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")

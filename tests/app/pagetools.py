@@ -1,0 +1,28 @@
+"""Paths and checks the app tests share (imported by the tests and by conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "streamlit_app.py"
+SAMPLES = REPO / "samples"
+ISIC_IMAGE = SAMPLES / "isic" / "images" / "ISIC_0000082.jpg"
+ISIC_TRUTH = SAMPLES / "isic" / "masks" / "ISIC_0000082_segmentation.png"
+TIMEOUT = 30
+EPOCHS = 10
+BEST_EPOCH = 7  # where the synthetic history.csv peaks in val Dice
+PAGES = ("segment", "gallery", "training", "benchmarks", "models")
+
+
+def problems(at: AppTest) -> list[str]:
+    """Every exception and error message the page shows (empty when it rendered cleanly)."""
+    return [e.value for e in at.exception] + [e.value for e in at.error]
+
+
+def texts(at: AppTest) -> str:
+    """All markdown, caption, info and warning text on the page, one per line."""
+    parts = [*at.markdown, *at.caption, *at.info, *at.warning, *at.error]
+    return "\n".join(str(p.value) for p in parts)

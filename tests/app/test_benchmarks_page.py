@@ -1,0 +1,113 @@
+"""The Benchmarks page in AppTest and its tables: cards plus bench/results, or a friendly note."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pagetools import problems, texts
+
+from segcore.app.benchmarks import (
+    latency_figure,
+    latency_table,
+    load_results,
+    model_table,
+    training_table,
+)
+from segcore.app.catalog import list_models
+
+
+def inference_record(model: str, provider: str = "CPUExecutionProvider") -> dict:
+    """A record shaped like ``python -m bench.inference`` writes."""
+    return {
+        "model": model,
+        "arch": "handmade",
+        "providers": [provider],
+        "ort_latency_ms_median": 2.0,
+        "ort_latency_ms_p90": 2.5,
+        "ort_throughput_ips": 900.0,
+        "keras_latency_ms_median": 8.0,
+        "keras_latency_ms_p90": 9.0,
+        "keras_throughput_ips": 200.0,
+        "ort_over_keras_latency": 0.25,
+        "e2e_photo": "3000x2000 JPEG",
+        "e2e_seconds_median": 0.31,
+        "keras_device": "cpu",
+        "host": "vm",
+        "cpu": "Some CPU",
+        "date": "2026-11-23T00:00:00+00:00",
+    }
+
+
+TRAIN_RECORD = {
+    "arch": "unet_bn",
+    "img_size": 128,
+    "batch_size": 16,
+    "precision": "fp32",
+    "train_img_s": 4.7,
+    "model_only_img_s": 6.8,
+    "device": "cpu",
+    "backend": "jax",
+}
+
+
+@pytest.fixture
+def bench_dir(tmp_path: Path) -> Path:
+    """Results for both hand-made models (bright on CPU and GPU) and one training record."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    records = [
+        inference_record("bright"),
+        inference_record("bright", "CUDAExecutionProvider"),
+        inference_record("bright_gray"),
+    ]
+    (folder / "inference-vm.json").write_text(json.dumps(records))
+    (folder / "train.json").write_text(json.dumps([TRAIN_RECORD]))
+    return folder
+
+
+def test_benchmarks_page_with_results(app_env, bright_models_dir: Path, bench_dir: Path, open_page):
+    app_env(models=bright_models_dir, bench=bench_dir)
+    at = open_page("benchmarks")
+    assert not problems(at)
+    assert not at.info
+    models, latency, training = (d.value for d in at.dataframe)
+    assert models["model"].tolist() == ["bright", "bright_gray"]
+    assert latency["ORT / Keras"].tolist() == [0.25, 0.25, 0.25]
+    assert latency["runs on"].tolist() == ["CPU", "GPU", "CPU"]
+    assert training["train img/s"].tolist() == [4.7]
+
+
+def test_benchmarks_page_without_results(app_env, bright_models_dir: Path, open_page):
+    app_env(models=bright_models_dir)
+    at = open_page("benchmarks")
+    assert not problems(at)
+    assert "No inference benchmark results yet" in texts(at)
+    assert "No training benchmark results yet" in texts(at)
+    assert len(at.dataframe) == 1  # the models table from the cards
+
+
+def test_benchmarks_page_skips_a_broken_file(app_env, bright_models_dir, bench_dir, open_page):
+    (bench_dir / "inference-broken.json").write_text("{not json")
+    app_env(models=bright_models_dir, bench=bench_dir)
+    at = open_page("benchmarks")
+    assert not problems(at)
+    assert any("inference-broken.json" in w.value for w in at.warning)
+
+
+def test_tables_and_figures(bright_models_dir: Path, bench_dir: Path):
+    inference, training, bad = load_results(bench_dir)
+    assert len(inference) == 3 and len(training) == 1 and not bad
+    entries, _ = list_models(bright_models_dir)
+    table = model_table(entries)
+    assert table["ONNX MB"].notna().all()
+    assert table["test Dice"].isna().all()  # the hand-made cards have no test metrics
+    latency = latency_table(inference)
+    labels = set(latency_figure(latency).data[0].x)
+    assert labels == {"bright (CPU)", "bright (GPU)", "bright_gray (CPU)"}
+    assert training_table(training)["arch"].tolist() == ["unet_bn"]
+
+
+def test_missing_results_folder(tmp_path: Path):
+    assert load_results(tmp_path / "nope") == ([], [], [])

@@ -1,0 +1,81 @@
+"""The Gallery page in AppTest and its scoring: bundled samples, per-image Dice, sorting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pagetools import SAMPLES, problems, texts
+
+from segcore.app.gallery import GalleryItem, mean_dice, sample_sets, score_samples, sort_items
+from segcore.data import load_sample
+from segcore.infer import Engine
+from segcore.scores import dice
+
+
+def dice_in_captions(at) -> list[float]:
+    """The Dice of every triptych, in page order."""
+    captions = [c for im in at.image for c in im.captions]
+    return [float(c.split("Dice ")[1].split()[0]) for c in captions]
+
+
+@pytest.fixture
+def gallery(app_env, bright_models_dir: Path, open_page):
+    """The Gallery over the real bundled samples with the hand-made models."""
+    app_env(models=bright_models_dir, samples=SAMPLES)
+    return open_page("gallery")
+
+
+def test_gallery_picks_the_dataset_with_a_model_and_scores_every_sample(gallery):
+    assert not problems(gallery)
+    assert gallery.radio(key="gallery-dataset").value == "isic"
+    count = len(sample_sets(SAMPLES)["isic"])
+    shown = {m.label: m.value for m in gallery.metric}
+    assert shown["Samples"] == str(count)
+    assert len(dice_in_captions(gallery)) == count
+
+
+def test_gallery_sorting(gallery):
+    worst_first = dice_in_captions(gallery)
+    assert worst_first == sorted(worst_first)
+    gallery.radio(key="gallery-order").set_value("best first").run()
+    assert dice_in_captions(gallery) == sorted(worst_first, reverse=True)
+    gallery.radio(key="gallery-order").set_value("name").run()
+    names = [c.split(" · ")[0] for im in gallery.image for c in im.captions]
+    assert names == sorted(names)
+
+
+def test_dataset_without_a_model_says_so(gallery):
+    gallery.radio(key="gallery-dataset").set_value("dsb").run()
+    assert not problems(gallery)
+    assert "No shipped model was trained on dsb" in texts(gallery)
+
+
+def test_no_samples_folder(app_env, bright_models_dir: Path, open_page):
+    app_env(models=bright_models_dir)
+    at = open_page("gallery")
+    assert not problems(at)
+    assert "No bundled samples" in texts(at)
+
+
+def test_score_samples_matches_the_engine(bright_models_dir: Path):
+    engine = Engine(bright_models_dir / "bright_gray.onnx")
+    samples = sample_sets(SAMPLES)["isic"][:3]
+    items, bad = score_samples(engine, samples)
+    assert not bad and [it.name for it in items] == [s.name for s in samples]
+    for item, sample in zip(items, samples, strict=True):
+        image, truth = load_sample(sample)
+        assert item.dice == pytest.approx(dice(truth, engine.predict(image).mask))
+        assert item.picture.startswith(b"\x89PNG")
+    assert mean_dice(items) == pytest.approx(np.mean([it.dice for it in items]))
+
+
+def test_sort_items_orders_and_rejects_unknown_orders():
+    items = [GalleryItem(n, d, d, b"") for n, d in (("b", 0.5), ("a", 0.9), ("c", 0.5))]
+    assert [it.name for it in sort_items(items, "worst first")] == ["b", "c", "a"]
+    assert [it.name for it in sort_items(items, "best first")] == ["a", "b", "c"]
+    assert [it.name for it in sort_items(items, "name")] == ["a", "b", "c"]
+    with pytest.raises(ValueError):
+        sort_items(items, "random")
+    assert np.isnan(mean_dice([]))

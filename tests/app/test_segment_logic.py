@@ -1,0 +1,115 @@
+"""segcore.app.segment: uploads in memory, truth matching, display downscaling, CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segcore.app.segment import (
+    DISPLAY_MAX_SIDE,
+    Upload,
+    batch_csv,
+    display_size,
+    match_truths,
+    measurements,
+    segment_upload,
+    truth_stem,
+)
+from segcore.app.settings import bench_dir, models_dir, samples_dir
+from segcore.infer import Engine
+from segcore.preprocess import ImageError
+
+
+@pytest.fixture(scope="module")
+def bright(bright_models_dir: Path) -> Engine:
+    return Engine(bright_models_dir / "bright.onnx")
+
+
+def png(array: np.ndarray, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def test_truth_matching_by_stem_with_isic_naming():
+    assert truth_stem("ISIC_0001_segmentation.png") == "ISIC_0001"
+    assert truth_stem("cell.tif") == "cell"
+    pairs = match_truths(
+        ["ISIC_0001.jpg", "cell.png", "lonely.png"], ["ISIC_0001_segmentation.png", "cell.tif"]
+    )
+    assert pairs == {"ISIC_0001.jpg": "ISIC_0001_segmentation.png", "cell.png": "cell.tif"}
+
+
+def test_display_size_keeps_aspect_and_never_upscales():
+    assert display_size(3000, 2000) == (683, DISPLAY_MAX_SIDE)
+    assert display_size(200, 100) == (100, 200)
+    assert display_size(10, 5000) == (DISPLAY_MAX_SIDE, 2)
+
+
+def test_big_image_mask_is_full_size_but_display_is_small(bright: Engine, disk_image):
+    image, truth = disk_image(2000, 3000, [(1000, 1500, 600)])
+    result = segment_upload(
+        bright, Upload("big.jpg", png(image, "JPEG")), threshold=0.5, tta=False, truth=truth
+    )
+    assert (result.width, result.height) == (3000, 2000)
+    assert max(result.image.shape[:2]) == DISPLAY_MAX_SIDE
+    assert result.mask.shape == result.truth.shape == result.image.shape[:2]
+    full = np.asarray(Image.open(io.BytesIO(result.mask_png)))
+    assert full.shape == (2000, 3000) and set(np.unique(full)) <= {0, 255}
+    assert result.dice > 0.95 and result.note == ""
+
+
+def test_truth_of_another_size_is_resized_and_noted(bright: Engine, disk_image):
+    image, truth = disk_image(64, 64, [(32, 32, 20)])
+    small = np.asarray(Image.fromarray(truth).resize((32, 32), Image.NEAREST))
+    result = segment_upload(
+        bright, Upload("a.png", png(image)), threshold=0.5, tta=False, truth=small
+    )
+    assert "resized from 32x32 to 64x64" in result.note
+    assert result.dice > 0.9
+
+
+def test_unreadable_truth_is_noted_not_fatal(bright: Engine, disk_image):
+    image, _ = disk_image(32, 32, [(16, 16, 8)])
+    result = segment_upload(
+        bright,
+        Upload("a.png", png(image)),
+        threshold=0.5,
+        tta=False,
+        truth=Upload("a_mask.png", b"garbage"),
+    )
+    assert result.dice is None and "a_mask.png" in result.note
+
+
+def test_unreadable_image_raises_an_error_naming_it(bright: Engine):
+    with pytest.raises(ImageError, match="broken.png"):
+        segment_upload(bright, Upload("broken.png", b"not an image"), threshold=0.5, tta=False)
+
+
+def test_batch_csv_and_measurements(bright: Engine, disk_image):
+    image, truth = disk_image(32, 32, [(8, 8, 5), (24, 24, 5)])
+    with_truth = segment_upload(
+        bright, Upload("two.png", png(image)), threshold=0.5, tta=False, truth=truth
+    )
+    alone = segment_upload(bright, Upload("one.png", png(image)), threshold=0.5, tta=True)
+    rows = list(csv.DictReader(io.StringIO(batch_csv([with_truth, alone], "bright", 0.5, True))))
+    assert [r["file"] for r in rows] == ["two.png", "one.png"]
+    assert rows[0]["components"] == "2" and float(rows[0]["dice"]) > 0.9
+    assert rows[1]["dice"] == "" and rows[1]["model"] == "bright"
+    assert measurements(alone, "dsb")[0] == ("Nuclei", "2")
+    assert measurements(alone, "isic")[0][0] == "Lesion area"
+    assert [label for label, _ in measurements(alone, "plain")] == ["Objects", "Area"]
+
+
+def test_folders_follow_env_vars(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    for var in ("SEGCORE_MODELS_DIR", "SEGCORE_SAMPLES_DIR", "SEGCORE_BENCH_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    assert models_dir().name == "models" and samples_dir().name == "samples"
+    assert bench_dir().parts[-2:] == ("bench", "results")
+    monkeypatch.setenv("SEGCORE_MODELS_DIR", str(tmp_path))
+    assert models_dir() == tmp_path

@@ -1,0 +1,146 @@
+"""The Segment page in AppTest: uploads with and without truth, bad files, models, samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pagetools import ISIC_IMAGE, ISIC_TRUTH, SAMPLES, problems, texts
+
+from segcore.infer import Engine
+from segcore.preprocess import load_mask
+from segcore.scores import dice, iou
+
+
+def metrics(at) -> dict[str, str]:
+    """Metric label -> shown value."""
+    return {m.label: m.value for m in at.metric}
+
+
+def upload(at, key: str, path: Path, mime: str = "image/png") -> None:
+    """Stage a file from disk in the uploader ``key`` (the next run sees it)."""
+    at.file_uploader(key=key).upload(path.name, path.read_bytes(), mime)
+
+
+@pytest.fixture
+def bright_app(app_env, bright_models_dir: Path, open_page):
+    """The Segment page over the hand-made models (``bright_gray`` is the ISIC one)."""
+    app_env(models=bright_models_dir, samples=SAMPLES)
+    return open_page("segment")
+
+
+def test_renders_and_invites_an_upload(bright_app):
+    assert not problems(bright_app)
+    assert bright_app.selectbox(key="segment-model").value == "bright_gray"
+    assert "Upload one or more images" in texts(bright_app)
+    assert len(bright_app.file_uploader) == 2
+
+
+def test_no_models_says_how_to_export(app_env, open_page):
+    app_env()
+    at = open_page("segment")
+    assert not problems(at)
+    assert "python -m export RUN_DIR" in texts(at)
+
+
+def test_upload_without_truth_shows_mask_area_and_time(bright_app):
+    upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
+    bright_app.run()
+    assert not problems(bright_app)
+    assert [c for im in bright_app.image for c in im.captions] == [
+        "Original",
+        "Predicted mask",
+        "Overlay",
+    ]
+    shown = metrics(bright_app)
+    assert {"Lesion area", "Lesion pixels", "Time"} <= set(shown)
+    assert "Dice" not in shown
+    assert len(bright_app.get("download_button")) == 2  # the CSV and the mask
+
+
+def test_upload_with_truth_shows_the_engines_dice(bright_app, bright_models_dir: Path):
+    upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
+    upload(bright_app, "truths", ISIC_TRUTH)
+    bright_app.run()
+    assert not problems(bright_app)
+    engine = Engine(bright_models_dir / "bright_gray.onnx")
+    pred = engine.predict(ISIC_IMAGE.read_bytes()).mask
+    truth = load_mask(ISIC_TRUTH)
+    shown = metrics(bright_app)
+    assert shown["Dice"] == f"{dice(truth, pred):.3f}"
+    assert shown["IoU"] == f"{iou(truth, pred):.3f}"
+    captions = [c for im in bright_app.image for c in im.captions]
+    assert captions[:2] == ["Original", "Ground truth"]
+    assert "mean Dice" in texts(bright_app)
+
+
+def test_corrupt_upload_is_named_and_the_good_one_still_renders(bright_app):
+    bright_app.file_uploader(key="images").upload("broken.png", b"not an image", "image/png")
+    upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
+    bright_app.run()
+    assert not bright_app.exception
+    errors = [e.value for e in bright_app.error]
+    assert len(errors) == 1 and "broken.png" in errors[0]
+    assert "Lesion area" in metrics(bright_app)
+    assert ISIC_IMAGE.name in texts(bright_app)
+
+
+def test_unmatched_truth_is_reported(bright_app):
+    upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
+    bright_app.file_uploader(key="truths").upload(
+        "other_segmentation.png", ISIC_TRUTH.read_bytes(), "image/png"
+    )
+    bright_app.run()
+    assert not problems(bright_app)
+    assert any("other_segmentation.png" in w.value for w in bright_app.warning)
+    assert "Dice" not in metrics(bright_app)
+
+
+def test_switching_models_changes_what_is_measured(bright_app):
+    upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
+    bright_app.run()
+    assert "Lesion area" in metrics(bright_app)
+    bright_app.selectbox(key="segment-model").set_value("bright").run()
+    assert not problems(bright_app)
+    assert {"Objects", "Area"} <= set(metrics(bright_app))
+    assert "Trained on **plain**" in texts(bright_app)
+
+
+def test_bundled_sample_runs_with_its_truth(bright_app):
+    sample = bright_app.selectbox(key="sample")
+    assert ISIC_IMAGE.name in sample.options
+    sample.set_value(ISIC_IMAGE.name).run()
+    assert not problems(bright_app)
+    assert "Dice" in metrics(bright_app)
+
+
+def test_threshold_and_tta_apply(bright_app, bright_models_dir: Path):
+    upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
+    bright_app.slider(key="threshold-bright_gray").set_value(0.3)
+    bright_app.toggle(key="segment-tta").set_value(True)
+    bright_app.run()
+    assert not problems(bright_app)
+    engine = Engine(bright_models_dir / "bright_gray.onnx")
+    pred = engine.predict(ISIC_IMAGE.read_bytes(), threshold=0.3, tta=True)
+    assert metrics(bright_app)["Lesion pixels"] == f"{pred.area_px:,}"
+
+
+@pytest.mark.slow
+def test_real_exported_unet_segments_a_sample(app_env, tiny_models_dir: Path, open_page):
+    app_env(models=tiny_models_dir, samples=SAMPLES)
+    at = open_page("segment")
+    upload(at, "images", ISIC_IMAGE, "image/jpeg")
+    at.run()
+    assert not problems(at)
+    assert {"Objects", "Area", "Time"} <= set(metrics(at))
+
+
+def test_an_unexpected_failure_is_a_message_not_a_traceback(
+    app_env, tmp_path: Path, bright_models_dir: Path, open_page
+):
+    (tmp_path / "odd.onnx").write_bytes((bright_models_dir / "bright.onnx").read_bytes())
+    (tmp_path / "odd.json").write_text('{"input_size": "big", "channels": 3}')
+    app_env(models=tmp_path)
+    at = open_page("segment")
+    assert not at.exception
+    assert any("unexpected problem" in e.value for e in at.error)

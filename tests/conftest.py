@@ -1,0 +1,203 @@
+"""Shared fixtures: a tiny dataset, a tiny trained run folder, exported and hand-made ONNX models.
+
+- `tiny_dataset_dir`: 12 plain-layout 32x32 PNG images (a bright disk on a dark noisy
+  background) with their disk masks.
+- `tiny_run_dir`: a run folder in ``segcore.train``'s format (best.keras from a U-Net with
+  base_filters 4 and depth 2 trained a few epochs, config.json, split.json, history.csv,
+  test_metrics.json).
+- `tiny_models_dir`: ``models/`` holding ``tiny_unet.onnx`` + card + history, exported from it.
+- `disk_image`: a function drawing bright disks on a dark background, with their mask.
+- `bright_models_dir`: ``models/`` with hand-made ONNX models (no TensorFlow needed) whose
+  probability is sigmoid(20 * (mean pixel - 0.5)): ``bright`` (RGB, ``plain``) and
+  ``bright_gray`` (1 channel, ``isic`` so its card keeps the largest component).
+  Their masks are known exactly, which the engine and predict tests rely on.
+
+TensorFlow is imported inside the fixtures that need it, never at collection time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from PIL import Image
+
+from segcore.data import find_samples, load_sample, make_split, write_split
+from segcore.scores import binary_scores, summarize
+
+TINY_SIZE = 32
+TINY_IMAGES = 12
+BRIGHT_SIZE = 32
+
+
+def make_disk_image(
+    height: int, width: int, centers: list[tuple[int, int, int]], seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB uint8 image of bright disks (cy, cx, r) on a dark noisy background, and its mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    mask = np.zeros((height, width), dtype=bool)
+    for cy, cx, r in centers:
+        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
+    noise = rng.integers(0, 40, size=(height, width, 3))
+    image = np.where(mask[..., None], 215 + noise, 10 + noise).astype(np.uint8)
+    return image, mask
+
+
+@pytest.fixture(scope="session")
+def disk_image():
+    """`make_disk_image`: (height, width, [(cy, cx, r), ...], seed) -> (RGB image, bool mask)."""
+    return make_disk_image
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plain images/ + masks/ dataset of 12 32x32 disk images."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(TINY_IMAGES):
+        r = int(rng.integers(5, 11))
+        cy, cx = (int(v) for v in rng.integers(r, TINY_SIZE - r, size=2))
+        image, mask = make_disk_image(TINY_SIZE, TINY_SIZE, [(cy, cx, r)], seed=i)
+        Image.fromarray(image).save(root / "images" / f"img{i:02d}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / f"img{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tiny_dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder like ``python -m segcore.train`` writes, from a tiny U-Net trained briefly."""
+    import keras
+
+    from segcore.models import build
+    from segcore.preprocess import prepare, resize_probabilities
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    fmt, samples = find_samples(tiny_dataset_dir)
+    split = make_split(samples, (0.6, 0.2, 0.2), seed=0)
+    write_split(
+        run / "split.json", split, tiny_dataset_dir, {"fractions": [0.6, 0.2, 0.2], "seed": 0}
+    )
+
+    def arrays(part: str) -> tuple[np.ndarray, np.ndarray, list]:
+        pairs = [load_sample(s) for s in split[part]]
+        x = np.stack([prepare(img, (TINY_SIZE, TINY_SIZE), 3) for img, _ in pairs])
+        y = np.stack([m[..., None].astype(np.float32) for _, m in pairs])
+        return x, y, pairs
+
+    keras.utils.set_random_seed(0)
+    arch_kwargs = {"channels": 3, "base_filters": 4, "depth": 2}
+    model = build("unet", **arch_kwargs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    x, y, _ = arrays("train")
+    fit = model.fit(x, y, epochs=8, batch_size=4, verbose=0, validation_data=arrays("val")[:2])
+    model.save(run / "best.keras")
+
+    with open(run / "history.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", "loss", "val_loss", "lr", "seconds"])
+        for epoch, (loss, val) in enumerate(
+            zip(fit.history["loss"], fit.history["val_loss"], strict=True), start=1
+        ):
+            writer.writerow([epoch, f"{loss:.5f}", f"{val:.5f}", "0.01", "0.1"])
+
+    xt, _, pairs = arrays("test")
+    probs = np.asarray(model.predict(xt, verbose=0))[..., -1]
+    rows = [
+        binary_scores(truth, resize_probabilities(p, truth.shape) > 0.5)
+        for (_, truth), p in zip(pairs, probs, strict=True)
+    ]
+    (run / "test_metrics.json").write_text(json.dumps({"n_images": len(rows), **summarize(rows)}))
+    config = {
+        "arch": "unet",
+        "arch_kwargs": arch_kwargs,
+        "dataset": "plain",
+        "data": str(tiny_dataset_dir),
+        "format": fmt,
+        "img_size": TINY_SIZE,
+        "channels": 3,
+        "epochs": 8,
+        "epochs_completed": 8,
+        "best_epoch": 8,
+        "batch_size": 4,
+        "lr": 1e-2,
+        "loss": "bce",
+        "split": "0.6,0.2,0.2",
+        "seed": 0,
+        "normalization": "divide_by_255",
+        "threshold": 0.5,
+        "params": int(model.count_params()),
+        "backend": keras.backend.backend(),
+        "device": "cpu",
+        "library_versions": {"keras": keras.__version__},
+        "train_seconds": 1.0,
+    }
+    (run / "config.json").write_text(json.dumps(config, indent=1))
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tiny_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``models/`` with ``tiny_unet.onnx``, ``tiny_unet.json`` and ``tiny_unet.history.csv``."""
+    from export.pipeline import export_run
+    from export.run_folder import read_run
+
+    out = tmp_path_factory.mktemp("tiny_export") / "models"
+    export_run(read_run(tiny_run_dir), out, name="tiny_unet")
+    return out
+
+
+def write_bright_model(folder: Path, name: str, channels: int, dataset: str) -> Path:
+    """Write a hand-made ONNX model: probability = sigmoid(20 * (mean pixel - 0.5)), and its card."""
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, None, None, channels])
+    mask = helper.make_tensor_value_info("mask", TensorProto.FLOAT, [None, None, None, 1])
+    weight = helper.make_tensor(
+        "w", TensorProto.FLOAT, [1, channels, 1, 1], [20.0 / channels] * channels
+    )
+    bias = helper.make_tensor("b", TensorProto.FLOAT, [1], [-10.0])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("Conv", ["nchw", "w", "b"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["prob"]),
+            helper.make_node("Transpose", ["prob"], ["mask"], perm=[0, 2, 3, 1]),
+        ],
+        name,
+        [image],
+        [mask],
+        [weight, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = folder / f"{name}.onnx"
+    onnx.save(model, path)
+    card = {
+        "name": name,
+        "arch": "handmade",
+        "dataset": dataset,
+        "input_size": BRIGHT_SIZE,
+        "channels": channels,
+        "normalization": "divide_by_255",
+        "threshold": 0.5,
+        "postprocess": {"keep_largest": dataset == "isic", "fill_holes": True},
+    }
+    (folder / f"{name}.json").write_text(json.dumps(card))
+    return path
+
+
+@pytest.fixture(scope="session")
+def bright_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``models/`` with the hand-made ``bright`` (RGB, plain) and ``bright_gray`` (1 ch, isic)."""
+    folder = tmp_path_factory.mktemp("bright") / "models"
+    folder.mkdir()
+    write_bright_model(folder, "bright", 3, "plain")
+    write_bright_model(folder, "bright_gray", 1, "isic")
+    return folder

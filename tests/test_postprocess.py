@@ -1,0 +1,72 @@
+"""Mask clean-up and component counting on crafted masks."""
+
+import numpy as np
+from scipy import ndimage
+
+from segcore.postprocess import Postprocess, count_components, fill_holes, keep_largest_component
+
+
+def squares(*boxes: tuple[int, int, int, int], shape=(20, 20)) -> np.ndarray:
+    """A bool mask with the filled boxes (y0, x0, y1, x1)."""
+    mask = np.zeros(shape, dtype=bool)
+    for y0, x0, y1, x1 in boxes:
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def test_count_components_is_four_connected():
+    assert count_components(np.zeros((5, 5), bool)) == 0
+    assert count_components(squares((0, 0, 3, 3), (10, 10, 12, 12), (15, 0, 20, 5))) == 3
+    diagonal = np.eye(4, dtype=bool)  # pixels touching only at corners
+    assert count_components(diagonal) == 4
+
+
+def test_keep_largest_component():
+    mask = squares((0, 0, 3, 3), (5, 5, 15, 15), (17, 17, 19, 19))
+    assert np.array_equal(keep_largest_component(mask), squares((5, 5, 15, 15)))
+    empty = np.zeros((4, 4), bool)
+    assert not keep_largest_component(empty).any()
+
+
+def test_fill_holes_fills_enclosed_background_only():
+    ring = squares((2, 2, 12, 12))
+    ring[5:8, 5:8] = False  # enclosed hole
+    open_notch = squares((14, 0, 20, 8))
+    open_notch[16:18, 0:3] = False  # touches the border: not a hole
+    mask = ring | open_notch
+    filled = fill_holes(mask)
+    assert filled[5:8, 5:8].all()
+    assert not filled[16:18, 0:3].any()
+    assert np.array_equal(filled, ndimage.binary_fill_holes(mask))
+
+
+def test_fill_holes_edge_cases():
+    full = np.ones((6, 6), bool)
+    assert fill_holes(full).all()
+    empty = np.zeros((6, 6), bool)
+    assert not fill_holes(empty).any()
+
+
+def test_fill_holes_matches_scipy_on_random_masks():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        mask = rng.random((30, 40)) > 0.45
+        assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+
+
+def test_defaults_by_dataset_and_json_round_trip():
+    assert Postprocess.for_dataset("isic") == Postprocess(keep_largest=True, fill_holes=True)
+    assert Postprocess.for_dataset("dsb") == Postprocess(keep_largest=False, fill_holes=True)
+    assert Postprocess.for_dataset("plain") == Postprocess(keep_largest=False, fill_holes=True)
+    settings = Postprocess(keep_largest=True, fill_holes=False)
+    assert Postprocess.from_json(settings.to_json()) == settings
+    assert Postprocess.from_json({}) == Postprocess()
+
+
+def test_apply_runs_keep_largest_then_fill():
+    big = squares((2, 2, 14, 14))
+    big[6:9, 6:9] = False
+    mask = big | squares((16, 16, 19, 19))
+    out = Postprocess(keep_largest=True, fill_holes=True).apply(mask)
+    assert np.array_equal(out, squares((2, 2, 14, 14)))
+    assert np.array_equal(Postprocess.none().apply(mask), mask)

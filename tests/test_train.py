@@ -1,0 +1,502 @@
+"""``segcore.train``: the run folder of a short training, resume (after a finished or interrupted
+run), grayscale input with a time limit, bad input, MirroredStrategy and the JAX backend.
+
+Training runs use the shared 12-image ``tiny_dataset_dir`` (32x32), a U-Net with base_filters 4
+and depth 2, batch 4 (2 steps per epoch) and split 0.6,0.2,0.2 (8 train, 2 val, 2 test).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from segcore.data import read_split
+from segcore.history import read_history
+from segcore.train import DEMO_SIZING, SAMPLES_DIR, TrainConfig, dataset_name, main, parse_args
+
+REPO = Path(__file__).resolve().parents[1]
+HISTORY_COLUMNS = [
+    "epoch",
+    "loss",
+    "dice",
+    "iou",
+    "precision",
+    "recall",
+    "accuracy",
+    "val_loss",
+    "val_dice",
+    "val_iou",
+    "val_precision",
+    "val_recall",
+    "val_accuracy",
+    "lr",
+    "seconds",
+]
+STEPS_PER_EPOCH = 2  # 8 training images, batch 4
+
+
+def train_args(data: Path, out: Path, epochs: int = 2, *extra: str) -> list[str]:
+    return [
+        "--data", str(data), "--arch", "unet", "--base-filters", "4", "--depth", "2",
+        "--img-size", "32", "--epochs", str(epochs), "--batch-size", "4",
+        "--split", "0.6,0.2,0.2", "--seed", "3", "--workers", "2", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    env.pop("KERAS_BACKEND", None)
+    env.update(extra)
+    return env
+
+
+def optimizer_iterations(run_dir: Path) -> int:
+    saved = np.load(run_dir / "checkpoint" / "optimizer.npz")
+    return int(saved["v0"])  # Keras puts the iteration counter first
+
+
+def state(run_dir: Path) -> dict:
+    return json.loads((run_dir / "checkpoint" / "state.json").read_text())
+
+
+def epochs_logged(run_dir: Path) -> list[int]:
+    return [r["epoch"] for r in read_history(run_dir / "history.csv")]
+
+
+# --- arguments ----------------------------------------------------------------------------------
+
+
+def test_no_arguments_means_the_bundled_demo():
+    cfg, resume = parse_args([])
+    assert resume is None
+    assert Path(cfg.data) == SAMPLES_DIR == REPO / "samples" / "isic"
+    assert SAMPLES_DIR.is_dir()
+    for key, value in DEMO_SIZING.items():
+        assert getattr(cfg, key) == value
+    full = TrainConfig()
+    assert cfg.img_size < full.img_size and cfg.depth < full.depth and cfg.base_filters <= 16
+    # explicit flags still win over the demo sizing
+    assert parse_args(["--epochs", "2"])[0].epochs == 2
+    assert parse_args(["--epochs", "2"])[0].img_size == DEMO_SIZING["img_size"]
+
+
+def test_with_data_the_full_defaults_apply():
+    cfg, _ = parse_args(["--data", "somewhere"])
+    d = TrainConfig()
+    assert (cfg.img_size, cfg.epochs, cfg.batch_size, cfg.depth) == (
+        d.img_size,
+        d.epochs,
+        d.batch_size,
+        d.depth,
+    )
+    assert cfg.base_filters is None
+
+
+def test_every_documented_flag_parses():
+    cfg, resume = parse_args(
+        [
+            "--data", "d", "--format", "dsb", "--arch", "unetpp", "--base-filters", "8",
+            "--img-size", "96", "--channels", "1", "--epochs", "5", "--batch-size", "2",
+            "--lr", "0.01", "--loss", "focal", "--split", "0.6,0.2,0.2", "--seed", "9",
+            "--out", "o", "--resume", "r", "--mixed-precision", "--tensorboard",
+            "--distribute", "mirrored", "--deep-supervision", "off",
+        ]
+    )  # fmt: skip
+    assert resume == "r"
+    assert (cfg.format, cfg.arch, cfg.base_filters, cfg.img_size, cfg.channels) == (
+        "dsb",
+        "unetpp",
+        8,
+        96,
+        1,
+    )
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.loss, cfg.split, cfg.seed) == (
+        5,
+        2,
+        0.01,
+        "focal",
+        "0.6,0.2,0.2",
+        9,
+    )
+    assert cfg.mixed_precision and cfg.tensorboard and cfg.distribute == "mirrored"
+    assert cfg.arch_kwargs == {"deep_supervision": False}
+
+
+@pytest.mark.parametrize(
+    "argv", [["--format", "coco"], ["--channels", "2"], ["--loss", "l2"], ["--distribute", "tpu"]]
+)
+def test_bad_choices_are_usage_errors(argv):
+    with pytest.raises(SystemExit) as info:
+        parse_args(argv)
+    assert info.value.code == 2
+
+
+def test_dataset_name_reads_the_pack_marker(tmp_path: Path):
+    (tmp_path / "dataset.json").write_text(json.dumps({"dataset": "dsb"}))
+    assert dataset_name("plain", str(tmp_path)) == "dsb"
+    assert dataset_name("isic", str(tmp_path / "x")) == "isic"
+    assert dataset_name("plain", str(tmp_path / "my_cells")) == "my_cells"
+
+
+def test_cosine_schedule():
+    from segcore.train import _lr_callback
+
+    cfg = TrainConfig(epochs=40, lr=1e-3, schedule="cosine")
+    schedule = _lr_callback(cfg).schedule
+    assert schedule(0, 0.0) == pytest.approx(0.5e-3)  # warm-up over 2 epochs
+    assert schedule(2, 0.0) == pytest.approx(1e-3)
+    lrs = [schedule(e, 0.0) for e in range(2, 40)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert 1e-5 <= lrs[-1] < 2e-5  # decays towards 1% of the initial rate
+
+
+# --- bad input: exit code 2, one line, no traceback ---------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["wrong_folder", "bad_split", "not_a_run"])
+def test_bad_input_returns_2_with_one_line(case, tmp_path: Path, tiny_dataset_dir: Path, capsys):
+    if case == "wrong_folder":
+        (tmp_path / "photos").mkdir()
+        (tmp_path / "photos" / "cat.png").write_bytes(b"")
+        argv = ["--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run")]
+    elif case == "bad_split":
+        argv = train_args(tiny_dataset_dir, tmp_path / "run") + ["--split", "0.9,0.2"]
+    else:
+        argv = ["--resume", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run" / "best.keras").exists()
+
+
+@pytest.mark.slow
+def test_empty_folder_cli_exits_2_without_traceback(tmp_path: Path):
+    empty = tmp_path / "EMPTY"
+    empty.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "segcore.train", "--data", str(empty)],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(empty) in errors[0] and "no dataset found" in errors[0]
+    assert not (tmp_path / "runs").exists()
+
+
+# --- a 2-epoch run ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A 2-epoch run folder, and the CachedBatches datasets the run built."""
+    import segcore.data.batches as batches
+
+    made = []
+
+    class Recording(batches.CachedBatches):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    run = tmp_path_factory.mktemp("train") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(batches, "CachedBatches", Recording)
+        assert main(train_args(tiny_dataset_dir, run)) == 0
+    return run, made
+
+
+@pytest.mark.slow
+def test_run_folder_is_complete(trained):
+    run, _ = trained
+    for name in (
+        "best.keras",
+        "history.csv",
+        "config.json",
+        "split.json",
+        "test_metrics.json",
+        "test_per_image.csv",
+        "checkpoint/state.json",
+        "checkpoint/last.weights.h5",
+        "checkpoint/optimizer.npz",
+    ):
+        assert (run / name).is_file(), name
+    pictures = list((run / "triptychs").glob("*.png"))
+    assert pictures and all(p.stat().st_size > 0 for p in pictures)
+
+
+@pytest.mark.slow
+def test_history_csv(trained):
+    run, _ = trained
+    with open(run / "history.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == HISTORY_COLUMNS
+        rows = list(reader)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for r in rows:
+        values = {k: float(v) for k, v in r.items()}
+        assert all(math.isfinite(v) for v in values.values())
+        assert values["lr"] == pytest.approx(1e-3)
+        assert values["seconds"] > 0 and values["loss"] > 0 and values["val_loss"] > 0
+        for name in ("dice", "iou", "precision", "recall", "accuracy"):
+            assert 0 <= values[name] <= 1 and 0 <= values[f"val_{name}"] <= 1
+
+
+@pytest.mark.slow
+def test_config_json(trained, tiny_dataset_dir: Path):
+    run, _ = trained
+    config = json.loads((run / "config.json").read_text())
+    assert set(asdict(TrainConfig())) <= set(config)  # every setting
+    assert (config["arch"], config["img_size"], config["epochs"], config["seed"]) == (
+        "unet",
+        32,
+        2,
+        3,
+    )
+    assert config["data"] == str(tiny_dataset_dir) and config["out"] == str(run)
+    assert config["arch_kwargs"] == {"channels": 3, "depth": 2, "base_filters": 4}
+    versions = config["library_versions"]
+    assert {"python", "keras", "numpy", "pillow"} <= set(versions)
+    import keras
+
+    assert versions["keras"] == keras.__version__
+    assert config["backend"] == keras.backend.backend()
+    assert isinstance(config["device"], str) and config["device"]
+    assert (config["n_train"], config["n_val"], config["epochs_completed"]) == (8, 2, 2)
+    assert config["params"] > 0 and config["train_seconds"] > 0
+    history = read_history(run / "history.csv")
+    best = max(history, key=lambda r: r["val_dice"])
+    assert config["best_epoch"] == best["epoch"]
+    assert config["best_val_dice"] == pytest.approx(best["val_dice"])
+
+
+@pytest.mark.slow
+def test_split_json_and_test_outputs(trained, tiny_dataset_dir: Path):
+    run, _ = trained
+    split = read_split(run / "split.json")
+    assert [len(split[k]) for k in ("train", "val", "test")] == [8, 2, 2]
+    names = [set(s.name for s in split[k]) for k in ("train", "val", "test")]
+    assert len(set().union(*names)) == 12
+    assert json.loads((run / "split.json").read_text())["root"] == str(tiny_dataset_dir.resolve())
+    with open(run / "test_per_image.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["image"] for r in rows} == names[2]
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert metrics["n_images"] == 2
+    assert metrics["dice"]["mean"] == pytest.approx(
+        np.mean([float(r["dice"]) for r in rows]), abs=1e-4
+    )
+
+
+@pytest.mark.slow
+def test_training_batches_augmented_validation_plain(trained):
+    _, made = trained
+    train_ds, val_ds = made
+    assert train_ds.augment is not None and train_ds.shuffle
+    assert val_ds.augment is None and not val_ds.shuffle
+    assert len(train_ds.images) == 8 and len(val_ds.images) == 2
+    # advanced once per epoch (Keras also ends a pseudo-epoch after its build pass)
+    assert train_ds.epoch in (2, 3)
+
+
+@pytest.mark.slow
+def test_best_keras_holds_the_best_checkpoint(trained):
+    import keras
+
+    from segcore.models import build
+
+    run, _ = trained
+    model = keras.saving.load_model(run / "best.keras", compile=False)
+    assert model.input_shape[-1] == 3
+    ref = build("unet", channels=3, depth=2, base_filters=4)
+    ref.load_weights(run / "checkpoint" / "best.weights.h5")
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), ref.predict(x, verbose=0), atol=1e-6)
+    with zipfile.ZipFile(run / "best.keras") as z:  # saved without optimizer or compile state
+        assert not json.loads(z.read("config.json")).get("compile_config")
+        with h5py.File(io.BytesIO(z.read("model.weights.h5"))) as weights:
+            assert "optimizer" not in weights
+
+
+@pytest.mark.slow
+def test_out_folder_holding_a_run_is_refused(trained, tiny_dataset_dir: Path):
+    run, _ = trained
+    before = (run / "split.json").read_text()
+    with pytest.raises(SystemExit, match="--resume"):
+        main(train_args(tiny_dataset_dir, run))
+    assert (run / "split.json").read_text() == before
+
+
+# --- resume -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_resume_extends_a_finished_run(trained, tmp_path: Path):
+    run = tmp_path / "copy"
+    shutil.copytree(trained[0], run)
+    assert state(run)["epoch"] == 2 and optimizer_iterations(run) == 2 * STEPS_PER_EPOCH
+    # without --epochs a finished run is only re-evaluated
+    assert main(["--resume", str(run)]) == 0
+    assert epochs_logged(run) == [1, 2]
+    assert main(["--resume", str(run), "--epochs", "3"]) == 0
+    assert epochs_logged(run) == [1, 2, 3]
+    assert state(run)["epoch"] == 3
+    assert optimizer_iterations(run) == 3 * STEPS_PER_EPOCH  # the optimizer carried on
+    config = json.loads((run / "config.json").read_text())
+    assert config["epochs"] == 3 and config["epochs_completed"] == 3
+    assert (run / "best.keras").is_file() and (run / "test_metrics.json").is_file()
+
+
+class PowerCut(Exception):
+    """Raised by a callback to simulate a run killed mid-training."""
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes(tiny_dataset_dir: Path, tmp_path: Path, monkeypatch):
+    from segcore.callbacks import ResumeCheckpoint
+
+    save = ResumeCheckpoint.on_epoch_end
+
+    def cut_in_epoch_2(self, epoch, logs=None):
+        if epoch == 1:  # history.csv already has epoch 2, its checkpoint is never written
+            raise PowerCut
+        save(self, epoch, logs)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(ResumeCheckpoint, "on_epoch_end", cut_in_epoch_2)
+    with pytest.raises(PowerCut):
+        main(train_args(tiny_dataset_dir, run, 3))
+    monkeypatch.undo()
+    assert state(run)["epoch"] == 1
+    assert not (run / "best.keras").exists() and not (run / "test_metrics.json").exists()
+
+    assert main(["--resume", str(run), "--epochs", "3"]) == 0
+    assert epochs_logged(run) == [1, 2, 3]  # the lost epoch 2 is redone, not logged twice
+    assert state(run)["epoch"] == 3
+    assert optimizer_iterations(run) == 3 * STEPS_PER_EPOCH
+    assert json.loads((run / "config.json").read_text())["epochs_completed"] == 3
+    assert (run / "best.keras").is_file() and (run / "test_metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_grayscale_run_stopped_by_time_limit_then_resumed(tiny_dataset_dir: Path, tmp_path: Path):
+    import keras
+
+    run = tmp_path / "gray"
+    assert (
+        main(train_args(tiny_dataset_dir, run, 4, "--channels", "1", "--time-limit", "1e-4")) == 0
+    )
+    assert epochs_logged(run) == [1]  # the time budget ended the run after one epoch
+    config = json.loads((run / "config.json").read_text())
+    assert config["channels"] == 1 and config["arch_kwargs"]["channels"] == 1
+    model = keras.saving.load_model(run / "best.keras", compile=False)
+    assert model.input_shape[-1] == 1
+    assert json.loads((run / "test_metrics.json").read_text())["n_images"] == 2
+
+    # the saved budget applies again to the resumed session, which goes on from epoch 2
+    assert main(["--resume", str(run), "--epochs", "4"]) == 0
+    logged = epochs_logged(run)
+    assert logged[0] == 1 and logged == list(range(1, len(logged) + 1)) and len(logged) >= 2
+    assert state(run)["epoch"] == len(logged)
+
+
+# --- other back ends and strategies -------------------------------------------------------------
+
+MIRRORED = """
+import sys
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import segcore.train
+
+code = segcore.train.main(sys.argv[1:] + ["--distribute", "mirrored"])
+print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync)
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_cpu_devices(tiny_dataset_dir: Path, tmp_path: Path):
+    run = tmp_path / "mirrored"
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED, *train_args(tiny_dataset_dir, run)],
+        cwd=tmp_path,
+        env=subprocess_env(KERAS_BACKEND="tensorflow"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "replicas 2" in proc.stdout
+    assert "distributing over 2 replicas" in proc.stderr
+    assert epochs_logged(run) == [1, 2]
+    assert json.loads((run / "config.json").read_text())["distribute"] == "mirrored"
+    for name in ("best.keras", "test_metrics.json", "test_per_image.csv", "split.json"):
+        assert (run / name).is_file(), name
+
+
+JAX_RUN = """
+import sys
+import keras
+import numpy as np
+import segcore.train
+
+assert keras.backend.backend() == "jax"
+out, *argv = sys.argv[1:]
+code = segcore.train.main(argv)
+model = keras.saving.load_model(f"{out}/best.keras", compile=False)
+x = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
+np.save(f"{out}/jax_prediction.npy", np.asarray(model.predict(x, verbose=0)))
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_jax_backend_run_loads_under_tensorflow(tiny_dataset_dir: Path, tmp_path: Path):
+    import keras
+
+    pytest.importorskip("jax")  # not in requirements.txt: the JAX backend is optional
+
+    run = tmp_path / "jax"
+    env = subprocess_env(
+        KERAS_BACKEND="jax",
+        # XLA's CPU compiler at full optimisation takes most of a short run
+        XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", JAX_RUN, str(run), *train_args(tiny_dataset_dir, run, 1)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((run / "config.json").read_text())
+    assert config["backend"] == "jax" and "jax" in config["library_versions"]
+    assert epochs_logged(run) == [1]
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("this test process does not run the TensorFlow backend")
+    model = keras.saving.load_model(run / "best.keras", compile=False)
+    x = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
+    expected = np.load(run / "jax_prediction.npy")
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
