@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-os.environ["KERAS_BACKEND"] = "tensorflow"  # tf2onnx converts TensorFlow graphs
+# tf2onnx converts TensorFlow graphs; a KERAS_BACKEND the user set is kept (load_main_model says
+# so when it is not TensorFlow) rather than overwritten for the whole process
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import onnx  # noqa: E402

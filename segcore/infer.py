@@ -33,10 +33,6 @@ from segcore.preprocess import (
     to_rgb_array,
 )
 
-# Only fatal messages: the CUDA provider's "failed to load, falling back to CPU" is logged at
-# error level; real failures still raise Python exceptions.
-ort.set_default_logger_severity(4)
-
 CARD_KEYS = ("input_size", "channels")
 OPTIMIZATION_LEVELS = {
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -83,20 +79,63 @@ def default_providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def quiet_onnxruntime_logs() -> None:
+    """Show only fatal onnxruntime messages in this process: for entry points, never on import.
+
+    On a machine without a usable GPU, onnxruntime-gpu logs the CUDA provider's "failed to load,
+    falling back to CPU" at error level through its process-wide default logger, which session
+    options do not reach. Real failures still raise Python exceptions.
+    """
+    ort.set_default_logger_severity(4)
+
+
 def read_card(path: Path) -> dict:
-    """Read a model card and check it has what the engine needs; raises ModelError."""
+    """Read a model card and check what the engine needs from it; raises ModelError.
+
+    Checks: a JSON object with `CARD_KEYS`; ``input_size`` a positive whole number divisible by
+    the model's stride (2 ** ``arch_kwargs.depth`` when the card names the depth); ``channels``
+    1 or 3; ``threshold`` (when present) a number in [0, 1]; the normalization we implement.
+    """
     try:
         card = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ModelError(f"{path}: model card not found (python -m export writes it)") from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: unreadable model card ({exc})") from exc
+    if not isinstance(card, dict):
+        raise ModelError(f"{path}: model card is not a JSON object")
     missing = [k for k in CARD_KEYS if k not in card]
     if missing:
         raise ModelError(f"{path}: model card lacks {', '.join(missing)}")
+    arch = card.get("arch_kwargs")
+    depth = _whole_number(arch.get("depth")) if isinstance(arch, dict) else None
+    stride = 2**depth if depth is not None and depth >= 0 else 1
+    size = _whole_number(card["input_size"])
+    if size is None or size <= 0 or size % stride:
+        rule = f" divisible by {stride} (2**depth, the model's stride)" if stride > 1 else ""
+        raise ModelError(
+            f"{path}: input_size must be a positive whole number{rule}, not {card['input_size']!r}"
+        )
+    if _whole_number(card["channels"]) not in (1, 3):
+        raise ModelError(f"{path}: channels must be 1 or 3, not {card['channels']!r}")
+    threshold = card.get("threshold", 0.5)
+    if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
+        raise ModelError(f"{path}: threshold must be a number from 0 to 1, not {threshold!r}")
     if card.get("normalization", NORMALIZATION) != NORMALIZATION:
         raise ModelError(f"{path}: unsupported normalization {card['normalization']!r}")
     return card
+
+
+def _is_number(value: object) -> bool:
+    """True for a JSON number (int or float), false for bools, strings and the rest."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole_number(value: object) -> int | None:
+    """A JSON number with no fraction as an int (256 or 256.0), else None."""
+    if not _is_number(value) or value != value or not float(value).is_integer():
+        return None
+    return int(value)
 
 
 class Engine:

@@ -2,13 +2,29 @@
 
     python -m segcore.predict --model models/NAME.onnx INPUT... --out DIR
         [--threshold T] [--tta] [--batch-size B] [--no-postprocess]
+        [--recursive] [--shard K/N] [--skip-existing]
 
-INPUT is any mix of files, folders (their image files, not recursive) and glob patterns. For each
-image it writes ``<stem>_mask.png`` (0/255 at the input's own size) and ``<stem>_overlay.png``
-(the prediction tinted and outlined over the image; JPEGs much larger than the model input are
-decoded at reduced scale, so their overlay is that size) and one row of ``predictions.csv``.
-A file that cannot be read gets a row naming the error and one line on stderr; the others go on.
-Exit status: 0 when at least one image succeeded, 2 when none did or no input was found.
+INPUT is any mix of files, folders and glob patterns. A folder gives its own image files; a data-set
+folder (ISIC ``images/`` + ``masks/``, DSB ``stage1_train/<id>/images``, plain ``images/`` +
+``masks/``) gives its images the way training finds them (never its masks); ``--recursive`` gives
+every image file below a folder. The inputs are sorted by path, so output names and shards do not
+depend on the order of the arguments.
+
+For each image it writes ``<stem>_overlay.png`` (the prediction tinted and outlined over the image;
+JPEGs much larger than the model input are decoded at reduced scale, so their overlay is that size),
+then ``<stem>_mask.png`` (0/255 at the input's own size), and one row of ``predictions.csv``.
+Every file is written under a temporary name and renamed when complete; the CSV is built in
+``predictions.csv.part`` and renamed at the end. A file that cannot be read gets a row naming the
+error and one line on stderr; the others go on.
+
+``--shard K/N`` takes every N-th input starting at the K-th of the sorted list: N jobs given the same
+inputs and ``--out`` cover every input exactly once, each writing ``predictions-K-of-N.csv``.
+``--skip-existing`` does not redo an image whose ``<stem>_mask.png`` (the last file written for it)
+exists and whose row an earlier run of the same command recorded, in the CSV or in the ``.part``
+file an interrupted run leaves; that row is carried over.
+
+Exit status: 0 when at least one image succeeded (or a shard had no input), 2 when none did, no
+input was found, or an option is wrong (one line on stderr).
 """
 
 from __future__ import annotations
@@ -16,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,30 +40,63 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from segcore.infer import Engine, LoadedImage, ModelError, Prediction
+from segcore.atomic import replacing
+from segcore.data.layouts import DataError, find_images
+from segcore.infer import Engine, LoadedImage, ModelError, Prediction, quiet_onnxruntime_logs
 from segcore.preprocess import ImageError, is_image_file, resize_mask
 from segcore.visualize import overlay
 
 CSV_FIELDS = ("file", "width", "height", "area_px", "area_pct", "components", "seconds", "error")
+CSV_NAME = "predictions.csv"
+PARTIAL_SUFFIX = ".part"
+#: The file written last for each image: once it exists, the image's outputs are complete.
+DONE_SUFFIX = "_mask.png"
+SEARCHED = (
+    "a folder's image files, or a data set's images (ISIC, DSB stage1_train, images/ + masks/); "
+    "--recursive searches subfolders"
+)
 
 
-def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given, folders' image files (sorted) and glob matches, without duplicates.
+# --- inputs -------------------------------------------------------------------------------------
 
-    A plain path that does not exist is kept, so its error is reported like any unreadable file.
+
+def folder_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """The images of one folder, sorted: its own image files, else a data set's images (as
+    `segcore.data.layouts` finds them for training), else with ``recursive`` every image file
+    below it."""
+    if not recursive:
+        own = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+        if own:
+            return own
+    try:
+        return find_images(folder)[1]
+    except DataError:
+        pass
+    if recursive:
+        return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    return []
+
+
+def expand_inputs(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
+    """The input files, sorted and without duplicates, and the folders/patterns that found none.
+
+    Files are kept as given (a missing one is reported like any unreadable file); folders give
+    `folder_images`; glob patterns their matching files.
     """
     found: list[Path] = []
+    empty: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p)))
+            matches = folder_images(path, recursive)
         elif glob.has_magic(item):
-            found.extend(
-                sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            )
+            matches = [Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file()]
         else:
-            found.append(path)
-    return list(dict.fromkeys(found))
+            matches = [path]
+        if not matches:
+            empty.append(item)
+        found.extend(matches)
+    return sorted(set(found)), empty
 
 
 def output_stems(paths: Sequence[Path]) -> list[str]:
@@ -59,16 +109,79 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
     return stems
 
 
+# --- shards and finished images -----------------------------------------------------------------
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N; ValueError with a one-line reason otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match:
+        raise ValueError(f"--shard must be K/N, such as 1/4, not {text!r}")
+    k, n = int(match[1]), int(match[2])
+    if n < 1 or not 1 <= k <= n:
+        raise ValueError(f"--shard {text}: K must be 1 to N and N at least 1")
+    return k, n
+
+
+def select_shard(items: Sequence, shard: tuple[int, int] | None) -> list:
+    """Shard K of N of ``items``: every N-th item starting at the K-th (all when None)."""
+    if shard is None:
+        return list(items)
+    k, n = shard
+    return list(items[k - 1 :: n])
+
+
+def csv_name(shard: tuple[int, int] | None) -> str:
+    """``predictions.csv``, or ``predictions-K-of-N.csv`` for a shard."""
+    return CSV_NAME if shard is None else f"predictions-{shard[0]}-of-{shard[1]}.csv"
+
+
+def read_finished_rows(csv_path: Path) -> dict[str, dict]:
+    """Successful rows (by file) an earlier run recorded in ``csv_path`` and its ``.part`` file.
+
+    A row cut short by a kill (fields missing) or naming an error does not count.
+    """
+    rows: dict[str, dict] = {}
+    for path in (csv_path, csv_path.with_name(csv_path.name + PARTIAL_SUFFIX)):
+        if not path.is_file():
+            continue
+        with open(path, newline="") as f:
+            try:
+                for row in csv.DictReader(f):
+                    if all(row.get(k) is not None for k in CSV_FIELDS) and row["error"] == "":
+                        rows[row["file"]] = {k: row[k] for k in CSV_FIELDS}
+            except csv.Error:
+                pass  # a torn last line: the rows before it still count
+    return rows
+
+
+def is_finished(out_dir: Path, stem: str) -> bool:
+    """True when the last file written for ``stem`` (its mask) exists."""
+    return (out_dir / f"{stem}{DONE_SUFFIX}").is_file()
+
+
+# --- outputs ------------------------------------------------------------------------------------
+
+
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
+def _save_png(image: Image.Image, path: Path) -> None:
+    with replacing(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
 def write_outputs(out_dir: Path, stem: str, image: LoadedImage, pred: Prediction) -> None:
-    """Write the full-size 0/255 mask PNG and the overlay PNG of one prediction."""
-    Image.fromarray(pred.mask.astype("uint8") * 255).save(out_dir / f"{stem}_mask.png")
+    """Write the overlay PNG, then the full-size 0/255 mask PNG, each atomically.
+
+    The mask comes last: its presence marks the image finished for ``--skip-existing``, so any
+    other output of an image must be written before it.
+    """
     preview_mask = resize_mask(pred.mask, image.pixels.shape[:2])
-    Image.fromarray(overlay(image.pixels, preview_mask)).save(out_dir / f"{stem}_overlay.png")
+    _save_png(Image.fromarray(overlay(image.pixels, preview_mask)), out_dir / f"{stem}_overlay.png")
+    _save_png(Image.fromarray(pred.mask.astype("uint8") * 255), out_dir / f"{stem}{DONE_SUFFIX}")
 
 
 def _row(path: Path, pred: Prediction | None = None, error: str = "") -> dict:
@@ -86,35 +199,59 @@ def _row(path: Path, pred: Prediction | None = None, error: str = "") -> dict:
     }
 
 
+def _write_csv(path: Path, rows: Sequence[dict]) -> None:
+    with replacing(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def run(
     engine: Engine,
     paths: Sequence[Path],
     out_dir: Path,
     *,
+    stems: Sequence[str] | None = None,
+    csv_file: str = CSV_NAME,
+    skip_existing: bool = False,
     threshold: float | None = None,
     tta: bool = False,
     postprocess: bool = True,
     batch_size: int = 8,
 ) -> list[dict]:
-    """Predict every (distinct) path, write masks, overlays and predictions.csv; returns the rows."""
+    """Predict every path, write masks, overlays and the CSV; returns the rows in path order.
+
+    ``stems`` names each path's outputs (default: `output_stems`); ``skip_existing`` carries
+    over the rows of finished images (see the module docstring) instead of predicting them.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    stems = dict(zip(paths, output_stems(paths), strict=True))
-    rows: list[dict] = []
+    stems = dict(zip(paths, stems or output_stems(paths), strict=True))
+    final = out_dir / csv_file
+    partial = out_dir / (csv_file + PARTIAL_SUFFIX)
+    earlier = read_finished_rows(final) if skip_existing else {}
+    done: dict[Path, dict] = {
+        p: earlier[str(p)] for p in paths if str(p) in earlier and is_finished(out_dir, stems[p])
+    }
+    todo = [p for p in paths if p not in done]
+    if done:
+        tqdm.write(f"skipping {len(done)} finished image(s)", file=sys.stderr)
     with (
-        open(out_dir / "predictions.csv", "w", newline="") as f,
-        tqdm(total=len(paths), unit="img", desc="predict") as bar,
+        open(partial, "w", newline="") as f,
+        tqdm(total=len(todo), unit="img", desc="predict") as bar,
     ):
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         writer.writeheader()
-        for chunk in _chunks(list(paths), max(1, batch_size)):
-            done: dict[Path, dict] = {}
+        writer.writerows(done.values())
+        f.flush()
+        for chunk in _chunks(todo, max(1, batch_size)):
+            new: dict[Path, dict] = {}
             loaded: list[tuple[Path, LoadedImage]] = []
             for path in chunk:
                 try:
                     loaded.append((path, engine.load(path)))
                 except ImageError as exc:
                     tqdm.write(f"error: {exc}", file=sys.stderr)
-                    done[path] = _row(path, error=str(exc))
+                    new[path] = _row(path, error=str(exc))
             preds = engine.predict_batch(
                 [im for _, im in loaded],
                 threshold=threshold,
@@ -124,12 +261,18 @@ def run(
             )
             for (path, im), pred in zip(loaded, preds, strict=True):
                 write_outputs(out_dir, stems[path], im, pred)
-                done[path] = _row(path, pred)
-            ordered = [done[path] for path in chunk]
-            writer.writerows(ordered)
-            rows.extend(ordered)
+                new[path] = _row(path, pred)
+            writer.writerows(new[path] for path in chunk)
+            f.flush()
+            done.update(new)
             bar.update(len(chunk))
+    rows = [done[path] for path in paths]
+    _write_csv(final, rows)
+    partial.unlink()
     return rows
+
+
+# --- command line -------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -145,33 +288,68 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tta", action="store_true", help="average the four flips")
     p.add_argument("--batch-size", type=int, default=8, help="images per onnxruntime call")
     p.add_argument("--no-postprocess", action="store_true", help="raw thresholded masks")
+    p.add_argument("--recursive", action="store_true", help="every image file below a folder")
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="predict only the K-th of N interleaved parts of the sorted inputs (K = 1..N)",
+    )
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="do not redo images an earlier run into --out finished (resume a batch)",
+    )
     return p.parse_args(argv)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = parse_args(argv)
     try:
+        shard = parse_shard(args.shard) if args.shard is not None else None
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.out.exists() and not args.out.is_dir():
+        return _fail(f"--out {args.out} is a file; give a folder")
+    quiet_onnxruntime_logs()
+    try:
         engine = Engine(args.model)
     except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    paths = expand_inputs(args.inputs)
+        return _fail(str(exc))
+    paths, empty = expand_inputs(args.inputs, args.recursive)
     if not paths:
-        print("error: no input files found", file=sys.stderr)
-        return 2
-    rows = run(
-        engine,
-        paths,
-        args.out,
-        threshold=args.threshold,
-        tta=args.tta,
-        postprocess=not args.no_postprocess,
-        batch_size=args.batch_size,
-    )
+        return _fail(f"no input images found in {', '.join(empty)} (searched {SEARCHED})")
+    for item in empty:
+        print(f"warning: no images found in {item}", file=sys.stderr)
+    stems = output_stems(paths)
+    jobs = select_shard(list(zip(paths, stems, strict=True)), shard)
+    name = csv_name(shard)
+    if shard and not jobs:
+        print(f"shard {args.shard} has no input ({len(paths)} in all)", file=sys.stderr)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        rows = run(
+            engine,
+            [p for p, _ in jobs],
+            args.out,
+            stems=[s for _, s in jobs],
+            csv_file=name,
+            skip_existing=args.skip_existing,
+            threshold=args.threshold,
+            tta=args.tta,
+            postprocess=not args.no_postprocess,
+            batch_size=args.batch_size,
+        )
+    except OSError as exc:
+        return _fail(f"cannot write to --out {args.out} ({exc.strerror or exc})")
     ok = sum(not r["error"] for r in rows)
-    print(f"{ok}/{len(rows)} images segmented -> {args.out}", file=sys.stderr)
-    return 0 if ok else 2
+    print(f"{ok}/{len(rows)} images segmented -> {args.out / name}", file=sys.stderr)
+    return 0 if ok or not rows else 2
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,11 +17,17 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 ImageSource = str | os.PathLike | bytes | BinaryIO
 
-#: Largest image (in pixels) accepted before Pillow's decompression-bomb guard trips.
+#: The only formats decoded (Pillow's names): any other file is refused before a decoder runs, so a
+#: PostScript or other exotic file renamed ``.png`` never reaches Ghostscript or a rare plugin.
+ACCEPTED_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")
+#: File name extensions of those formats (folder listings, upload filters).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+#: Largest image accepted, in pixels, as declared by the file header (checked before decoding).
 MAX_PIXELS = 80_000_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 NORMALIZATION = "divide_by_255"
+
+_ACCEPTED_WORDS = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]
 
 
 class ImageError(ValueError):
@@ -35,35 +40,69 @@ def _source_name(source: ImageSource) -> str:
     return getattr(source, "name", "<bytes>")
 
 
-def open_image(source: ImageSource, draft_size: tuple[int, int] | None = None) -> Image.Image:
+def _is_empty(source: ImageSource) -> bool:
+    """True for zero bytes or a zero-byte file (a file object is not inspected)."""
+    if isinstance(source, (bytes, bytearray)):
+        return not source
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            return os.path.getsize(source) == 0
+        except OSError:
+            return False
+    return False
+
+
+def check_pixels(size: tuple[int, int], name: str, max_pixels: int = MAX_PIXELS) -> None:
+    """Raise ImageError when a (width, height) is above ``max_pixels``; message names ``name``.
+
+    Called on the size a file declares, before any pixel is decoded: a small file can declare a
+    huge image (a decompression bomb). Pure arithmetic, so safe from any thread.
+    """
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageError(f"{name}: {width}x{height} image is above the {max_pixels:,}-pixel limit")
+
+
+def open_image(
+    source: ImageSource,
+    draft_size: tuple[int, int] | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
     """Open and fully decode an image with EXIF orientation applied; raises ImageError.
 
-    ``draft_size`` (width, height) lets a JPEG decode at 1/2, 1/4 or 1/8 scale while staying at
-    least that large (much faster for big photos). ``img.info["full_size"]`` holds the
-    (width, height) a full decode has, after EXIF rotation.
+    Only `ACCEPTED_FORMATS` are tried; the declared size is checked against ``max_pixels``
+    before decoding. ``draft_size`` (width, height) lets a JPEG decode at 1/2, 1/4 or 1/8 scale
+    while staying at least that large (much faster for big photos). ``img.info["full_size"]``
+    holds the (width, height) a full decode has, after EXIF rotation.
     """
     name = _source_name(source)
     try:
         fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(fp)
-            full_size = img.size
-            if draft_size is not None and img.format == "JPEG":
-                img.draft("RGB", draft_size)
-            img.load()
+        img = Image.open(fp, formats=ACCEPTED_FORMATS)
+        try:
+            check_pixels(img.size, name, max_pixels)
+        except ImageError:
+            img.close()
+            raise
+        full_size = img.size
+        if draft_size is not None and img.format == "JPEG":
+            img.draft("RGB", draft_size)
+        img.load()
         if img.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):
             full_size = full_size[::-1]
         img = ImageOps.exif_transpose(img)
         img.info["full_size"] = full_size
+    except ImageError:
+        raise
     except FileNotFoundError as exc:
         raise ImageError(f"{name}: file not found") from exc
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
-        raise ImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"{name}: a folder, not an image file") from exc
+    except UnidentifiedImageError as exc:
+        what = "empty file" if _is_empty(source) else "unsupported format or not an image"
+        raise ImageError(f"{name}: {what} (accepted: {_ACCEPTED_WORDS})") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, far above MAX_PIXELS
+        raise ImageError(f"{name}: image too large (above Pillow's pixel limit)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
     if img.width < 1 or img.height < 1:
@@ -189,6 +228,3 @@ def merge_flips(preds: list[np.ndarray]) -> np.ndarray:
 def is_image_file(path: Path) -> bool:
     """True for file names with an image extension we can decode."""
     return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
+import struct
+import sys
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +16,10 @@ import pytest
 from PIL import Image
 
 from segcore.data import Sample, load_sample
+from segcore.infer import Engine
 from segcore.preprocess import (
+    ACCEPTED_FORMATS,
+    MAX_PIXELS,
     ImageError,
     flip_views,
     load_image,
@@ -191,19 +200,140 @@ def test_mask_at_another_size_is_resized_nearest(tmp_path: Path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "not a readable image"),
-        (b"hello, I am text", "not a readable image"),
+        (b"", "empty file (accepted: PNG, JPEG, TIFF, BMP, GIF or WEBP)"),
+        (b"hello, I am text", "unsupported format or not an image (accepted: PNG, JPEG, TIFF"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "corrupt or truncated"),
     ],
 )
 def test_bad_files_raise_image_error_naming_the_file(tmp_path: Path, content, message):
     path = tmp_path / "broken.png"
     path.write_bytes(content)
-    with pytest.raises(ImageError, match=message) as info:
+    with pytest.raises(ImageError, match=re.escape(message)) as info:
         load_image(path)
     assert str(path) in str(info.value)
     with pytest.raises(ImageError):
         load_mask(path)
+
+
+def test_no_exception_class_names_in_messages(tmp_path: Path):
+    for content in (b"", b"text", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"):
+        (tmp_path / "f.png").write_bytes(content)
+        with pytest.raises(ImageError) as info:
+            load_image(tmp_path / "f.png")
+        assert "Error" not in str(info.value) and "Unidentified" not in str(info.value)
+
+
+# --- accepted formats only ----------------------------------------------------------------------
+
+EPS = b"""%!PS-Adobe-3.0 EPSF-3.0
+%%BoundingBox: 0 0 10 10
+%%EndComments
+0 0 moveto 10 10 lineto stroke
+showpage
+%%EOF
+"""
+
+
+def test_postscript_named_png_is_refused_before_any_eps_code_runs(tmp_path: Path):
+    path = tmp_path / "photo.png"
+    path.write_bytes(EPS)
+    eps_calls: list[str] = []
+
+    def watch(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.endswith("EpsImagePlugin.py"):
+            eps_calls.append(frame.f_code.co_name)
+
+    sys.setprofile(watch)
+    try:
+        Image.open(path).close()  # control: Pillow alone hands this file to its EPS plugin
+        assert eps_calls
+        eps_calls.clear()
+        with pytest.raises(ImageError, match="photo.png: unsupported format") as info:
+            open_image(path)
+    finally:
+        sys.setprofile(None)
+    assert eps_calls == []  # neither the plugin nor Ghostscript was reached
+    assert "PNG, JPEG, TIFF, BMP, GIF or WEBP" in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "PCX", "TGA", "ICO", "IM"])
+def test_formats_pillow_knows_but_we_do_not_accept(fmt: str, tmp_path: Path):
+    path = tmp_path / "image.png"
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(path, format=fmt)
+    assert Image.open(path).format == fmt
+    with pytest.raises(ImageError, match="image.png: unsupported format"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("fmt", ACCEPTED_FORMATS)
+def test_every_accepted_format_decodes(fmt: str):
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    rgb[:, :4] = 255
+    image = load_image(png_bytes(Image.fromarray(rgb), fmt))
+    assert image.shape == (6, 8, 3)
+    assert image[:, :3].min() > 200 and image[:, 5:].max() < 60
+
+
+# --- decompression bombs ------------------------------------------------------------------------
+
+
+def png_declaring(width: int, height: int, complete: bool = True) -> bytes:
+    """A 1-bit grayscale PNG of ``width`` x ``height`` black pixels (tiny on disk).
+
+    ``complete=False`` stores only a few bytes of pixel data: decoding it fails as truncated.
+    """
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        body = tag + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = bytes(1 + (width + 7) // 8)  # filter byte + packed pixels
+    stream = zlib.compressobj()
+    pixels = stream.compress(row * (height if complete else 2))
+    pixels += stream.flush(zlib.Z_FINISH if complete else zlib.Z_SYNC_FLUSH)
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def test_png_declaring_is_a_real_png():
+    assert load_image(png_declaring(64, 48)).shape == (48, 64, 3)
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        load_image(png_declaring(64, 48, complete=False))
+
+
+def test_declared_size_is_checked_before_decoding():
+    # 9000x9000 = 81 Mpx, above our limit and below Pillow's own warning: if a decoder ran, the
+    # missing pixel data would say "truncated"
+    with pytest.raises(ImageError, match="9000x9000 image is above the 80,000,000-pixel limit"):
+        load_image(png_declaring(9000, 9000, complete=False))
+    with pytest.raises(ImageError, match="above the 1,000-pixel limit"):
+        open_image(png_declaring(40, 30), max_pixels=1_000)
+    assert open_image(png_declaring(40, 25), max_pixels=1_000).size == (40, 25)
+    assert MAX_PIXELS == 80_000_000
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_bomb_is_refused_in_every_thread_sharing_an_engine(bright_models_dir: Path):
+    """The 144-megapixel PNG of the report, from 8 threads at once, 48 tries: never decoded."""
+    bomb = png_declaring(12000, 12000)
+    assert len(bomb) < 100_000
+    engine = Engine(bright_models_dir / "bright.onnx")
+    start = threading.Barrier(8)
+
+    def attempt(i: int) -> str:
+        if i < 8:
+            start.wait()
+        try:
+            (engine.load if i % 2 else open_image)(bomb)
+        except ImageError as exc:
+            return str(exc)
+        return "decoded"
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, range(48)))
+    assert all("12000x12000 image is above the 80,000,000-pixel limit" in r for r in results)
 
 
 def test_truncated_png_and_missing_file(tmp_path: Path):

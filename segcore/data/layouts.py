@@ -134,6 +134,28 @@ def _find_dsb(root: Path) -> tuple[list[Sample], list[Path]]:
     return samples, unmatched
 
 
+def _layout_images(img_dir: Path) -> list[Path]:
+    """The images of an ISIC or plain images/ folder, without ISIC's superpixel files."""
+    return [p for p in _images_in(img_dir) if not p.stem.endswith("_superpixels")]
+
+
+def find_images(root: str | Path) -> tuple[str, list[Path]]:
+    """Every image of a dataset folder, with a mask or not (for prediction): (format, sorted paths).
+
+    The layout is detected as `find_samples` does; raises DataError when ``root`` is not a dataset
+    folder.
+    """
+    root = Path(root)
+    fmt = detect_format(root)
+    if fmt == "dsb":
+        samples, unmatched = _find_dsb(root)
+        return fmt, sorted([s.image for s in samples] + unmatched)
+    img_dir, _ = _isic_dirs(root)
+    if not img_dir.is_dir():
+        raise DataError(f"{root}: expected an {img_dir.name}/ folder")
+    return fmt, _layout_images(img_dir)
+
+
 def find_samples(
     root: str | Path, fmt: str = "auto", skip_unmatched: bool = False
 ) -> tuple[str, list[Sample]]:
@@ -152,7 +174,7 @@ def find_samples(
         img_dir, mask_dir = _isic_dirs(root)
         if not img_dir.is_dir() or not mask_dir.is_dir():
             raise DataError(f"{root}: expected {img_dir.name}/ and {mask_dir.name}/ folders")
-        images = [p for p in _images_in(img_dir) if not p.stem.endswith("_superpixels")]
+        images = _layout_images(img_dir)
         suffix = "_segmentation" if fmt == "isic" else ""
         samples, unmatched = _pair_by_stem(images, mask_dir, suffix)
     if unmatched:

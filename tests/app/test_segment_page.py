@@ -139,7 +139,7 @@ def test_an_unexpected_failure_is_a_message_not_a_traceback(
     app_env, tmp_path: Path, bright_models_dir: Path, open_page
 ):
     (tmp_path / "odd.onnx").write_bytes((bright_models_dir / "bright.onnx").read_bytes())
-    (tmp_path / "odd.json").write_text('{"input_size": "big", "channels": 3}')
+    (tmp_path / "odd.json").write_text('{"input_size": 32, "channels": 3, "postprocess": 5}')
     app_env(models=tmp_path)
     at = open_page("segment")
     assert not at.exception
