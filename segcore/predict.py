@@ -34,6 +34,7 @@ import csv
 import glob
 import re
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -225,12 +226,12 @@ def run(
     over the rows of finished images (see the module docstring) instead of predicting them.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    stems = dict(zip(paths, stems or output_stems(paths), strict=True))
+    stem_of = dict(zip(paths, stems or output_stems(paths), strict=True))
     final = out_dir / csv_file
     partial = out_dir / (csv_file + PARTIAL_SUFFIX)
     earlier = read_finished_rows(final) if skip_existing else {}
     done: dict[Path, dict] = {
-        p: earlier[str(p)] for p in paths if str(p) in earlier and is_finished(out_dir, stems[p])
+        p: earlier[str(p)] for p in paths if str(p) in earlier and is_finished(out_dir, stem_of[p])
     }
     todo = [p for p in paths if p not in done]
     if done:
@@ -260,7 +261,7 @@ def run(
                 batch_size=batch_size,
             )
             for (path, im), pred in zip(loaded, preds, strict=True):
-                write_outputs(out_dir, stems[path], im, pred)
+                write_outputs(out_dir, stem_of[path], im, pred)
                 new[path] = _row(path, pred)
             writer.writerows(new[path] for path in chunk)
             f.flush()
@@ -317,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out.exists() and not args.out.is_dir():
         return _fail(f"--out {args.out} is a file; give a folder")
     quiet_onnxruntime_logs()
+    # open_image refuses an image above MAX_PIXELS itself, before decoding; Pillow's own warning
+    # (from 89 megapixels) would only repeat that above the one-line error
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         engine = Engine(args.model)
     except ModelError as exc:
