@@ -118,8 +118,8 @@ def read_card(path: Path) -> dict:
         )
     if _whole_number(card["channels"]) not in (1, 3):
         raise ModelError(f"{path}: channels must be 1 or 3, not {card['channels']!r}")
-    threshold = card.get("threshold", 0.5)
-    if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
+    threshold = card.get("threshold")
+    if "threshold" in card and not (_is_number(threshold) and 0.0 <= threshold <= 1.0):
         raise ModelError(f"{path}: threshold must be a number from 0 to 1, not {threshold!r}")
     if card.get("normalization", NORMALIZATION) != NORMALIZATION:
         raise ModelError(f"{path}: unsupported normalization {card['normalization']!r}")

@@ -25,9 +25,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".
 #: Largest image accepted, in pixels, as declared by the file header (checked before decoding).
 MAX_PIXELS = 80_000_000
 
-NORMALIZATION = "divide_by_255"
+#: The accepted formats in words, for messages: "PNG, JPEG, TIFF, BMP, GIF or WEBP".
+FORMATS_IN_WORDS = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]
 
-_ACCEPTED_WORDS = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]
+NORMALIZATION = "divide_by_255"
 
 
 class ImageError(ValueError):
@@ -100,7 +101,7 @@ def open_image(
         raise ImageError(f"{name}: a folder, not an image file") from exc
     except UnidentifiedImageError as exc:
         what = "empty file" if _is_empty(source) else "unsupported format or not an image"
-        raise ImageError(f"{name}: {what} (accepted: {_ACCEPTED_WORDS})") from exc
+        raise ImageError(f"{name}: {what} (accepted: {FORMATS_IN_WORDS})") from exc
     except Image.DecompressionBombError as exc:  # Pillow's own guard, far above MAX_PIXELS
         raise ImageError(f"{name}: image too large (above Pillow's pixel limit)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
