@@ -8,6 +8,7 @@ import streamlit as st
 from segcore.app import ui
 from segcore.app.cards import card_facts, card_scores, data_credit
 from segcore.app.catalog import ModelEntry
+from segcore.app.navigation import enter
 
 SCORE_LABELS = {
     "dice": "Test Dice",
@@ -44,7 +45,7 @@ def show_card(entry: ModelEntry) -> None:
             st.json(entry.card, expanded=True)
 
 
-ui.route_through_entry("pages/models.py")
+enter()
 st.title("Models")
 st.caption("The model cards written by `python -m export` beside each ONNX file in `models/`.")
 

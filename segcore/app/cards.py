@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The instance scores of an instance model's ``test_metrics`` (key, label).
+INSTANCE_SCORES = (
+    ("dsb_score", "DSB score"),
+    ("f1_iou50", "F1 @ IoU 0.5"),
+    ("count_error", "count error"),
+)
+
 
 def _fmt(value: Any) -> str:
     """A card value as short text (floats to 4 significant digits, dicts as k=v)."""

@@ -26,6 +26,15 @@ class GalleryItem:
     dice: float
     iou: float
     picture: bytes
+    count: int | None = None  # objects found, for instance models
+    true_count: int | None = None  # annotated objects (one mask file per object, DSB layout)
+
+    @property
+    def count_error(self) -> float | None:
+        """Relative count error |found - annotated| / annotated, when both are known."""
+        if self.count is None or not self.true_count:
+            return None
+        return abs(self.count - self.true_count) / self.true_count
 
 
 def sample_sets(folder: Path) -> dict[str, list[Sample]]:
@@ -54,12 +63,24 @@ def score_samples(
             problems.append(str(exc))
     preds = engine.predict_batch([image for _, image, _ in pairs], threshold=threshold)
     items = []
+    per_object = {s.name: len(s.masks) for s in samples}
     for (name, image, truth), pred in zip(pairs, preds, strict=True):
         scores = binary_scores(truth, pred.mask)
         picture = triptych(image, truth, pred.mask, height=PANEL_HEIGHT)
         buffer = io.BytesIO()
         picture.save(buffer, "PNG")
-        items.append(GalleryItem(name, scores["dice"], scores["iou"], buffer.getvalue()))
+        labels = getattr(pred, "labels", None)
+        count = None if labels is None else int(len(np.unique(labels[labels > 0])))
+        items.append(
+            GalleryItem(
+                name,
+                scores["dice"],
+                scores["iou"],
+                buffer.getvalue(),
+                count=count,
+                true_count=per_object.get(name) if count is not None else None,
+            )
+        )
     return items, problems
 
 

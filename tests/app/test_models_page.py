@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pagetools import problems, texts
+from pagetools import problems, texts, warnings
 
 from segcore.app.cards import card_facts, card_scores, data_credit
 from segcore.app.catalog import default_model, list_models
@@ -46,7 +46,7 @@ def test_models_page_skips_a_model_without_card(
     app_env(models=tmp_path)
     at = open_page("models")
     assert not problems(at)
-    assert any("lone.json" in w.value for w in at.warning)
+    assert any("lone.json" in w for w in warnings(at))
     assert [s.value for s in at.subheader] == ["bright"]
 
 
