@@ -78,7 +78,7 @@ if not sets:
     st.stop()
 with_model = [name for name in sets if any(e.family == name for e in entries)]
 # open on the dataset of the Segment page's model, else the first one with a model
-preferred = st.session_state.get(ui.DATASET_KEY)
+preferred = st.session_state.get(ui.DATASET_KEY, ui.DEFAULT_FAMILY)
 start = preferred if preferred in sets else (with_model[0] if with_model else list(sets)[0])
 if st.session_state.get("gallery-dataset") not in sets:
     st.session_state["gallery-dataset"] = start

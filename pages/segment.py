@@ -89,7 +89,7 @@ by_name = {e.name: e for e in entries}
 chosen_entry = ui.pick_model(
     entries,
     key="segment-model",
-    family=st.session_state.get(ui.DATASET_KEY, "isic"),
+    family=st.session_state.get(ui.DATASET_KEY, ui.DEFAULT_FAMILY),
     automatic=True,
 )
 if chosen_entry is not None:

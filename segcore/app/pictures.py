@@ -106,3 +106,14 @@ def encode(picture: np.ndarray, fmt: str = "PNG") -> bytes:
 def decode(data: bytes) -> np.ndarray:
     """PNG/JPEG bytes from `encode` back to a uint8 array."""
     return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def side_by_side(pictures: list[np.ndarray], height: int, gap: int = 2) -> np.ndarray:
+    """RGB pictures of one size scaled to ``height`` and set side by side on white."""
+    h, w = pictures[0].shape[:2]
+    width = max(1, round(w * height / h))
+    canvas = np.full((height, len(pictures) * (width + gap) - gap, 3), 255, np.uint8)
+    for i, picture in enumerate(pictures):
+        tile = Image.fromarray(picture).resize((width, height), Image.BILINEAR)
+        canvas[:, i * (width + gap) : i * (width + gap) + width] = np.asarray(tile)
+    return canvas

@@ -3,8 +3,11 @@ server-wide cap on concurrent segmentations, and the dataset the pages agree on.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import streamlit as st
@@ -19,6 +22,8 @@ from segcore.infer import Engine, ModelError
 MAX_CONCURRENT = 2
 #: Session key of the dataset family last chosen on the Segment page (the Gallery opens on it).
 DATASET_KEY = "segcore-dataset"
+#: The dataset family both pages open on before the user picks one.
+DEFAULT_FAMILY = "isic"
 AUTOMATIC = "Automatic (per image)"
 
 
@@ -28,12 +33,28 @@ def _slots() -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(MAX_CONCURRENT)
 
 
+@st.cache_resource
+def _libc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None on other C libraries."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
 @contextmanager
 def segmentation_slot() -> Iterator[None]:
-    """Hold one of the server's `MAX_CONCURRENT` segmentation slots (waits for a free one)."""
-    slots = _slots()
-    with slots:
-        yield
+    """Hold one of the server's `MAX_CONCURRENT` segmentation slots (waits for a free one); on
+    leaving, hand the freed full-size buffers back to the system (glibc otherwise keeps them
+    in its arenas, and a long-running server would stay at its peak)."""
+    with _slots():
+        try:
+            yield
+        finally:
+            gc.collect()
+            trim = _libc_trim()
+            if trim is not None:
+                trim(0)
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)

@@ -74,7 +74,9 @@ def test_benchmarks_page_with_results(app_env, bright_models_dir: Path, bench_di
     at = open_page("benchmarks")
     assert not problems(at)
     assert not at.info
-    models, latency, training = (d.value for d in at.dataframe)
+    models, latency, every_field, training = (d.value for d in at.dataframe)
+    assert list(latency.columns)[:3] == ["model", "precision", "runs on"]
+    assert {"machine", "date", "photo"} <= set(every_field.columns) - set(latency.columns)
     assert models["model"].tolist() == ["bright", "bright_gray"]
     assert latency["ORT / Keras"].tolist() == [0.25, 0.25, 0.25]
     assert latency["runs on"].tolist() == ["CPU", "GPU", "CPU"]
