@@ -56,7 +56,6 @@ st.dataframe(
     width="stretch",
     column_config={
         "model": st.column_config.TextColumn(pinned=True),
-        "input": st.column_config.TextColumn(width="small"),
         "ONNX MB": st.column_config.NumberColumn(width="small"),
         "test images": st.column_config.NumberColumn("test n", width="small"),
         "train minutes": st.column_config.NumberColumn("train min", width="small"),

@@ -62,7 +62,6 @@ def model_table(entries: list[ModelEntry]) -> pd.DataFrame:
             "dataset": e.dataset,
             "arch": e.card.get("arch"),
             "precision": e.card.get("precision", "fp32"),
-            "input": f"{e.card['input_size']}x{e.card['input_size']}x{e.card['channels']}",
             "params": e.card.get("params"),
             "ONNX MB": round(size / 1e6, 2),
             "test Dice": metrics.get("dice"),

@@ -240,6 +240,8 @@ def test_microscopy_under_the_lesion_model_warns_and_a_lesion_photo_does_not(
     shown = warnings_shown(page)
     assert len(shown) == 1 and "does not look like the skin-lesion photos" in shown[0]
     assert "dsb_unet_bn" in shown[0]  # the model that fits is named
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mismatch.png"))
     page.goto(f"{app.url}/segment")  # a fresh page: the lesion photo alone
     page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
     upload_and_wait(page, [str(PHOTO)], 1)
@@ -301,6 +303,6 @@ def test_screenshot_of_a_page(path: str, app: Server, browser, outside_requests:
     page.locator(".js-plotly-plot, [data-testid='stImage'] img").first.wait_for(timeout=WAIT)
     page.wait_for_timeout(2500)  # let plotly finish drawing
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{path}.png"))
+    page.screenshot(path=str(ARTIFACTS / f"{path}.png"), full_page=path == "benchmarks")
     page.close()
     assert outside_requests == []
