@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from segcore.app import ui
-from segcore.app.cards import card_facts, card_scores, data_credit
+from segcore.app.cards import INSTANCE_SCORES, card_facts, card_scores, data_credit
 from segcore.app.catalog import ModelEntry
 from segcore.app.navigation import enter
 
@@ -16,6 +16,7 @@ SCORE_LABELS = {
     "precision": "Precision",
     "recall": "Recall",
     "accuracy": "Pixel accuracy",
+    **{key: f"Test {label}" for key, label in INSTANCE_SCORES},
 }
 
 

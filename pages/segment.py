@@ -56,8 +56,9 @@ def segment(
 @st.cache_data(max_entries=64, show_spinner=False)
 def image_fit(upload: Upload, models: tuple[tuple[str, int], ...], _entries: list) -> Fit:
     """How far the upload lies from each model's training images (cached per file and model
-    set)."""
-    return measure_fit(thumbnail(upload), _entries)
+    set); decoded in a segmentation slot, as it may be large."""
+    with ui.segmentation_slot():
+        return measure_fit(thumbnail(upload), _entries)
 
 
 @st.cache_data(show_spinner=False)
@@ -193,22 +194,22 @@ with st.spinner(f"Segmenting {plural(len(batch), 'image')}…"):
     for upload, truth, truth_name in batch:
         try:
             check_upload(upload)
-            fit = image_fit(upload, models_key, entries)
         except ImageError as exc:
             st.error(plain(exc), icon=":material/error:")
             continue
-        entry = chosen_entry or by_name.get(fit.best() or "") or entries[0]
-        if ui.engine_for(entry) is None:
-            continue
         try:
+            fit = image_fit(upload, models_key, entries)
+            entry = chosen_entry or by_name.get(fit.best() or "") or entries[0]
+            if ui.engine_for(entry) is None:
+                continue
             result = segment(
                 str(entry.path), entry.version, upload, truth, truth_name, threshold, tta
             )
         except ImageError as exc:
             log.warning("segment failed: %s", exc)
             st.error(
-                f"{plain(upload.name)}: the image could not be decoded; it may be truncated or "
-                "damaged.",
+                f"{plain(upload.name)}: the image could not be decoded; the file may be "
+                "truncated or damaged.",
                 icon=":material/error:",
             )
             continue

@@ -206,3 +206,13 @@ def test_automatic_model_choice_per_image(app_env, bright_models_dir: Path, open
     # the hand-made cards have no image statistics: the first model is used, nobody is warned
     assert "segmented with **bright**" in texts(at)
     assert not any("does not look like" in w for w in warnings(at))
+
+
+def test_a_truncated_image_is_reported_in_plain_words(bright_app):
+    whole = ISIC_TRUTH.read_bytes()
+    bright_app.file_uploader(key="images").upload("cut.png", whole[: len(whole) // 2], "image/png")
+    bright_app.run()
+    assert not bright_app.exception
+    assert problems(bright_app) == [
+        "cut.png: the image could not be decoded; the file may be truncated or damaged."
+    ]
