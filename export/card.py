@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from segcore.imagestats import run_image_stats
 from segcore.scores import SCORE_NAMES
 
 SOURCES = {
@@ -70,6 +71,7 @@ def base_card(name: str, config: dict, run_dir: Path, postprocess: dict) -> dict
         postprocess=postprocess,
         run_dir=str(Path(run_dir).resolve()),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        image_stats=run_image_stats(run_dir),
         **source_credit(config["dataset"]),
     )
     order = ("name", "arch", "arch_kwargs", "dataset", "input_size", "channels")

@@ -16,12 +16,27 @@ from segcore.app.benchmarks import (
     training_figure,
     training_table,
 )
+from segcore.app.cards import INSTANCE_SCORES
+from segcore.app.navigation import enter
 from segcore.app.settings import bench_dir
 
 DICE = st.column_config.NumberColumn(format="%.3f")
 MS = st.column_config.NumberColumn(format="%.1f")
+TWO = st.column_config.NumberColumn(format="%.2f")
+#: The inference columns that fit the page's width; the expander below shows all of them.
+MAIN_LATENCY_COLUMNS = (
+    "model",
+    "precision",
+    "runs on",
+    "onnxruntime ms",
+    "p90 ms",
+    "img/s (batch 8)",
+    "Keras ms",
+    "ORT / Keras",
+    "e2e s per photo",
+)
 
-ui.route_through_entry("pages/benchmarks.py")
+enter()
 st.title("Benchmarks")
 st.caption(
     "Accuracy from the model cards (held-out test split), speed from `bench/results/` "
@@ -38,10 +53,17 @@ models = model_table(entries)
 st.dataframe(
     models,
     hide_index=True,
+    width="stretch",
     column_config={
+        "model": st.column_config.TextColumn(pinned=True),
+        "ONNX MB": st.column_config.NumberColumn(width="small"),
+        "test images": st.column_config.NumberColumn("test n", width="small"),
+        "train minutes": st.column_config.NumberColumn("train min", width="small"),
         "test Dice": DICE,
         "test IoU": DICE,
         "params": st.column_config.NumberColumn(format="localized"),
+        **{label: DICE for _, label in INSTANCE_SCORES if label != "count error"},
+        "count error": st.column_config.NumberColumn(format="percent"),
     },
 )
 scored = models.dropna(subset=["test Dice"])
@@ -53,23 +75,33 @@ if len(scored):
 st.subheader("Inference speed")
 if inference:
     latency = latency_table(inference)
+    number_columns = {
+        **{column: TWO for column in latency.columns if latency[column].dtype.kind == "f"},
+        "onnxruntime ms": MS,
+        "p90 ms": MS,
+        "Keras ms": MS,
+        "img/s (batch 8)": MS,
+    }
     st.dataframe(
-        latency,
+        latency[[c for c in MAIN_LATENCY_COLUMNS if c in latency.columns]],
         hide_index=True,
-        column_config={
-            "onnxruntime ms": MS,
-            "Keras ms": MS,
-            "ORT / Keras": st.column_config.NumberColumn(format="%.2f"),
-            "ORT img/s (batch 8)": MS,
-            "e2e s per photo": st.column_config.NumberColumn(format="%.2f"),
-        },
+        width="stretch",
+        column_config=number_columns,
     )
+    with st.expander("Every measured field (machine, photo, date and newer measurements)"):
+        st.dataframe(
+            latency,
+            hide_index=True,
+            width="stretch",
+            column_config={"model": st.column_config.TextColumn(pinned=True), **number_columns},
+        )
     left, right = st.columns(2)
     left.plotly_chart(latency_figure(latency), key="latency")
     right.plotly_chart(e2e_figure(latency), key="e2e")
     st.caption(
-        "Latency: one model-size image, batch 1, median. End to end: a 3000x2000 JPEG decoded, "
-        "resized, segmented, resized back and cleaned up by the app's engine."
+        "Latency: one model-size image, batch 1, median (p90 beside it); one row per model, "
+        "precision (fp32, fp16 weights, int8) and machine. End to end: a 3000x2000 JPEG "
+        "decoded, resized, segmented, resized back and cleaned up by the app's engine."
     )
 else:
     st.info(
@@ -80,7 +112,7 @@ else:
 st.subheader("Training throughput")
 if training:
     throughput = training_table(training)
-    st.dataframe(throughput, hide_index=True)
+    st.dataframe(throughput, hide_index=True, width="stretch")
     st.plotly_chart(training_figure(throughput), key="training")
 else:
     st.info("No training benchmark results yet. Run `python -m bench.train` to measure one.")

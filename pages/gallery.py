@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from segcore.app import ui
+from segcore.app.cards import INSTANCE_SCORES
 from segcore.app.gallery import (
     ORDERS,
     GalleryItem,
@@ -16,7 +18,9 @@ from segcore.app.gallery import (
     score_samples,
     sort_items,
 )
+from segcore.app.navigation import enter
 from segcore.app.settings import samples_dir
+from segcore.app.text import plain
 
 COLUMNS = 2
 NAME_CHARS = 24
@@ -29,6 +33,21 @@ def scored(model_path: str, version: int, folder: str, dataset: str) -> tuple[li
     return score_samples(engine, sample_sets(Path(folder))[dataset])
 
 
+def instance_scores(card: dict) -> list[tuple[str, str, None]]:
+    """The card's held-out instance scores (DSB score, F1 at IoU 0.5, count error) as metrics,
+    for instance models."""
+    metrics = card.get("test_metrics") or {}
+    if "instances" not in card:
+        return []
+    shown = []
+    for key, label in INSTANCE_SCORES:
+        value = metrics.get(key)
+        if isinstance(value, int | float):
+            text = f"{100 * value:.1f} %" if key == "count_error" else f"{value:.3f}"
+            shown.append((f"Test {label}", text, None))
+    return shown
+
+
 def short(name: str) -> str:
     """A file stem cut to `NAME_CHARS` (DSB ids are 64 hex digits)."""
     return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
@@ -38,14 +57,13 @@ def show_items(items: list[GalleryItem]) -> None:
     """The triptychs in a grid, captioned with name, Dice and IoU."""
     for start in range(0, len(items), COLUMNS):
         for column, item in zip(st.columns(COLUMNS), items[start : start + COLUMNS], strict=False):
-            column.image(
-                item.picture,
-                caption=f"{short(item.name)} · Dice {item.dice:.3f} · IoU {item.iou:.3f}",
-                width="stretch",
-            )
+            caption = f"{plain(short(item.name))} · Dice {item.dice:.3f} · IoU {item.iou:.3f}"
+            if item.count is not None:
+                caption += f" · {item.count} found / {item.true_count} annotated"
+            column.image(item.picture, caption=caption, width="stretch")
 
 
-ui.route_through_entry("pages/gallery.py")
+enter()
 st.title("Gallery")
 st.caption(
     "Bundled real samples: image | ground truth | prediction (red, over the image), "
@@ -59,16 +77,18 @@ if not sets:
     st.info(f"No bundled samples found in `{samples_dir()}`.")
     st.stop()
 with_model = [name for name in sets if any(e.family == name for e in entries)]
-dataset = st.sidebar.radio(
-    "Dataset",
-    list(sets),
-    index=list(sets).index(with_model[0]) if with_model else 0,
-    key="gallery-dataset",
-)
+# open on the dataset of the Segment page's model, else the first one with a model
+preferred = st.session_state.get(ui.DATASET_KEY, ui.DEFAULT_FAMILY)
+start = preferred if preferred in sets else (with_model[0] if with_model else list(sets)[0])
+if st.session_state.get("gallery-dataset") not in sets:
+    st.session_state["gallery-dataset"] = start
+dataset = st.sidebar.radio("Dataset", list(sets), key="gallery-dataset")
+st.session_state[ui.DATASET_KEY] = dataset
 matching = [e for e in entries if e.family == dataset]
 if not matching:
     st.info(
-        f"No shipped model was trained on {dataset}; export one with `python -m export RUN_DIR`."
+        f"No shipped model was trained on {plain(dataset)}; export one with "
+        "`python -m export RUN_DIR`."
     )
     st.stop()
 entry = ui.pick_model(matching, key=f"gallery-model-{dataset}")
@@ -84,15 +104,31 @@ if not items:
 
 best = max(items, key=lambda it: it.dice)
 worst = min(items, key=lambda it: it.dice)
-stats = st.columns(4)
-stats[0].metric("Samples", len(items))
-stats[1].metric("Mean Dice", f"{mean_dice(items):.3f}")
-stats[2].metric("Best", f"{best.dice:.3f}", help=best.name)
-stats[3].metric("Worst", f"{worst.dice:.3f}", help=worst.name)
+numbers = [
+    ("Samples", str(len(items)), None),
+    ("Mean Dice", f"{mean_dice(items):.3f}", None),
+    ("Best", f"{best.dice:.3f}", best.name),
+    ("Worst", f"{worst.dice:.3f}", worst.name),
+]
+errors = [it.count_error for it in items if it.count_error is not None]
+if errors:
+    numbers.append(("Mean count error", f"{100 * np.mean(errors):.1f} %", None))
+numbers += instance_scores(entry.card)
+for column, (label, value, name) in zip(st.columns(len(numbers)), numbers, strict=True):
+    column.metric(label, value, help=None if name is None else plain(name))
 
 ordered = sort_items(items, order)
 show_items(ordered)
 with st.expander("Per-image scores"):
-    table = pd.DataFrame([{"image": it.name, "Dice": it.dice, "IoU": it.iou} for it in ordered])
+    rows = []
+    for it in ordered:
+        row = {"image": it.name, "Dice": it.dice, "IoU": it.iou}
+        if it.count is not None:
+            row.update(found=it.count, annotated=it.true_count, **{"count error": it.count_error})
+        rows.append(row)
     number = st.column_config.NumberColumn(format="%.3f")
-    st.dataframe(table, hide_index=True, column_config={"Dice": number, "IoU": number})
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        column_config={"Dice": number, "IoU": number, "count error": number},
+    )

@@ -6,8 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from segcore.app import ui
-from segcore.app.cards import card_facts, card_scores, data_credit
+from segcore.app.cards import INSTANCE_SCORES, card_facts, card_scores, data_credit
 from segcore.app.catalog import ModelEntry
+from segcore.app.navigation import enter
 
 SCORE_LABELS = {
     "dice": "Test Dice",
@@ -15,6 +16,7 @@ SCORE_LABELS = {
     "precision": "Precision",
     "recall": "Recall",
     "accuracy": "Pixel accuracy",
+    **{key: f"Test {label}" for key, label in INSTANCE_SCORES},
 }
 
 
@@ -44,7 +46,7 @@ def show_card(entry: ModelEntry) -> None:
             st.json(entry.card, expanded=True)
 
 
-ui.route_through_entry("pages/models.py")
+enter()
 st.title("Models")
 st.caption("The model cards written by `python -m export` beside each ONNX file in `models/`.")
 

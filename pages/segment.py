@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePath
+import logging
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from segcore.app import ui
+from segcore.app.catalog import ModelEntry
+from segcore.app.fit import Fit, measure_fit, mismatch_message
 from segcore.app.gallery import sample_sets
+from segcore.app.navigation import enter
+from segcore.app.results import show_result
 from segcore.app.segment import (
+    MAX_BATCH,
     Segmented,
     Upload,
     batch_csv,
-    comparison,
+    check_upload,
     match_truths,
-    measurements,
     segment_upload,
+    thumbnail,
 )
 from segcore.app.settings import samples_dir
+from segcore.app.text import plain
 from segcore.data import Sample, load_sample
 from segcore.preprocess import IMAGE_EXTENSIONS, ImageError
-from segcore.visualize import mask_to_rgb, overlay
 
 FILE_TYPES = [ext.lstrip(".") for ext in IMAGE_EXTENSIONS]
+log = logging.getLogger("segcore.app")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -32,12 +40,25 @@ def segment(
     version: int,
     upload: Upload,
     truth: Upload | np.ndarray | None,
-    threshold: float,
+    truth_name: str | None,
+    threshold: float | None,
     tta: bool,
 ) -> Segmented:
-    """`segment_upload` on the cached engine, cached per model, file, truth and settings."""
+    """`segment_upload` on the cached engine in one of the server's segmentation slots, cached
+    per model, file, truth and settings (the cache holds compact previews only)."""
     engine = ui.load_engine(model_path, version)
-    return segment_upload(engine, upload, threshold=threshold, tta=tta, truth=truth)
+    with ui.segmentation_slot():
+        return segment_upload(
+            engine, upload, threshold=threshold, tta=tta, truth=truth, truth_name=truth_name
+        )
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def image_fit(upload: Upload, models: tuple[tuple[str, int], ...], _entries: list) -> Fit:
+    """How far the upload lies from each model's training images (cached per file and model
+    set); decoded in a segmentation slot, as it may be large."""
+    with ui.segmentation_slot():
+        return measure_fit(thumbnail(upload), _entries)
 
 
 @st.cache_data(show_spinner=False)
@@ -57,73 +78,59 @@ def sample_upload(sample: Sample) -> tuple[Upload, np.ndarray]:
     return Upload(sample.image.name, sample.image.read_bytes()), truth
 
 
-def show_result(result: Segmented, dataset: str, index: int) -> None:
-    """One image's panels, numbers and mask download, in a bordered box."""
-    with st.container(border=True):
-        st.markdown(f"**{result.name}** · {result.width}×{result.height} px")
-        if result.truth is None:
-            panels = [
-                (result.image, "Original"),
-                (mask_to_rgb(result.mask), "Predicted mask"),
-                (overlay(result.image, result.mask), "Overlay"),
-            ]
-        else:
-            panels = [
-                (result.image, "Original"),
-                (mask_to_rgb(result.truth), "Ground truth"),
-                (
-                    comparison(result.image, result.truth, result.mask),
-                    "Prediction (red) · truth outline (green)",
-                ),
-            ]
-        for column, (picture, caption) in zip(st.columns(3), panels, strict=True):
-            column.image(picture, caption=caption, width="stretch")
-        numbers = measurements(result, dataset)
-        if result.dice is not None:
-            numbers += [("Dice", f"{result.dice:.3f}"), ("IoU", f"{result.iou:.3f}")]
-        numbers.append(("Time", f"{result.seconds:.2f} s"))
-        for column, (label, value) in zip(st.columns(len(numbers)), numbers, strict=True):
-            column.metric(label, value)
-        if result.note:
-            st.warning(result.note)
-        st.download_button(
-            "Download mask (PNG)",
-            result.mask_png,
-            file_name=f"{PurePath(result.name).stem}_mask.png",
-            mime="image/png",
-            key=f"mask-{index}",
-            on_click="ignore",
-            icon=":material/download:",
-        )
-
-
-ui.route_through_entry("pages/segment.py")
+enter()
 st.title("Segment")
 st.caption(
     "Drop skin-lesion photos or microscopy images: each gets a mask, its area or nucleus count, "
-    "and, with a ground-truth mask, its Dice. Files stay in memory."
+    "and, with a ground-truth mask, its Dice. Files stay in memory on this machine."
 )
 
 entries = ui.shipped_models()
-entry = ui.pick_model(entries, key="segment-model", family="isic")
-ui.card_summary(entry)
-engine = ui.engine_for(entry)
-if engine is None:
-    st.stop()
-threshold = st.sidebar.slider(
-    "Threshold",
-    0.05,
-    0.95,
-    value=round(engine.threshold, 2),
-    step=0.01,
-    key=f"threshold-{entry.name}",
-    help="Pixels whose probability is above this are foreground (default: the card's).",
+by_name = {e.name: e for e in entries}
+chosen_entry = ui.pick_model(
+    entries,
+    key="segment-model",
+    family=st.session_state.get(ui.DATASET_KEY, ui.DEFAULT_FAMILY),
+    automatic=True,
 )
+if chosen_entry is not None:
+    st.session_state[ui.DATASET_KEY] = chosen_entry.family
+    engine = ui.engine_for(chosen_entry)
+    if engine is None:
+        st.stop()
+    threshold: float | None = st.sidebar.slider(
+        "Threshold",
+        0.05,
+        0.95,
+        value=round(engine.threshold, 2),
+        step=0.01,
+        key=f"threshold-{chosen_entry.name}",
+        help="Pixels whose probability is above this are foreground (default: the card's).",
+    )
+else:
+    threshold = None
 tta = st.sidebar.toggle(
     "Test-time augmentation",
     key="segment-tta",
     help="Average the predictions of the four flips of each image (4x the compute).",
 )
+view = {
+    "opacity": st.sidebar.slider(
+        "Overlay opacity",
+        0.0,
+        1.0,
+        value=0.35,
+        step=0.05,
+        key="segment-opacity",
+        help="How strongly the prediction tints the image; its outline always shows.",
+    ),
+    "probability": st.sidebar.toggle(
+        "Show probability (uncertainty)",
+        key="segment-probability",
+        help="The model's per-pixel probability: yellow is sure foreground, dark blue sure "
+        "background, teal in between is where the model is unsure.",
+    ),
+}
 
 left, right = st.columns(2)
 image_files = left.file_uploader(
@@ -137,54 +144,97 @@ truth_files = right.file_uploader(
     help="Matched to images by file name; ISIC's `<name>_segmentation.png` works too.",
 )
 sets = bundled_samples(str(samples_dir()))
-offered = sets.get(entry.family) or [s for samples in sets.values() for s in samples]
-by_name = {s.image.name: s for s in offered}
-chosen = st.selectbox(
+family = chosen_entry.family if chosen_entry is not None else None
+offered = sets.get(family or "") or [s for samples in sets.values() for s in samples]
+samples_by_name = {s.image.name: s for s in offered}
+sample_name = st.selectbox(
     "No images at hand? Try a bundled sample",
-    list(by_name),
+    list(samples_by_name),
     index=None,
     placeholder="Choose a sample image (with its ground truth)",
     key="sample",
 )
 
 uploads = [Upload(f.name, f.getvalue()) for f in image_files or []]
+if len(uploads) > MAX_BATCH:
+    st.warning(
+        f"{len(uploads)} images uploaded: the first {MAX_BATCH} are segmented. Remove some "
+        "to see the others, or use `python -m segcore.predict` for large batches."
+    )
+    uploads = uploads[:MAX_BATCH]
 truths = {f.name: Upload(f.name, f.getvalue()) for f in truth_files or []}
 matched = match_truths([u.name for u in uploads], list(truths))
-batch: list[tuple[Upload, Upload | np.ndarray | None]] = [
-    (u, truths.get(matched.get(u.name, ""))) for u in uploads
+batch: list[tuple[Upload, Upload | np.ndarray | None, str | None]] = [
+    (u, truths.get(matched.get(u.name, "")), matched.get(u.name)) for u in uploads
 ]
-for name in sorted(set(truths) - set(matched.values())):
-    st.warning(f"{name}: no uploaded image has this mask's name, so it was not used.")
-if chosen:
-    batch.append(sample_upload(by_name[chosen]))
+if truths:
+    pairs = pd.DataFrame(
+        [{"image": u.name, "ground truth": matched.get(u.name, "none")} for u in uploads]
+        + [{"image": "no image", "ground truth": t} for t in truths if t not in matched.values()]
+    )
+    with st.expander(f"Ground truth matched to {plural(len(matched), 'image')}", expanded=False):
+        st.dataframe(pairs, hide_index=True)
+unused = sorted(set(truths) - set(matched.values()))
+if unused:
+    st.warning(
+        f"{plural(len(unused), 'mask')} matched no uploaded image by name and "
+        f"{'was' if len(unused) == 1 else 'were'} not used (see the table above)."
+    )
+if sample_name:
+    upload, truth = sample_upload(samples_by_name[sample_name])
+    batch.append((upload, truth, f"{sample_name} (bundled truth)"))
 
 if not batch:
     st.info("Upload one or more images above, or pick a bundled sample.")
     st.stop()
 
-results: list[Segmented] = []
+models_key = tuple((e.name, e.version) for e in entries)
+shown: list[tuple[Segmented, ModelEntry, str | None]] = []
 with st.spinner(f"Segmenting {plural(len(batch), 'image')}…"):
-    for upload, truth in batch:
+    for upload, truth, truth_name in batch:
         try:
-            results.append(segment(str(entry.path), entry.version, upload, truth, threshold, tta))
+            check_upload(upload)
         except ImageError as exc:
-            st.error(f"Skipped {exc}")
+            st.error(plain(exc), icon=":material/error:")
+            continue
+        try:
+            fit = image_fit(upload, models_key, entries)
+            entry = chosen_entry or by_name.get(fit.best() or "") or entries[0]
+            if ui.engine_for(entry) is None:
+                continue
+            result = segment(
+                str(entry.path), entry.version, upload, truth, truth_name, threshold, tta
+            )
+        except ImageError as exc:
+            log.warning("segment failed: %s", exc)
+            st.error(
+                f"{plain(upload.name)}: the image could not be decoded; the file may be "
+                "truncated or damaged.",
+                icon=":material/error:",
+            )
+            continue
+        shown.append((result, entry, mismatch_message(fit, entry, entries)))
 
-if results:
+if shown:
+    results = [r for r, _, _ in shown]
     scored = [r.dice for r in results if r.dice is not None]
-    summary = f"{plural(len(results), 'image')} segmented with **{entry.name}**"
+    models_used = sorted({r.model for r in results})
+    summary = f"{plural(len(results), 'image')} segmented with **{', '.join(models_used)}**"
     if scored:
         summary += f" · mean Dice **{np.mean(scored):.3f}** over {len(scored)} with truth"
+    warned = sum(1 for _, _, w in shown if w)
+    if warned:
+        summary += f" · {plural(warned, 'image')} unlike the model's training data"
     info, download = st.columns([3, 1], vertical_alignment="center")
     info.markdown(summary)
     download.download_button(
         "Download results (CSV)",
-        batch_csv(results, entry.name, threshold, tta),
+        batch_csv(results, threshold, tta),
         file_name="segcore_results.csv",
         mime="text/csv",
         key="csv",
         on_click="ignore",
         icon=":material/table:",
     )
-for i, result in enumerate(results):
-    show_result(result, entry.family, i)
+for i, (result, entry, warning) in enumerate(shown):
+    show_result(result, entry, warning, view, i)

@@ -7,8 +7,9 @@ import streamlit as st
 
 from segcore.app import ui
 from segcore.app.curves import CURVES, curve_figure, read_history, summary_rows
+from segcore.app.navigation import enter
 
-ui.route_through_entry("pages/training.py")
+enter()
 st.title("Training curves")
 st.caption(
     "Per-epoch logs of each shipped model: training (solid) and validation (dotted); "

@@ -1,6 +1,7 @@
-"""App-side logic behind the Streamlit pages: model discovery, segmentation of uploads, gallery
-scoring, training curves and benchmark tables.
+"""App-side logic behind the Streamlit pages: model discovery, the image-to-model fit check,
+segmentation of uploads, pictures, gallery scoring, training curves and benchmark tables.
 
-Every module here except `ui` imports neither Streamlit nor TensorFlow, so it is tested on its
-own; `ui` holds the Streamlit pieces the pages share (cached engines, the model picker).
+`navigation`, `ui` and `results` hold the Streamlit pieces (the page list and sidebar links, cached
+engines and the model picker, the Segment page's result view); every other module here imports
+neither Streamlit nor TensorFlow, so it is tested on its own.
 """

@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from segcore.app.cards import INSTANCE_SCORES
 from segcore.app.catalog import ModelEntry
 
 LAYOUT = {
@@ -49,26 +50,29 @@ def load_results(folder: Path) -> tuple[list[dict], list[dict], list[str]]:
 
 
 def model_table(entries: list[ModelEntry]) -> pd.DataFrame:
-    """One row per model from its card: size and test accuracy."""
+    """One row per model from its card: size and test accuracy, plus the instance scores
+    (DSB score, F1 at IoU 0.5, count error) when any model is an instance model."""
+    instances = any("instances" in e.card for e in entries)
     rows = []
     for e in entries:
         metrics = e.card.get("test_metrics") or {}
         size = e.card.get("onnx_bytes") or e.path.stat().st_size
-        rows.append(
-            {
-                "model": e.name,
-                "dataset": e.dataset,
-                "arch": e.card.get("arch"),
-                "precision": e.card.get("precision", "fp32"),
-                "input": f"{e.card['input_size']}x{e.card['input_size']}x{e.card['channels']}",
-                "params": e.card.get("params"),
-                "ONNX MB": round(size / 1e6, 2),
-                "test Dice": metrics.get("dice"),
-                "test IoU": metrics.get("iou"),
-                "test images": metrics.get("n_images"),
-                "train minutes": _minutes(e.card.get("train_seconds")),
-            }
-        )
+        row = {
+            "model": e.name,
+            "dataset": e.dataset,
+            "arch": e.card.get("arch"),
+            "precision": e.card.get("precision", "fp32"),
+            "params": e.card.get("params"),
+            "ONNX MB": round(size / 1e6, 2),
+            "test Dice": metrics.get("dice"),
+            "test IoU": metrics.get("iou"),
+        }
+        if instances:
+            for key, label in INSTANCE_SCORES:
+                row[label] = metrics.get(key) if "instances" in e.card else None
+        row["test images"] = metrics.get("n_images")
+        row["train minutes"] = _minutes(e.card.get("train_seconds"))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -82,24 +86,59 @@ def _runtime(record: dict) -> str:
     return "GPU" if providers[0].startswith("CUDA") else "CPU"
 
 
+#: Inference record keys shown as columns (record key -> column), in this order.
+LATENCY_COLUMNS = {
+    "ort_latency_ms_median": "onnxruntime ms",
+    "ort_latency_ms_p90": "p90 ms",
+    "ort_throughput_ips": "img/s (batch 8)",
+    "keras_latency_ms_median": "Keras ms",
+    "ort_over_keras_latency": "ORT / Keras",
+    "e2e_seconds_median": "e2e s per photo",
+}
+#: Record keys that describe the setting rather than a measurement (left out of extra columns).
+SETTING_KEYS = {"params", "onnx_bytes", "input_size", "channels", "repeats", "cores", "batch"}
+
+
+def _extra_columns(records: list[dict]) -> list[str]:
+    """Numeric measurement keys beyond `LATENCY_COLUMNS` that some record has (new benchmark
+    fields such as GFLOP/s or a fraction of the machine's rate), in first-seen order."""
+    seen: dict[str, None] = {}
+    for r in records:
+        for key, value in r.items():
+            if (
+                key not in LATENCY_COLUMNS
+                and key not in SETTING_KEYS
+                and not key.startswith("keras_")
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)
+            ):
+                seen[key] = None
+    return list(seen)
+
+
 def latency_table(records: list[dict]) -> pd.DataFrame:
-    """One row per benchmarked model and machine: onnxruntime vs Keras latency, end-to-end."""
-    rows = [
-        {
-            "model": r["model"],
+    """One row per benchmarked model, precision and machine: onnxruntime latency (median, p90),
+    batch throughput, Keras, end to end, and any further numeric fields the records carry.
+    Missing fields stay empty."""
+    extras = _extra_columns(records)
+    rows = []
+    for r in records:
+        row = {
+            "model": r.get("model"),
+            "precision": r.get("precision", "fp32"),
             "runs on": _runtime(r),
-            "machine": r.get("cpu") or r.get("host") or "?",
-            "onnxruntime ms": r.get("ort_latency_ms_median"),
-            "Keras ms": r.get("keras_latency_ms_median"),
-            "ORT / Keras": r.get("ort_over_keras_latency"),
-            "ORT img/s (batch 8)": r.get("ort_throughput_ips"),
-            "e2e s per photo": r.get("e2e_seconds_median"),
-            "photo": r.get("e2e_photo"),
-            "Keras on": r.get("keras_device"),
-            "date": r.get("date"),
         }
-        for r in records
-    ]
+        row.update({label: r.get(key) for key, label in LATENCY_COLUMNS.items()})
+        row.update({key: r.get(key) for key in extras})
+        row.update(
+            {
+                "machine": r.get("cpu") or r.get("host") or "?",
+                "photo": r.get("e2e_photo"),
+                "Keras on": r.get("keras_device"),
+                "date": r.get("date"),
+            }
+        )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -124,10 +163,13 @@ def training_table(records: list[dict]) -> pd.DataFrame:
 
 
 def _label(table: pd.DataFrame) -> pd.Series:
-    """Model names, with the runtime added when one model was measured on several."""
-    if table.duplicated("model").any():
-        return table["model"] + " (" + table["runs on"] + ")"
-    return table["model"]
+    """Model names, with the precision and the runtime added where one model was measured with
+    several."""
+    label = table["model"].astype(str)
+    for column in ("precision", "runs on"):
+        varies = table.groupby("model")[column].transform("nunique") > 1
+        label = label.where(~varies, label + " " + table[column].astype(str))
+    return label
 
 
 def latency_figure(table: pd.DataFrame) -> go.Figure:
@@ -180,7 +222,8 @@ def accuracy_figure(table: pd.DataFrame) -> go.Figure:
 
 
 def training_figure(table: pd.DataFrame) -> go.Figure:
-    """Bars: training images/s per architecture and setting, coloured by device."""
+    """Bars of training images/s per architecture and setting, one panel per device, each with
+    its own y axis (a GPU's thousands and a CPU's few images/s are both readable)."""
     label = (
         table["arch"].astype(str)
         + " "
@@ -190,13 +233,23 @@ def training_figure(table: pd.DataFrame) -> go.Figure:
         + " "
         + table["precision"].astype(str)
     )
+    data = table.assign(setting=label, device=table["device"].fillna("?").astype(str))
+    devices = list(dict.fromkeys(data["device"]))
     fig = px.bar(
-        table.assign(setting=label),
+        data,
         x="setting",
         y="train img/s",
         color="device",
-        barmode="group",
+        facet_col="device",
+        facet_col_spacing=0.08,
+        category_orders={"device": devices},
         text_auto=".0f",
     )
-    fig.update_layout(title="Training throughput", xaxis_title="", yaxis_title="images/s", **LAYOUT)
+    fig.update_yaxes(matches=None, showticklabels=True, title_text="")
+    fig.update_yaxes(title_text="images/s", col=1)
+    fig.update_xaxes(matches=None, title_text="")
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    fig.update_layout(
+        title="Training throughput (one panel per device, own scale)", showlegend=False, **LAYOUT
+    )
     return fig

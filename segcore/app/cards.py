@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The instance scores of an instance model's ``test_metrics`` (key, label).
+INSTANCE_SCORES = (
+    ("dsb_score", "DSB score"),
+    ("f1_iou50", "F1 @ IoU 0.5"),
+    ("count_error", "count error"),
+)
+
 
 def _fmt(value: Any) -> str:
     """A card value as short text (floats to 4 significant digits, dicts as k=v)."""
@@ -39,6 +46,14 @@ def _epochs(card: dict) -> str | None:
     return f"{epochs} (best {best})" if best is not None else str(epochs)
 
 
+def _image_check(card: dict) -> str | None:
+    """What uploads are compared against (the card's ``image_stats``), if recorded."""
+    stats = card.get("image_stats")
+    if not isinstance(stats, dict) or not stats.get("n_images"):
+        return None
+    return f"statistics of {stats['n_images']:,} training images"
+
+
 def _input(card: dict) -> str:
     channels = card.get("channels")
     kind = {1: "grayscale", 3: "RGB"}.get(channels, f"{channels} channels")
@@ -61,6 +76,7 @@ def card_facts(card: dict) -> dict[str, list[tuple[str, str]]]:
             "Parameters": card.get("params"),
             "ONNX size": _size(card),
             "ONNX vs Keras max diff": card.get("parity_max_abs_diff"),
+            "Image check": _image_check(card),
         },
         "Training": {
             "Loss": card.get("loss"),

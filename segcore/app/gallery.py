@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from segcore.app.pictures import encode, side_by_side, tinted
 from segcore.data import DataError, Sample, find_samples, load_sample
 from segcore.infer import Engine
 from segcore.preprocess import ImageError
 from segcore.scores import binary_scores
-from segcore.visualize import triptych
+from segcore.visualize import mask_to_rgb
 
 PANEL_HEIGHT = 200
 ORDERS = ("worst first", "best first", "name")
@@ -26,6 +26,15 @@ class GalleryItem:
     dice: float
     iou: float
     picture: bytes
+    count: int | None = None  # objects found, for instance models
+    true_count: int | None = None  # annotated objects (one mask file per object, DSB layout)
+
+    @property
+    def count_error(self) -> float | None:
+        """Relative count error |found - annotated| / annotated, when both are known."""
+        if self.count is None or not self.true_count:
+            return None
+        return abs(self.count - self.true_count) / self.true_count
 
 
 def sample_sets(folder: Path) -> dict[str, list[Sample]]:
@@ -54,12 +63,24 @@ def score_samples(
             problems.append(str(exc))
     preds = engine.predict_batch([image for _, image, _ in pairs], threshold=threshold)
     items = []
+    per_object = {s.name: len(s.masks) for s in samples}
     for (name, image, truth), pred in zip(pairs, preds, strict=True):
         scores = binary_scores(truth, pred.mask)
-        picture = triptych(image, truth, pred.mask, height=PANEL_HEIGHT)
-        buffer = io.BytesIO()
-        picture.save(buffer, "PNG")
-        items.append(GalleryItem(name, scores["dice"], scores["iou"], buffer.getvalue()))
+        picture = side_by_side(
+            [image, mask_to_rgb(truth), tinted(image, pred.mask)], height=PANEL_HEIGHT
+        )
+        labels = getattr(pred, "labels", None)
+        count = None if labels is None else int(len(np.unique(labels[labels > 0])))
+        items.append(
+            GalleryItem(
+                name,
+                scores["dice"],
+                scores["iou"],
+                encode(picture),
+                count=count,
+                true_count=per_object.get(name) if count is not None else None,
+            )
+        )
     return items, problems
 
 

@@ -1,21 +1,26 @@
-"""Segment one uploaded image for the Segment page: prediction, scores and display-size pictures.
+"""Segment one uploaded image for the Segment page: prediction, scores and compact previews.
 
-Uploads stay in memory as bytes; nothing is written to disk. The engine computes the mask at the
-image's full size; only the pictures shown in the browser are downscaled (`DISPLAY_MAX_SIDE`).
+Uploads stay in memory as bytes; nothing is written to disk. The declared size of an upload is
+checked against the app's pixel limit before anything is decoded. The engine computes the mask
+at the image's full size; what is kept afterwards is small: the figures of the `Prediction`, the
+full-size mask as PNG, and display-size previews (at most `DISPLAY_MAX_SIDE`) as PNG/JPEG bytes.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import PurePath
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from segcore.infer import Engine
+from segcore.app.pictures import decode, encode, resize_labels
+from segcore.infer import Engine, Prediction
 from segcore.preprocess import (
+    IMAGE_EXTENSIONS,
     ImageError,
     load_mask,
     open_image,
@@ -24,10 +29,31 @@ from segcore.preprocess import (
     to_rgb_array,
 )
 from segcore.scores import binary_scores
-from segcore.visualize import TRUTH_COLOR, contour, overlay
 
 DISPLAY_MAX_SIDE = 1024
 ISIC_TRUTH_SUFFIX = "_segmentation"
+#: Largest image the app segments (the engine's own limit is higher; a 25-megapixel image needs
+#: about 0.5 GB while it is segmented).
+APP_MAX_PIXELS = 25_000_000
+#: What Pillow may decode here (the formats the uploader offers).
+ACCEPTED_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")
+FORMATS_IN_WORDS = "PNG, JPEG, TIFF, BMP, GIF or WebP"
+#: Uploads segmented in one go; more are listed as left out.
+MAX_BATCH = 20
+#: Per-object table columns shown for instance models (the engine's ``objects`` keys).
+OBJECT_COLUMNS = (
+    "id",
+    "area_px",
+    "centroid_x",
+    "centroid_y",
+    "bbox_x0",
+    "bbox_y0",
+    "bbox_x1",
+    "bbox_y1",
+    "equivalent_diameter",
+    "eccentricity",
+    "mean_intensity",
+)
 
 
 @dataclass(frozen=True)
@@ -44,24 +70,75 @@ class Upload:
         return buffer
 
 
+def figures_of(pred: Prediction) -> dict[str, float | int]:
+    """The scalar fields of a `Prediction` (sizes, area, counts, seconds), without its arrays."""
+    out = {}
+    for field in dataclasses.fields(pred):
+        value = getattr(pred, field.name)
+        if isinstance(value, bool | int | float | np.integer | np.floating):
+            out[field.name] = value.item() if isinstance(value, np.generic) else value
+    return out
+
+
 @dataclass(frozen=True)
 class Segmented:
-    """One image's result: numbers at full size, pictures at display size, the mask as PNG."""
+    """One image's result, kept small: the prediction's figures, the full-size mask as PNG, and
+    display-size previews as PNG/JPEG bytes (decode them with the methods)."""
 
     name: str
-    width: int
-    height: int
-    area_px: int
-    area_pct: float
-    components: int
-    seconds: float
-    image: np.ndarray  # display-size RGB
-    mask: np.ndarray  # display-size bool
+    model: str
+    figures: dict[str, float | int]
     mask_png: bytes  # full-size mask, 0/255
-    truth: np.ndarray | None = None  # display-size bool
+    image_jpeg: bytes  # display-size RGB
+    mask_preview: bytes  # display-size mask PNG, 0/255
+    probability_preview: bytes  # display-size probability PNG, 0-255
+    truth_preview: bytes | None = None
+    truth_name: str | None = None
+    labels_preview: bytes | None = None  # display-size instance ids, 16-bit PNG
+    objects: tuple[dict, ...] | None = None
     dice: float | None = None
     iou: float | None = None
     note: str = ""
+
+    @property
+    def width(self) -> int:
+        """Full image width in pixels."""
+        return int(self.figures["width"])
+
+    @property
+    def height(self) -> int:
+        """Full image height in pixels."""
+        return int(self.figures["height"])
+
+    @property
+    def count(self) -> int:
+        """Objects found: the instance count for instance models, else connected components."""
+        return int(self.figures.get("count", self.figures.get("components", 0)))
+
+    @property
+    def is_instances(self) -> bool:
+        """True when the model returned one label per object."""
+        return self.labels_preview is not None
+
+    def image(self) -> np.ndarray:
+        """The display-size RGB image."""
+        return decode(self.image_jpeg)
+
+    def mask(self) -> np.ndarray:
+        """The display-size predicted mask (bool)."""
+        return decode(self.mask_preview) > 127
+
+    def truth(self) -> np.ndarray | None:
+        """The display-size truth mask (bool), if a truth was given and readable."""
+        return None if self.truth_preview is None else decode(self.truth_preview) > 127
+
+    def probability(self) -> np.ndarray:
+        """The display-size probability map as uint8 (0-255)."""
+        return decode(self.probability_preview)
+
+    def labels(self) -> np.ndarray | None:
+        """The display-size instance ids (0 = background), for instance models."""
+        return None if self.labels_preview is None else decode(self.labels_preview).astype(np.int32)
 
 
 def truth_stem(file_name: str) -> str:
@@ -81,11 +158,39 @@ def display_size(width: int, height: int, max_side: int = DISPLAY_MAX_SIDE) -> t
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def mask_png(mask: np.ndarray) -> bytes:
-    """A bool mask as an 8-bit PNG (0 background, 255 foreground)."""
-    buffer = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, "PNG", optimize=True)
-    return buffer.getvalue()
+def check_upload(upload: Upload, max_pixels: int = APP_MAX_PIXELS) -> tuple[int, int]:
+    """The (width, height) an upload declares, read from its header without decoding it.
+
+    Raises ImageError in plain words when it is not an image in an accepted format or is larger
+    than ``max_pixels``.
+    """
+    ext = PurePath(upload.name).suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise ImageError(
+            f"{upload.name}: not an image file the app accepts (use {FORMATS_IN_WORDS})."
+        )
+    try:
+        with Image.open(upload.stream(), formats=ACCEPTED_FORMATS) as img:
+            width, height = img.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
+        raise ImageError(
+            f"{upload.name}: this file is not a readable image. The app accepts "
+            f"{FORMATS_IN_WORDS} files; it may be damaged or in another format."
+        ) from None
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{upload.name}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is "
+            f"above the app's limit of {max_pixels / 1e6:.0f} megapixels. Scale it down or crop "
+            "it, or run `python -m segcore.predict` on it."
+        )
+    return width, height
+
+
+def thumbnail(upload: Upload, side: int = 256) -> np.ndarray:
+    """A small RGB version of an upload (JPEGs decode at reduced scale), for the model check."""
+    img = open_image(upload.stream(), draft_size=(side, side))
+    img.thumbnail((side, side))
+    return to_rgb_array(img)
 
 
 def display_pixels(upload: Upload, pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -96,12 +201,20 @@ def display_pixels(upload: Upload, pixels: np.ndarray, size: tuple[int, int]) ->
     return to_rgb_array(open_image(upload.stream(), draft_size=size[::-1]))
 
 
-def comparison(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """The prediction tinted over the image with the truth outlined in green."""
-    out = overlay(image, pred)
-    width = max(1, round(min(truth.shape) / 256))
-    out[contour(truth, width)] = TRUTH_COLOR
-    return out
+def mask_png(mask: np.ndarray) -> bytes:
+    """A bool mask as an 8-bit PNG (0 background, 255 foreground)."""
+    return encode(np.asarray(mask, np.uint8) * 255)
+
+
+def _probability_u8(probability: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A probability map (float32 or float16) at ``size`` as uint8 0-255: sampled down to about
+    twice ``size`` first (a view, no full-size copy), then converted and resized."""
+    step = max(1, int(min(probability.shape[0] / size[0], probability.shape[1] / size[1]) // 2))
+    sampled = np.asarray(probability)[::step, ::step]
+    small = (sampled.astype(np.float32) * 255 + 0.5).clip(0, 255).astype(np.uint8)
+    if small.shape == size:
+        return small
+    return np.asarray(Image.fromarray(small).resize(size[::-1], Image.BILINEAR))
 
 
 def segment_upload(
@@ -111,6 +224,7 @@ def segment_upload(
     threshold: float,
     tta: bool,
     truth: Upload | np.ndarray | None = None,
+    truth_name: str | None = None,
 ) -> Segmented:
     """Segment ``upload`` (raises ImageError naming it) and score it against ``truth`` if given.
 
@@ -121,17 +235,21 @@ def segment_upload(
     pred = engine.predict(loaded, threshold=threshold, tta=tta)
     size = display_size(pred.width, pred.height)
     shown = resize_image(display_pixels(upload, loaded.pixels, size), size)
+    labels = getattr(pred, "labels", None)
+    objects = getattr(pred, "objects", None)
     result = dict(
         name=upload.name,
-        width=pred.width,
-        height=pred.height,
-        area_px=pred.area_px,
-        area_pct=pred.area_pct,
-        components=pred.components,
-        seconds=pred.seconds,
-        image=shown,
-        mask=resize_mask(pred.mask, size),
+        model=engine.name,
+        figures=figures_of(pred),
         mask_png=mask_png(pred.mask),
+        image_jpeg=encode(shown, "JPEG"),
+        mask_preview=mask_png(resize_mask(pred.mask, size)),
+        probability_preview=encode(_probability_u8(pred.probability, size)),
+        labels_preview=None
+        if labels is None
+        else encode(resize_labels(labels, size).clip(0, 65535).astype(np.uint16)),
+        objects=None if objects is None else tuple(dict(o) for o in objects),
+        truth_name=truth_name,
     )
     if truth is None:
         return Segmented(**result)
@@ -149,7 +267,7 @@ def segment_upload(
     scores = binary_scores(full, pred.mask)
     return Segmented(
         **result,
-        truth=resize_mask(full, size),
+        truth_preview=mask_png(resize_mask(full, size)),
         dice=scores["dice"],
         iou=scores["iou"],
         note=note,
@@ -163,43 +281,61 @@ CSV_COLUMNS = (
     "area_px",
     "area_pct",
     "components",
+    "count",
     "dice",
     "iou",
     "seconds",
     "model",
     "threshold",
     "tta",
+    "truth_file",
 )
 
 
-def batch_csv(results: list[Segmented], model: str, threshold: float, tta: bool) -> str:
-    """One CSV row per segmented image (scores empty where there was no truth)."""
+def batch_csv(results: list[Segmented], threshold: float | None, tta: bool) -> str:
+    """One CSV row per segmented image (scores empty where there was no truth; ``threshold``
+    None means each model's own)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in results:
+        f = r.figures
         writer.writerow(
             {
                 "file": r.name,
                 "width": r.width,
                 "height": r.height,
-                "area_px": r.area_px,
-                "area_pct": f"{r.area_pct:.3f}",
-                "components": r.components,
+                "area_px": f.get("area_px", ""),
+                "area_pct": f"{f.get('area_pct', 0.0):.3f}",
+                "components": f.get("components", ""),
+                "count": r.count,
                 "dice": "" if r.dice is None else f"{r.dice:.4f}",
                 "iou": "" if r.iou is None else f"{r.iou:.4f}",
-                "seconds": f"{r.seconds:.3f}",
-                "model": model,
-                "threshold": f"{threshold:g}",
+                "seconds": f"{f.get('seconds', 0.0):.3f}",
+                "model": r.model,
+                "threshold": "card" if threshold is None else f"{threshold:g}",
                 "tta": tta,
+                "truth_file": r.truth_name or "",
             }
         )
     return buffer.getvalue()
 
 
+def objects_csv(result: Segmented) -> str:
+    """The per-object table of an instance result as CSV (one row per object)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=OBJECT_COLUMNS, lineterminator="\n", extrasaction="ignore"
+    )
+    writer.writeheader()
+    writer.writerows(result.objects or ())
+    return buffer.getvalue()
+
+
 def measurements(result: Segmented, dataset: str) -> list[tuple[str, str]]:
     """What to report for one image: lesion area for ISIC, nuclei count for DSB, both otherwise."""
-    pct, px, n = f"{result.area_pct:.1f} %", f"{result.area_px:,}", f"{result.components:,}"
+    pct = f"{result.figures.get('area_pct', 0.0):.1f} %"
+    px, n = f"{int(result.figures.get('area_px', 0)):,}", f"{result.count:,}"
     if dataset == "isic":
         return [("Lesion area", pct), ("Lesion pixels", px)]
     if dataset == "dsb":

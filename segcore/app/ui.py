@@ -1,40 +1,60 @@
-"""Streamlit pieces the pages share: the model list, cached engines, the model picker."""
+"""Streamlit pieces the pages share: the model list, cached engines, the model picker, the
+server-wide cap on concurrent segmentations, and the dataset the pages agree on."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 from segcore.app.catalog import EXPORT_HINT, ModelEntry, default_model, list_models
 from segcore.app.settings import models_dir
+from segcore.app.text import plain
 from segcore.infer import Engine, ModelError
 
-ENTRY_SCRIPT = "streamlit_app.py"
-DEEP_LINK_KEY = "segcore-deep-link"
-ENTRY_SEEN_KEY = "segcore-entry-seen"
+#: Segmentations running at once in this server, over all sessions (the others wait their turn):
+#: each can hold a few hundred MB while it runs, and two use both cores of a small machine.
+MAX_CONCURRENT = 2
+#: Session key of the dataset family last chosen on the Segment page (the Gallery opens on it).
+DATASET_KEY = "segcore-dataset"
+#: The dataset family both pages open on before the user picks one.
+DEFAULT_FAMILY = "isic"
+AUTOMATIC = "Automatic (per image)"
 
 
-def route_through_entry(page: str) -> None:
-    """Run ``page`` (``pages/<name>.py``) through the entry script when Streamlit opened it alone.
-
-    Until the entry script has called ``st.navigation`` once in this process, Streamlit treats
-    ``pages/`` as a legacy multipage folder: a deep link that is a fresh server's first request
-    runs the page file by itself, without the app's navigation and page settings. Such a run
-    (in a session the entry script has not seen yet) hands over to the entry script, which then
-    opens ``page`` (`follow_deep_link`).
-    """
-    if PagesManager.uses_pages_directory and not st.session_state.get(ENTRY_SEEN_KEY):
-        st.session_state[DEEP_LINK_KEY] = page
-        st.switch_page(ENTRY_SCRIPT)
+@st.cache_resource
+def _slots() -> threading.BoundedSemaphore:
+    """The server-wide semaphore behind `segmentation_slot` (one per process)."""
+    return threading.BoundedSemaphore(MAX_CONCURRENT)
 
 
-def follow_deep_link() -> None:
-    """In the entry script, after ``st.navigation``: note that this session went through the
-    entry script, and open the page a legacy-mode run asked for."""
-    st.session_state[ENTRY_SEEN_KEY] = True
-    target = st.session_state.pop(DEEP_LINK_KEY, None)
-    if target:
-        st.switch_page(target)
+@st.cache_resource
+def _libc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None on other C libraries."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+@contextmanager
+def segmentation_slot() -> Iterator[None]:
+    """Hold one of the server's `MAX_CONCURRENT` segmentation slots (waits for a free one); on
+    leaving, hand the freed full-size buffers back to the system (glibc otherwise keeps them
+    in its arenas, and a long-running server would stay at its peak)."""
+    with _slots():
+        try:
+            yield
+        finally:
+            gc.collect()
+            trim = _libc_trim()
+            if trim is not None:
+                trim(0)
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
@@ -48,7 +68,7 @@ def engine_for(entry: ModelEntry) -> Engine | None:
     try:
         return load_engine(str(entry.path), entry.version)
     except (ModelError, OSError) as exc:
-        st.error(f"Cannot load model {entry.name}: {exc}")
+        st.error(f"Cannot load model {plain(entry.name)}: {plain(exc)}")
         return None
 
 
@@ -57,29 +77,43 @@ def shipped_models() -> list[ModelEntry]:
     folder = models_dir()
     entries, problems = list_models(folder)
     for problem in problems:
-        st.warning(f"Skipped a model: {problem}")
+        st.warning(f"Skipped a model: {plain(problem)}")
     if not entries:
         st.info(f"No models found in `{folder}`.\n\n{EXPORT_HINT}")
         st.stop()
     return entries
 
 
-def pick_model(entries: list[ModelEntry], key: str, family: str | None = None) -> ModelEntry:
-    """A sidebar model picker (default: the best test Dice, within the dataset ``family`` if
-    given)."""
+def pick_model(
+    entries: list[ModelEntry], key: str, family: str | None = None, automatic: bool = False
+) -> ModelEntry | None:
+    """A sidebar model picker showing each model's short name (default: the best test Dice,
+    within the dataset ``family`` if given); with ``automatic`` it offers `AUTOMATIC` first,
+    for which it returns None. The chosen model's dataset and scores show under it."""
     by_name = {e.name: e for e in entries}
+    options = ([AUTOMATIC] if automatic else []) + list(by_name)
     name = st.sidebar.selectbox(
         "Model",
-        list(by_name),
-        index=default_model(entries, family),
-        format_func=lambda n: by_name[n].label(),
+        options,
+        index=default_model(entries, family) + (1 if automatic else 0),
         key=key,
+        help="Each model was trained on one kind of image. Automatic picks, per image, the "
+        "model whose training images it resembles most.",
     )
-    return by_name[name]
+    entry = by_name.get(name)
+    if entry is not None:
+        card_summary(entry)
+    else:
+        st.sidebar.caption("Per image, the model whose training images it resembles most.")
+    return entry
 
 
 def card_summary(entry: ModelEntry) -> None:
-    """The model's dataset, architecture and test Dice, in the sidebar under the picker."""
+    """The model's dataset, architecture and test scores, in the sidebar under the picker."""
     dice = f"**{entry.test_dice:.3f}**" if entry.test_dice is not None else "n/a"
-    arch = entry.card.get("arch", "?")
-    st.sidebar.caption(f"Trained on **{entry.dataset}** · {arch}  \nTest Dice {dice}")
+    arch = plain(entry.card.get("arch", "?"))
+    text = f"Trained on **{plain(entry.dataset)}** · {arch}  \nTest Dice {dice}"
+    metrics = entry.card.get("test_metrics") or {}
+    if "instances" in entry.card and isinstance(metrics.get("dsb_score"), int | float):
+        text += f" · DSB score **{metrics['dsb_score']:.3f}**"
+    st.sidebar.caption(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -14,15 +15,30 @@ ISIC_TRUTH = SAMPLES / "isic" / "masks" / "ISIC_0000082_segmentation.png"
 TIMEOUT = 30
 EPOCHS = 10
 BEST_EPOCH = 7  # where the synthetic history.csv peaks in val Dice
+
+
 PAGES = ("segment", "gallery", "training", "benchmarks", "models")
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def unescape(markdown: str) -> str:
+    """Markdown source as the reader sees it: backslash escapes (`segcore.app.text.plain`)
+    removed."""
+    return _ESCAPED.sub(r"\1", markdown)
 
 
 def problems(at: AppTest) -> list[str]:
     """Every exception and error message the page shows (empty when it rendered cleanly)."""
-    return [e.value for e in at.exception] + [e.value for e in at.error]
+    return [e.value for e in at.exception] + [unescape(e.value) for e in at.error]
 
 
 def texts(at: AppTest) -> str:
-    """All markdown, caption, info and warning text on the page, one per line."""
+    """All markdown, caption, info, warning and error text on the page as the reader sees it,
+    one per line."""
     parts = [*at.markdown, *at.caption, *at.info, *at.warning, *at.error]
-    return "\n".join(str(p.value) for p in parts)
+    return "\n".join(unescape(str(p.value)) for p in parts)
+
+
+def warnings(at: AppTest) -> list[str]:
+    """The warnings the page shows, as the reader sees them."""
+    return [unescape(w.value) for w in at.warning]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-from pagetools import problems, texts
+from pagetools import problems, texts, warnings
 
 from segcore.app.benchmarks import (
     latency_figure,
     latency_table,
     load_results,
     model_table,
+    training_figure,
     training_table,
 )
 from segcore.app.catalog import list_models
@@ -72,7 +74,9 @@ def test_benchmarks_page_with_results(app_env, bright_models_dir: Path, bench_di
     at = open_page("benchmarks")
     assert not problems(at)
     assert not at.info
-    models, latency, training = (d.value for d in at.dataframe)
+    models, latency, every_field, training = (d.value for d in at.dataframe)
+    assert list(latency.columns)[:3] == ["model", "precision", "runs on"]
+    assert {"machine", "date", "photo"} <= set(every_field.columns) - set(latency.columns)
     assert models["model"].tolist() == ["bright", "bright_gray"]
     assert latency["ORT / Keras"].tolist() == [0.25, 0.25, 0.25]
     assert latency["runs on"].tolist() == ["CPU", "GPU", "CPU"]
@@ -93,7 +97,7 @@ def test_benchmarks_page_skips_a_broken_file(app_env, bright_models_dir, bench_d
     app_env(models=bright_models_dir, bench=bench_dir)
     at = open_page("benchmarks")
     assert not problems(at)
-    assert any("inference-broken.json" in w.value for w in at.warning)
+    assert any("inference-broken.json" in w for w in warnings(at))
 
 
 def test_tables_and_figures(bright_models_dir: Path, bench_dir: Path):
@@ -105,8 +109,39 @@ def test_tables_and_figures(bright_models_dir: Path, bench_dir: Path):
     assert table["test Dice"].isna().all()  # the hand-made cards have no test metrics
     latency = latency_table(inference)
     labels = set(latency_figure(latency).data[0].x)
-    assert labels == {"bright (CPU)", "bright (GPU)", "bright_gray (CPU)"}
+    assert labels == {"bright CPU", "bright GPU", "bright_gray"}
+    assert latency["precision"].tolist() == ["fp32"] * 3  # records without one are fp32
     assert training_table(training)["arch"].tolist() == ["unet_bn"]
+
+
+def test_inference_table_has_a_precision_per_row_and_tolerates_new_and_missing_keys():
+    records = [
+        {**inference_record("bright"), "precision": "fp32"},
+        {
+            **inference_record("bright"),
+            "precision": "int8",
+            "ort_throughput_ips_batch8": 1500.0,
+            "gflops_fraction_of_gemm": 0.61,
+        },
+        {"model": "bright_gray", "precision": "fp16"},  # an old or partial record
+    ]
+    table = latency_table(records)
+    assert table["precision"].tolist() == ["fp32", "int8", "fp16"]
+    assert table["gflops_fraction_of_gemm"].tolist()[1] == 0.61
+    assert np.isnan(table["gflops_fraction_of_gemm"].tolist()[0])
+    assert table["onnxruntime ms"].isna().tolist() == [False, False, True]
+    assert set(latency_figure(table).data[0].x) == {"bright fp32", "bright int8", "bright_gray"}
+
+
+def test_training_chart_has_one_panel_and_axis_per_device():
+    records = [
+        {**TRAIN_RECORD, "device": "NVIDIA H100", "precision": "bf16", "train_img_s": 1080.0},
+        TRAIN_RECORD,
+    ]
+    fig = training_figure(training_table(records))
+    assert [trace.y.tolist() for trace in fig.data] == [[1080.0], [4.7]]
+    assert {a.text for a in fig.layout.annotations} == {"NVIDIA H100", "cpu"}
+    assert fig.layout.yaxis2.matches is None  # each device keeps its own scale
 
 
 def test_missing_results_folder(tmp_path: Path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +81,22 @@ def test_sort_items_orders_and_rejects_unknown_orders():
     with pytest.raises(ValueError):
         sort_items(items, "random")
     assert np.isnan(mean_dice([]))
+
+
+def test_gallery_opens_on_the_dataset_of_the_segment_pages_model(
+    app_env, bright_models_dir: Path, tmp_path: Path, open_page
+):
+    models = tmp_path / "models"
+    shutil.copytree(bright_models_dir, models)
+    shutil.copy(models / "bright.onnx", models / "nuclei.onnx")
+    card = json.loads((models / "bright.json").read_text())
+    (models / "nuclei.json").write_text(json.dumps({**card, "name": "nuclei", "dataset": "dsb"}))
+    app_env(models=models, samples=SAMPLES)
+    at = open_page("segment")
+    at.selectbox(key="segment-model").set_value("nuclei").run()
+    at.switch_page("pages/gallery.py").run()
+    assert not problems(at)
+    assert at.radio(key="gallery-dataset").value == "dsb"
+    at.radio(key="gallery-dataset").set_value("isic").run()
+    at.switch_page("pages/segment.py").run()
+    assert at.selectbox(key="segment-model").value == "bright_gray"  # the isic model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pagetools import problems, texts
+from pagetools import problems, texts, warnings
 
 from segcore.app.cards import card_facts, card_scores, data_credit
 from segcore.app.catalog import default_model, list_models
@@ -25,6 +25,7 @@ FULL_CARD = {
     "test_metrics": {"dice": 0.81, "iou": 0.7, "n_images": 200},
     "source": "ISIC 2017 (CC BY-NC 4.0)",
     "source_url": "https://example.org",
+    "image_stats": {"n_images": 1600},
 }
 
 
@@ -46,7 +47,7 @@ def test_models_page_skips_a_model_without_card(
     app_env(models=tmp_path)
     at = open_page("models")
     assert not problems(at)
-    assert any("lone.json" in w.value for w in at.warning)
+    assert any("lone.json" in w for w in warnings(at))
     assert [s.value for s in at.subheader] == ["bright"]
 
 
@@ -58,6 +59,7 @@ def test_card_facts_are_tolerant_and_readable():
     assert facts["Training time"] == "10.0 min"
     assert facts["Epochs"] == "20 (best 17)"
     assert "Loss" not in facts
+    assert facts["Image check"] == "statistics of 1,600 training images"
     assert card_facts({"input_size": 32, "channels": 3})["Training"] == []
     assert card_scores(FULL_CARD) == {"dice": 0.81, "iou": 0.7}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,12 @@ from segcore.app.segment import (
     DISPLAY_MAX_SIDE,
     Upload,
     batch_csv,
+    check_upload,
     display_size,
     match_truths,
     measurements,
     segment_upload,
+    thumbnail,
     truth_stem,
 )
 from segcore.app.settings import bench_dir, models_dir, samples_dir
@@ -57,8 +60,10 @@ def test_big_image_mask_is_full_size_but_display_is_small(bright: Engine, disk_i
         bright, Upload("big.jpg", png(image, "JPEG")), threshold=0.5, tta=False, truth=truth
     )
     assert (result.width, result.height) == (3000, 2000)
-    assert max(result.image.shape[:2]) == DISPLAY_MAX_SIDE
-    assert result.mask.shape == result.truth.shape == result.image.shape[:2]
+    assert max(result.image().shape[:2]) == DISPLAY_MAX_SIDE
+    assert result.mask().shape == result.truth().shape == result.image().shape[:2]
+    assert result.probability().shape == result.mask().shape
+    assert len(pickle.dumps(result)) < 400_000  # what the cache keeps stays small
     full = np.asarray(Image.open(io.BytesIO(result.mask_png)))
     assert full.shape == (2000, 3000) and set(np.unique(full)) <= {0, 255}
     assert result.dice > 0.95 and result.note == ""
@@ -91,16 +96,49 @@ def test_unreadable_image_raises_an_error_naming_it(bright: Engine):
         segment_upload(bright, Upload("broken.png", b"not an image"), threshold=0.5, tta=False)
 
 
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("notes.txt", b"hello", "not an image file the app accepts (use PNG, JPEG"),
+        ("broken.png", b"not an image", "not a readable image. The app accepts PNG, JPEG"),
+        ("page.png", b"%!PS-Adobe-3.0\n%%BoundingBox: 0 0 10 10\n", "not a readable image"),
+    ],
+)
+def test_check_upload_says_in_plain_words_what_is_wrong(name: str, data: bytes, words: str):
+    with pytest.raises(ImageError) as caught:
+        check_upload(Upload(name, data))
+    message = str(caught.value)
+    assert message.startswith(f"{name}: ") and words in message
+    assert "Error" not in message and "(" not in message.split(":", 1)[0]
+
+
+def test_check_upload_names_the_pixel_limit_before_decoding():
+    big = png(np.zeros((3000, 4000), np.uint8))  # 12 megapixels, a few KB
+    assert check_upload(Upload("ok.png", big)) == (4000, 3000)
+    with pytest.raises(
+        ImageError,
+        match=r"4000x3000 pixels \(12 megapixels\) is above the app's limit of 10 megapixels",
+    ):
+        check_upload(Upload("big.png", big), max_pixels=10_000_000)
+
+
+def test_thumbnail_is_small_and_rgb(disk_image):
+    image, _ = disk_image(600, 900, [(300, 450, 100)])
+    small = thumbnail(Upload("a.jpg", png(image, "JPEG")))
+    assert small.dtype == np.uint8 and small.shape[2] == 3 and max(small.shape[:2]) == 256
+
+
 def test_batch_csv_and_measurements(bright: Engine, disk_image):
     image, truth = disk_image(32, 32, [(8, 8, 5), (24, 24, 5)])
     with_truth = segment_upload(
         bright, Upload("two.png", png(image)), threshold=0.5, tta=False, truth=truth
     )
     alone = segment_upload(bright, Upload("one.png", png(image)), threshold=0.5, tta=True)
-    rows = list(csv.DictReader(io.StringIO(batch_csv([with_truth, alone], "bright", 0.5, True))))
+    rows = list(csv.DictReader(io.StringIO(batch_csv([with_truth, alone], 0.5, True))))
     assert [r["file"] for r in rows] == ["two.png", "one.png"]
     assert rows[0]["components"] == "2" and float(rows[0]["dice"]) > 0.9
     assert rows[1]["dice"] == "" and rows[1]["model"] == "bright"
+    assert not with_truth.is_instances and with_truth.count == 2
     assert measurements(alone, "dsb")[0] == ("Nuclei", "2")
     assert measurements(alone, "isic")[0][0] == "Lesion area"
     assert [label for label, _ in measurements(alone, "plain")] == ["Objects", "Area"]

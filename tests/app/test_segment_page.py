@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
-from pagetools import ISIC_IMAGE, ISIC_TRUTH, SAMPLES, problems, texts
+from pagetools import ISIC_IMAGE, ISIC_TRUTH, SAMPLES, problems, texts, warnings
+from PIL import Image
 
 from segcore.infer import Engine
 from segcore.preprocess import load_mask
@@ -48,8 +50,8 @@ def test_upload_without_truth_shows_mask_area_and_time(bright_app):
     bright_app.run()
     assert not problems(bright_app)
     assert [c for im in bright_app.image for c in im.captions] == [
-        "Original",
-        "Predicted mask",
+        "Image",
+        "Prediction",
         "Overlay",
     ]
     shown = metrics(bright_app)
@@ -70,8 +72,16 @@ def test_upload_with_truth_shows_the_engines_dice(bright_app, bright_models_dir:
     assert shown["Dice"] == f"{dice(truth, pred):.3f}"
     assert shown["IoU"] == f"{iou(truth, pred):.3f}"
     captions = [c for im in bright_app.image for c in im.captions]
-    assert captions[:2] == ["Original", "Ground truth"]
+    assert captions == [
+        "Image",
+        "Ground truth",
+        "Prediction",
+        "Overlay · truth outline (green)",
+    ]  # the prediction stays beside the truth
     assert "mean Dice" in texts(bright_app)
+    assert f"Ground truth: {ISIC_TRUTH.name}" in texts(bright_app)
+    pairs = bright_app.dataframe[0].value
+    assert pairs.to_dict("records") == [{"image": ISIC_IMAGE.name, "ground truth": ISIC_TRUTH.name}]
 
 
 def test_corrupt_upload_is_named_and_the_good_one_still_renders(bright_app):
@@ -79,8 +89,10 @@ def test_corrupt_upload_is_named_and_the_good_one_still_renders(bright_app):
     upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
     bright_app.run()
     assert not bright_app.exception
-    errors = [e.value for e in bright_app.error]
-    assert len(errors) == 1 and "broken.png" in errors[0]
+    errors = problems(bright_app)
+    assert len(errors) == 1 and errors[0].startswith("broken.png: this file is not a readable")
+    assert "PNG, JPEG, TIFF, BMP, GIF or WebP" in errors[0]
+    assert "Error" not in errors[0]  # no Python exception names
     assert "Lesion area" in metrics(bright_app)
     assert ISIC_IMAGE.name in texts(bright_app)
 
@@ -92,7 +104,9 @@ def test_unmatched_truth_is_reported(bright_app):
     )
     bright_app.run()
     assert not problems(bright_app)
-    assert any("other_segmentation.png" in w.value for w in bright_app.warning)
+    assert any("1 mask matched no uploaded image" in w for w in warnings(bright_app))
+    pairs = bright_app.dataframe[0].value.to_dict("records")
+    assert {"image": "no image", "ground truth": "other_segmentation.png"} in pairs
     assert "Dice" not in metrics(bright_app)
 
 
@@ -144,3 +158,61 @@ def test_an_unexpected_failure_is_a_message_not_a_traceback(
     at = open_page("segment")
     assert not at.exception
     assert any("unexpected problem" in e.value for e in at.error)
+
+
+def test_markdown_in_a_file_name_is_shown_as_typed(bright_app):
+    name = "![t](http://host/x.png) a.jpg"
+    bright_app.file_uploader(key="images").upload(name, ISIC_IMAGE.read_bytes(), "image/jpeg")
+    bright_app.run()
+    assert not problems(bright_app)
+    markdown = "\n".join(str(m.value) for m in [*bright_app.markdown, *bright_app.caption])
+    assert "![t](http" not in markdown  # escaped: no image syntax reaches the browser
+    assert name in texts(bright_app)  # but the reader sees the name as typed
+
+
+def test_an_image_above_the_pixel_limit_is_refused_in_plain_words(bright_app):
+    buffer = io.BytesIO()
+    Image.new("L", (6000, 5000)).save(buffer, "PNG")  # 30 megapixels, a few KB on disk
+    bright_app.file_uploader(key="images").upload("huge.png", buffer.getvalue(), "image/png")
+    upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
+    bright_app.run()
+    assert not bright_app.exception
+    errors = problems(bright_app)
+    assert len(errors) == 1 and errors[0].startswith("huge.png: 6000x5000 pixels")
+    assert "limit of 25 megapixels" in errors[0]
+    assert "Lesion area" in metrics(bright_app)  # the other image still went through
+
+
+def test_overlay_opacity_and_probability_view(bright_app):
+    upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
+    bright_app.run()
+    overlay_default = bright_app.image[2].value
+    bright_app.slider(key="segment-opacity").set_value(1.0)
+    bright_app.toggle(key="segment-probability").set_value(True)
+    bright_app.run()
+    assert not problems(bright_app)
+    captions = [c for im in bright_app.image for c in im.captions]
+    assert captions == ["Image", "Prediction", "Overlay", "Probability (yellow = sure)"]
+    assert bright_app.image[2].value != overlay_default  # the overlay was redrawn
+
+
+def test_automatic_model_choice_per_image(app_env, bright_models_dir: Path, open_page):
+    app_env(models=bright_models_dir, samples=SAMPLES)
+    at = open_page("segment")
+    at.selectbox(key="segment-model").set_value("Automatic (per image)")
+    upload(at, "images", ISIC_IMAGE, "image/jpeg")
+    at.run()
+    assert not problems(at)
+    # the hand-made cards have no image statistics: the first model is used, nobody is warned
+    assert "segmented with **bright**" in texts(at)
+    assert not any("does not look like" in w for w in warnings(at))
+
+
+def test_a_truncated_image_is_reported_in_plain_words(bright_app):
+    whole = ISIC_TRUTH.read_bytes()
+    bright_app.file_uploader(key="images").upload("cut.png", whole[: len(whole) // 2], "image/png")
+    bright_app.run()
+    assert not bright_app.exception
+    assert problems(bright_app) == [
+        "cut.png: the image could not be decoded; the file may be truncated or damaged."
+    ]

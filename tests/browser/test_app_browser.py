@@ -1,8 +1,13 @@
-"""The real app in a real browser: ``streamlit run`` on the shipped models, driven by Chromium.
+"""The real app in a real browser: ``streamlit run streamlit_app.py`` (the README's way, with the
+repository's ``.streamlit/config.toml``) on the shipped models, driven by Debian's Chromium.
 
-Uploads a bundled ISIC photo and its mask through the page's file inputs, checks what a person
-sees (the picture, the mask, the Dice), and saves screenshots of the Segment and Training pages
-to ``test-artifacts/``. Skips when Debian's chromium or the shipped models are missing.
+Checks every page by its URL as a fresh server's first request and as a later visit (no "Page
+not found", no legacy page list), uploads a microscopy image under the lesion model (a mismatch
+warning), a lesion photo with its mask (no warning; image | truth | prediction | overlay and the
+Dice), and a file named with Markdown image syntax (no request leaves the machine). Every request
+to a host other than the app is recorded and must not happen; the server log must hold no
+watcher overflow and no traceback. Screenshots go to ``test-artifacts/``. Skips when Chromium or
+the shipped models are missing.
 """
 
 from __future__ import annotations
@@ -16,16 +21,18 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
-SAMPLE = REPO / "samples" / "isic" / "images" / "ISIC_0000082.jpg"
+PHOTO = REPO / "samples" / "isic" / "images" / "ISIC_0000082.jpg"
 TRUTH = REPO / "samples" / "isic" / "masks" / "ISIC_0000082_segmentation.png"
+MICROSCOPY = sorted((REPO / "samples" / "dsb").glob("stage1_train/*/images/*.png"))
 ARTIFACTS = REPO / "test-artifacts"
 VIEWPORT = {"width": 1280, "height": 800}
-TALL_VIEWPORT = {"width": 1280, "height": 1000}
+TALL_VIEWPORT = {"width": 1280, "height": 1100}
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -36,6 +43,24 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+TITLES = {
+    "": "Segment",
+    "segment": "Segment",
+    "gallery": "Gallery",
+    "training": "Training curves",
+    "benchmarks": "Benchmarks",
+    "models": "Models",
+}
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+MARKDOWN_NAME = "![t](http://host.invalid/x.png) a.jpg"
+# flags, from the first DOM change on, whether Streamlit's own page list was ever drawn
+WATCH_LEGACY_NAV = """
+window.__legacyNav = false;
+new MutationObserver(() => {
+  if (document.querySelector('[data-testid="stSidebarNav"]')) window.__legacyNav = true;
+}).observe(document, {childList: true, subtree: true});
+"""
+WAIT = 90_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -47,7 +72,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90.0) -> None:
     """Poll the server's health endpoint until it answers ok (fail if the server exits)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -62,48 +87,43 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60.0) -> N
     pytest.fail(f"{url} not healthy after {timeout:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``streamlit run streamlit_app.py`` on the real models/, stopped after the module."""
-    if not any(MODELS.glob("*.onnx")):
-        pytest.skip(f"no shipped models in {MODELS} (python -m export RUN_DIR makes one)")
-    port = free_port()
-    env = {
-        **os.environ,
-        "SEGCORE_MODELS_DIR": str(MODELS),
-        "SEGCORE_SAMPLES_DIR": str(REPO / "samples"),
-    }
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "streamlit_app.py",
-                "--server.headless",
-                "true",
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+class Server:
+    """``streamlit run streamlit_app.py`` in the repository, as the README starts it."""
+
+    def __init__(self, log: Path) -> None:
+        if not any(MODELS.glob("*.onnx")):
+            pytest.skip(f"no shipped models in {MODELS} (python -m export RUN_DIR makes one)")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEGCORE_")}
+        with open(log, "w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "streamlit_app.py"]
+                + ["--server.headless", "true", "--server.address", "127.0.0.1"]
+                + ["--server.port", str(self.port)],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_healthy(f"{self.url}/_stcore/health", self.process)
+
+    def stop(self) -> str:
+        """Stop the server and return its log."""
+        self.process.terminate()
         try:
-            wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return self.log.read_text()
+
+
+def assert_clean_log(log: str) -> None:
+    """No file-watcher flood and no traceback in the server's output."""
+    assert "Inotify" not in log and "queue overflow" not in log.lower()
+    assert "Traceback" not in log, log[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -121,55 +141,168 @@ def browser():
             browser.close()
 
 
-def test_deep_link_to_training_draws_curves(app_url: str, browser) -> None:
-    """Runs first, so its deep link is the fresh server's first request (see
-    `segcore.app.ui.route_through_entry`): the app's own navigation must still show."""
-    page = browser.new_page(viewport=VIEWPORT)
-    page.goto(f"{app_url}/training")
-    page.get_by_role("heading", name="Training curves").wait_for(timeout=60_000)
-    nav = page.locator('[data-testid="stSidebarNav"]')
-    for title in ("Segment", "Gallery", "Training", "Benchmarks", "Models"):
-        assert nav.get_by_text(title, exact=True).count() == 1
-    assert page.url.endswith("/training")
-    if page.get_by_text("None of the models has a training log").count():
-        page.close()
-        pytest.skip("the shipped models have no history.csv")
-    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-    assert page.locator(".js-plotly-plot").count() >= 1
+@pytest.fixture(scope="module")
+def outside_requests() -> list[str]:
+    """Every request a page of this module sent to a host other than the app (must stay empty)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the later visits and the uploads; its log is checked at the end."""
+    server = Server(tmp_path_factory.mktemp("streamlit") / "server.log")
+    try:
+        yield server
+    finally:
+        assert_clean_log(server.stop())
+
+
+def new_page(browser, outside: list[str], viewport: dict = VIEWPORT):
+    """A page that records requests leaving the machine and watches for the legacy page list."""
+    page = browser.new_page(viewport=viewport)
+    page.add_init_script(WATCH_LEGACY_NAV)
+
+    def record(request) -> None:
+        host = urlparse(request.url).hostname
+        if request.url.startswith(("http", "ws")) and host not in LOCAL_HOSTS:
+            outside.append(request.url)
+
+    page.on("request", record)
+    return page
+
+
+def open_by_url(page, url: str, path: str) -> None:
+    """Open ``url/path`` and check the right page shows at its own URL, without the legacy page
+    list or a "Page not found" dialog."""
+    page.goto(f"{url}/{path}")
+    page.locator("h1").first.wait_for(timeout=WAIT)
+    page.wait_for_timeout(800)  # a late "Page not found" dialog or redirect would show by now
+    assert page.locator("h1").first.inner_text() == TITLES[path]
+    expected = path or "segment"  # the root opens Segment at its own URL
+    assert urlparse(page.url).path == f"/{expected}"
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.evaluate("window.__legacyNav") is False
+    links = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]')
+    links.nth(4).wait_for(timeout=WAIT)
+    assert links.count() == 5
     assert page.locator('[data-testid="stException"]').count() == 0
-    page.set_viewport_size(TALL_VIEWPORT)
-    page.wait_for_timeout(1500)  # let plotly finish drawing
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "training.png"))
+
+
+@pytest.mark.parametrize("path", list(TITLES))
+def test_each_page_opens_by_url_as_a_fresh_servers_first_request(
+    path: str, browser, outside_requests: list[str], tmp_path: Path
+) -> None:
+    server = Server(tmp_path / "server.log")
+    try:
+        page = new_page(browser, outside_requests)
+        open_by_url(page, server.url, path)
+        page.close()
+    finally:
+        assert_clean_log(server.stop())
+    assert outside_requests == []
+
+
+def test_every_page_opens_by_url_as_a_later_visit(
+    app: Server, browser, outside_requests: list[str]
+) -> None:
+    page = new_page(browser, outside_requests)
+    for path in [*TITLES, "segment", "gallery"]:
+        open_by_url(page, app.url, path)
     page.close()
+    assert outside_requests == []
 
 
-def test_upload_image_and_truth_shows_prediction_and_dice(app_url: str, browser) -> None:
-    page = browser.new_page(viewport=VIEWPORT)
-    page.goto(app_url)
-    page.get_by_role("heading", name="Segment").wait_for(timeout=60_000)
-    inputs = page.locator("input[type=file]")
-    inputs.first.wait_for(state="attached", timeout=30_000)
-    assert inputs.count() == 2
-    inputs.nth(0).set_input_files(str(SAMPLE))
-    page.get_by_text(SAMPLE.name).first.wait_for(timeout=60_000)
+def upload_and_wait(page, files, results: int) -> None:
+    """Put ``files`` in the images uploader and wait until ``results`` results show."""
+    inputs = page.locator('[data-testid="stFileUploader"] input[type=file]')
+    inputs.first.wait_for(state="attached", timeout=WAIT)
+    inputs.nth(0).set_input_files(files)
+    page.get_by_text("Download mask (PNG)").nth(results - 1).wait_for(timeout=WAIT)
+    page.wait_for_timeout(1000)
+
+
+def warnings_shown(page) -> list[str]:
+    """The text of every warning on the page."""
+    return page.locator('[data-testid="stAlertContentWarning"]').all_inner_texts()
+
+
+def test_microscopy_under_the_lesion_model_warns_and_a_lesion_photo_does_not(
+    app: Server, browser, outside_requests: list[str]
+) -> None:
+    if not MICROSCOPY:
+        pytest.skip("no bundled DSB samples")
+    page = new_page(browser, outside_requests)
+    page.goto(f"{app.url}/segment")
+    page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Trained on isic").wait_for(timeout=WAIT)  # default: the lesion model
+    upload_and_wait(page, [str(MICROSCOPY[0])], 1)
+    shown = warnings_shown(page)
+    assert len(shown) == 1 and "does not look like the skin-lesion photos" in shown[0]
+    assert "dsb_unet_bn" in shown[0]  # the model that fits is named
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mismatch.png"))
+    page.goto(f"{app.url}/segment")  # a fresh page: the lesion photo alone
+    page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
+    upload_and_wait(page, [str(PHOTO)], 1)
+    assert warnings_shown(page) == []
+    page.close()
+    assert outside_requests == []
+
+
+def test_a_markdown_file_name_is_plain_text_and_fetches_nothing(
+    app: Server, browser, outside_requests: list[str]
+) -> None:
+    page = new_page(browser, outside_requests)
+    page.goto(f"{app.url}/segment")
+    page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
+    upload_and_wait(
+        page, [{"name": MARKDOWN_NAME, "mimeType": "image/jpeg", "buffer": PHOTO.read_bytes()}], 1
+    )
+    page.wait_for_timeout(1500)
+    header = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="256×256 px")
+    assert header.first.inner_text().startswith(MARKDOWN_NAME)  # shown as typed
+    assert page.locator('img[src*="host.invalid"]').count() == 0
+    page.close()
+    assert outside_requests == []
+
+
+def test_lesion_photo_with_its_mask_shows_image_truth_prediction_overlay_and_dice(
+    app: Server, browser, outside_requests: list[str]
+) -> None:
+    page = new_page(browser, outside_requests, TALL_VIEWPORT)
+    page.goto(f"{app.url}/segment")
+    page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
+    upload_and_wait(page, [str(PHOTO)], 1)
+    inputs = page.locator('[data-testid="stFileUploader"] input[type=file]')
     inputs.nth(1).set_input_files(str(TRUTH))
-
-    page.get_by_text("Ground truth", exact=True).wait_for(timeout=60_000)
+    page.get_by_text("Ground truth", exact=True).wait_for(timeout=WAIT)
     dice_metric = page.locator('[data-testid="stMetric"]').filter(
         has=page.get_by_text("Dice", exact=True)
     )
-    dice_metric.wait_for()
+    dice_metric.wait_for(timeout=WAIT)
+    page.wait_for_timeout(1500)
     images = page.locator('[data-testid="stImage"] img')
-    assert images.count() == 3  # original | truth | prediction
-    for i in range(3):
+    assert images.count() == 4  # image | truth | prediction | overlay
+    for i in range(4):
         assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
     dice = float(dice_metric.inner_text().split()[-1])
-    assert 0.0 <= dice <= 1.0
-    assert page.get_by_text("Download mask (PNG)").count() == 1
+    assert 0.8 <= dice <= 1.0
+    assert page.get_by_text(f"Ground truth: {TRUTH.name}").count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
-    page.set_viewport_size(TALL_VIEWPORT)  # the uploads and the result in one picture
-    page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "segment.png"))
     page.close()
+    assert outside_requests == []
+
+
+@pytest.mark.parametrize("path", ["training", "benchmarks", "gallery"])
+def test_screenshot_of_a_page(path: str, app: Server, browser, outside_requests: list[str]) -> None:
+    page = new_page(browser, outside_requests, TALL_VIEWPORT)
+    open_by_url(page, app.url, path)
+    page.locator(".js-plotly-plot, [data-testid='stImage'] img").first.wait_for(timeout=WAIT)
+    page.wait_for_timeout(2500)  # let plotly finish drawing
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{path}.png"), full_page=path == "benchmarks")
+    page.close()
+    assert outside_requests == []

@@ -1,0 +1,200 @@
+"""Image statistics of a model's training data, and how far a new image lies from them.
+
+A few colour and texture features per image (at a small fixed size), summarised over the training
+split by their mean and covariance, are written into the model card as ``image_stats``. A new
+image's Mahalanobis distance to them, against a threshold that a set quantile of the training
+images stays under, says whether it looks like what the model was trained on (a microscopy image
+under the skin-lesion model does not). Pure numpy + Pillow: the app and the engine can use it.
+
+``python -m segcore.imagestats --data DIR CARD.json...`` fills ``image_stats`` into cards from the
+training split their ``split`` and ``seed`` name (the same seeded split training made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+#: Side of the square thumbnail the features are computed on.
+THUMB = 64
+FEATURES = (
+    "mean_r",
+    "mean_g",
+    "mean_b",
+    "std_luma",
+    "mean_saturation",
+    "dark_fraction",
+    "bright_fraction",
+    "edge_strength",
+    "red_minus_blue",
+    "hue_cos",
+    "hue_sin",
+    "blue_over_red_fraction",
+    "centre_minus_border",
+    "laplacian",
+    "std_saturation",
+)
+#: The share of training images whose distance stays under the stored threshold.
+QUANTILE = 0.995
+#: The threshold is that quantile times this margin (room for photos taken elsewhere).
+MARGIN = 1.25
+STATS_VERSION = 1
+
+
+def image_features(pixels: np.ndarray) -> np.ndarray:
+    """The `FEATURES` of an HxWx3 uint8 RGB image (colour, brightness, hue, texture and the
+    centre-to-border contrast, on a `THUMB`-pixel square thumbnail), as float64."""
+    thumb = Image.fromarray(np.asarray(pixels, np.uint8)).resize((THUMB, THUMB), Image.BILINEAR)
+    rgb = np.asarray(thumb, np.float64) / 255.0
+    luma = rgb @ np.array([0.299, 0.587, 0.114])
+    top, bottom = rgb.max(axis=2), rgb.min(axis=2)
+    saturation = np.where(top > 0, (top - bottom) / np.maximum(top, 1e-6), 0.0)
+    hsv = np.asarray(thumb.convert("HSV"), np.float64) / 255.0
+    hue, weight = hsv[..., 0] * 2 * np.pi, hsv[..., 1]
+    gy, gx = np.gradient(luma)
+    laplacian = np.abs(
+        4 * luma[1:-1, 1:-1] - luma[:-2, 1:-1] - luma[2:, 1:-1] - luma[1:-1, :-2] - luma[1:-1, 2:]
+    )
+    yy, xx = np.mgrid[:THUMB, :THUMB]
+    radius = np.hypot(yy - (THUMB - 1) / 2, xx - (THUMB - 1) / 2) / THUMB
+    means = rgb.reshape(-1, 3).mean(axis=0)
+    return np.array(
+        [
+            *means,
+            luma.std(),
+            saturation.mean(),
+            (luma < 0.1).mean(),
+            (luma > 0.9).mean(),
+            np.hypot(gx, gy).mean(),
+            means[0] - means[2],
+            (weight * np.cos(hue)).mean(),
+            (weight * np.sin(hue)).mean(),
+            (rgb[..., 2] > rgb[..., 0]).mean(),
+            luma[radius < 0.25].mean() - luma[radius > 0.44].mean(),
+            laplacian.mean(),
+            saturation.std(),
+        ]
+    )
+
+
+def _inverse(cov: np.ndarray) -> np.ndarray:
+    """A regularised inverse covariance (features that never vary in training stay usable)."""
+    cov = np.asarray(cov, np.float64)
+    return np.linalg.pinv(cov + np.eye(len(cov)) * 1e-4 * max(np.trace(cov) / len(cov), 1e-6))
+
+
+def _distances(features: np.ndarray, mean: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    centred = np.atleast_2d(features) - mean
+    return np.sqrt(np.einsum("ij,jk,ik->i", centred, inverse, centred).clip(min=0))
+
+
+def fit_stats(features: np.ndarray, source: str = "") -> dict:
+    """The card's ``image_stats`` from an NxF feature matrix of training images."""
+    features = np.asarray(features, np.float64)
+    if features.ndim != 2 or features.shape[1] != len(FEATURES) or len(features) < 2:
+        raise ValueError(f"need two or more rows of {len(FEATURES)} features")
+    mean = features.mean(axis=0)
+    cov = np.cov(features, rowvar=False)
+    inside = float(np.quantile(_distances(features, mean, _inverse(cov)), QUANTILE))
+    return {
+        "version": STATS_VERSION,
+        "features": list(FEATURES),
+        "thumbnail": THUMB,
+        "n_images": len(features),
+        "source": source,
+        "mean": [round(float(v), 6) for v in mean],
+        "cov": [[round(float(v), 8) for v in row] for row in cov],
+        "quantile": QUANTILE,
+        "threshold": round(inside * MARGIN, 4),
+    }
+
+
+def usable(stats: object) -> bool:
+    """True when ``stats`` is an ``image_stats`` entry this version can compare against."""
+    return (
+        isinstance(stats, dict)
+        and stats.get("version") == STATS_VERSION
+        and stats.get("features") == list(FEATURES)
+        and all(k in stats for k in ("mean", "cov", "threshold"))
+    )
+
+
+def distance(stats: dict, pixels: np.ndarray) -> float:
+    """How far an image lies from the training images, in units of the card's threshold
+    (above 1: unlike the training data)."""
+    d = _distances(image_features(pixels), np.asarray(stats["mean"]), _inverse(stats["cov"]))
+    return float(d[0] / float(stats["threshold"]))
+
+
+def training_stats(images: Iterable[np.ndarray], source: str = "") -> dict:
+    """`fit_stats` over RGB uint8 images (e.g. a run's training split)."""
+    return fit_stats(np.stack([image_features(im) for im in images]), source)
+
+
+def run_image_stats(run_dir: Path) -> dict | None:
+    """``image_stats`` of a run folder's training split (``split.json``), or None when its
+    images cannot be read here (the card is then written without them)."""
+    from segcore.data import read_split
+    from segcore.preprocess import ImageError, load_image
+
+    try:
+        train = read_split(Path(run_dir) / "split.json")["train"]
+        return training_stats((load_image(s.image) for s in train), "training split")
+    except (OSError, ValueError, KeyError, ImageError):
+        return None
+
+
+def card_training_images(card: dict, data: Path) -> list[Path]:
+    """The training-split image files of ``card`` (its ``split`` and ``seed``) under ``data``."""
+    from segcore.data import find_samples, make_split
+    from segcore.data.split import parse_fractions
+
+    _, samples = find_samples(data, skip_unmatched=True)
+    split = make_split(samples, parse_fractions(str(card["split"])), int(card["seed"]))
+    return [s.image for s in split["train"]]
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    """Write ``obj`` as indented JSON atomically (temporary file, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fill ``image_stats`` into model cards from their training split under ``--data``."""
+    from segcore.data import DataError
+    from segcore.preprocess import ImageError, load_image
+
+    parser = argparse.ArgumentParser(prog="python -m segcore.imagestats", description=__doc__)
+    parser.add_argument("cards", nargs="+", type=Path, help="model cards (models/<name>.json)")
+    parser.add_argument("--data", type=Path, required=True, help="the data set the model used")
+    args = parser.parse_args(argv)
+    for path in args.cards:
+        try:
+            card = json.loads(path.read_text())
+            files = card_training_images(card, args.data)
+            stats = training_stats(
+                (load_image(f) for f in files),
+                f"training split of {card['split']} seed {card['seed']}",
+            )
+        except (OSError, ValueError, KeyError, DataError, ImageError) as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            return 2
+        card["image_stats"] = stats
+        _write_json(path, card)
+        print(f"{path}: image_stats from {stats['n_images']} training images")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
