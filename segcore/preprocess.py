@@ -25,8 +25,14 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".
 #: Largest image accepted, in pixels, as declared by the file header (checked before decoding).
 MAX_PIXELS = 80_000_000
 
-#: The accepted formats in words, for messages: "PNG, JPEG, TIFF, BMP, GIF or WEBP".
-FORMATS_IN_WORDS = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]
+#: How people write those formats' names (Pillow's are all upper case).
+_FORMAT_NAMES = {"WEBP": "WebP"}
+#: The accepted formats in words, for messages: "PNG, JPEG, TIFF, BMP, GIF or WebP".
+FORMATS_IN_WORDS = (
+    ", ".join(_FORMAT_NAMES.get(f, f) for f in ACCEPTED_FORMATS[:-1])
+    + " or "
+    + _FORMAT_NAMES.get(ACCEPTED_FORMATS[-1], ACCEPTED_FORMATS[-1])
+)
 
 NORMALIZATION = "divide_by_255"
 

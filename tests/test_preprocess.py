@@ -200,7 +200,7 @@ def test_mask_at_another_size_is_resized_nearest(tmp_path: Path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "empty file (accepted: PNG, JPEG, TIFF, BMP, GIF or WEBP)"),
+        (b"", "empty file (accepted: PNG, JPEG, TIFF, BMP, GIF or WebP)"),
         (b"hello, I am text", "unsupported format or not an image (accepted: PNG, JPEG, TIFF"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "corrupt or truncated"),
     ],
@@ -253,7 +253,7 @@ def test_postscript_named_png_is_refused_before_any_eps_code_runs(tmp_path: Path
     finally:
         sys.setprofile(None)
     assert eps_calls == []  # neither the plugin nor Ghostscript was reached
-    assert "PNG, JPEG, TIFF, BMP, GIF or WEBP" in str(info.value)
+    assert "PNG, JPEG, TIFF, BMP, GIF or WebP" in str(info.value)
 
 
 @pytest.mark.parametrize("fmt", ["PPM", "PCX", "TGA", "ICO", "IM"])

@@ -105,7 +105,7 @@ def encode(picture: np.ndarray, fmt: str = "PNG") -> bytes:
 
 def decode(data: bytes) -> np.ndarray:
     """PNG/JPEG bytes from `encode` back to a uint8 array."""
-    return np.asarray(Image.open(io.BytesIO(data)))
+    return np.asarray(Image.open(io.BytesIO(data), formats=("PNG", "JPEG")))
 
 
 def side_by_side(pictures: list[np.ndarray], height: int, gap: int = 2) -> np.ndarray:

@@ -20,6 +20,8 @@ from PIL import Image, UnidentifiedImageError
 from segcore.app.pictures import decode, encode, resize_labels
 from segcore.infer import Engine, Prediction
 from segcore.preprocess import (
+    ACCEPTED_FORMATS,
+    FORMATS_IN_WORDS,
     IMAGE_EXTENSIONS,
     ImageError,
     load_mask,
@@ -35,9 +37,6 @@ ISIC_TRUTH_SUFFIX = "_segmentation"
 #: Largest image the app segments (the engine's own limit is higher; a 25-megapixel image needs
 #: about 0.5 GB while it is segmented).
 APP_MAX_PIXELS = 25_000_000
-#: What Pillow may decode here (the formats the uploader offers).
-ACCEPTED_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")
-FORMATS_IN_WORDS = "PNG, JPEG, TIFF, BMP, GIF or WebP"
 #: Uploads segmented in one go; more are listed as left out.
 MAX_BATCH = 20
 #: Per-object table columns shown for instance models (the engine's ``objects`` keys).

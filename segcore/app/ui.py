@@ -15,7 +15,7 @@ import streamlit as st
 from segcore.app.catalog import EXPORT_HINT, ModelEntry, default_model, list_models
 from segcore.app.settings import models_dir
 from segcore.app.text import plain
-from segcore.infer import Engine, ModelError
+from segcore.infer import Engine, ModelError, quiet_onnxruntime_logs
 
 #: Segmentations running at once in this server, over all sessions (the others wait their turn):
 #: each can hold a few hundred MB while it runs, and two use both cores of a small machine.
@@ -60,6 +60,7 @@ def segmentation_slot() -> Iterator[None]:
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
 def load_engine(path: str, version: int) -> Engine:
     """One Engine per model file and version, shared by every session of this process."""
+    quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
     return Engine(path)
 
 
