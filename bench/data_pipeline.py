@@ -19,16 +19,20 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from segcore.atomic import write_text
 from segcore.data import find_samples
 from segcore.data.augment import AugmentConfig
-from segcore.data.batches import CachedBatches
 from segcore.data.cache import build_cache
-from segcore.runinfo import library_versions
+from segcore.quiet import quiet_tensorflow
+
+if TYPE_CHECKING:
+    import keras
+
+    from segcore.data.batches import CachedBatches
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "data_pipeline.json"
@@ -56,6 +60,8 @@ def main_thread_epoch(ds: CachedBatches) -> int:
 
 def pooling_model(channels: int) -> keras.Model:
     """A model that only averages its input: ``predict`` then costs the input pipeline alone."""
+    import keras
+
     inputs = keras.Input((None, None, channels))
     return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
 
@@ -96,7 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=0, help="worker threads (0 = as training)")
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON list to append the record to")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up notices")
     a = p.parse_args(argv)
+    quiet_tensorflow(a.verbose)
+
+    import keras
+
+    from segcore.data.batches import CachedBatches
+    from segcore.runinfo import library_versions
+
     workers = a.workers or min(8, os.cpu_count() or 1)
 
     fmt, samples = find_samples(a.data, a.format)

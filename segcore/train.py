@@ -324,9 +324,13 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     state = {"epoch": 0, "best": None}
     if resume_dir is not None:
-        run_dir = Path(resume_dir)
-        split = read_split(run_dir / "split.json")
-        fmt = json.loads((run_dir / "config.json").read_text())["format"]
+        run_dir, fmt = Path(resume_dir), cfg.format  # config.json holds the detected layout
+        try:
+            split = read_split(run_dir / "split.json")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"{run_dir / 'split.json'}: unreadable ({type(exc).__name__})"
+            ) from None
         state = read_state(run_dir) or state
     else:
         fmt, samples = find_samples(cfg.data, cfg.format, bool(cfg.skip_unmatched))
@@ -462,7 +466,7 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
 
 
 def save_best_model(cfg: TrainConfig, run_dir: Path) -> Path:
-    """Write best.keras: the best epoch's weights in a fresh float32 model, without optimizer state."""
+    """Write best.keras: the best epoch's weights in a fresh float32 model (no optimizer state)."""
     import keras
 
     from segcore.callbacks import read_best_weights

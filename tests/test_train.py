@@ -104,6 +104,23 @@ def test_no_arguments_means_the_bundled_demo():
     assert parse_args(["--epochs", "2"])[0].img_size == DEMO_SIZING["img_size"]
 
 
+def test_the_demo_says_what_it_trains_on_what_and_where(tmp_path: Path, caplog):
+    import logging
+
+    from segcore.data import find_samples, make_split
+    from segcore.train import _announce
+
+    cfg, _ = parse_args([])
+    fmt, samples = find_samples(cfg.data)
+    split = make_split(samples, (0.8, 0.1, 0.1), cfg.seed)
+    with caplog.at_level(logging.INFO, logger="segcore.train"):
+        _announce(cfg, fmt, split, tmp_path / "run", demo=True)
+    message = caplog.records[-1].getMessage()
+    assert message.startswith("demo (no --data): training unet_bn (96 px, 40 epochs, batch 8)")
+    assert f"{len(samples)} isic pairs from {SAMPLES_DIR}" in message
+    assert "train/val/test 20/2/2" in message and f"results go to {tmp_path / 'run'}" in message
+
+
 def test_with_data_the_full_defaults_apply():
     cfg, _ = parse_args(["--data", "somewhere"])
     d = TrainConfig()
@@ -252,21 +269,30 @@ def test_resume_on_a_bad_config_names_the_file(content: str, tmp_path: Path, cap
 
 
 @pytest.mark.slow
-def test_empty_folder_cli_exits_2_without_traceback(tmp_path: Path):
+def test_empty_folder_cli_exits_2_with_one_quiet_line(tmp_path: Path):
+    """Under TensorFlow, its CUDA/oneDNN start-up notices stay hidden unless --verbose."""
     empty = tmp_path / "EMPTY"
     empty.mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "segcore.train", "--data", str(empty)],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and str(empty) in errors[0] and "no dataset found" in errors[0]
+    env = subprocess_env(KERAS_BACKEND="tensorflow")
+    env.pop("TF_CPP_MIN_LOG_LEVEL")
+    runs = {
+        flag: subprocess.run(
+            [sys.executable, "-m", "segcore.train", "--data", str(empty), *flag],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        for flag in ((), ("--verbose",))
+    }
+    quiet, verbose = runs[()], runs[("--verbose",)]
+    assert quiet.returncode == verbose.returncode == 2, quiet.stderr
+    lines = quiet.stderr.splitlines()
+    assert len(lines) == 1, quiet.stderr  # no TensorFlow notices, no traceback
+    assert lines[0].startswith("error: ") and str(empty) in lines[0]
+    assert "no dataset found" in lines[0]
+    assert verbose.stderr.splitlines()[-1] == lines[0] and "Traceback" not in verbose.stderr
     assert not (tmp_path / "runs").exists()
 
 
@@ -432,13 +458,15 @@ def test_out_folder_holding_a_run_is_refused(trained, tiny_dataset_dir: Path, ca
 
 
 @pytest.mark.slow
-def test_resume_extends_a_finished_run(trained, tmp_path: Path):
+def test_resume_extends_a_finished_run(trained, tmp_path: Path, capsys):
     run = tmp_path / "copy"
     shutil.copytree(trained[0], run)
     assert state(run)["epoch"] == 2 and optimizer_iterations(run) == 2 * STEPS_PER_EPOCH
     # without --epochs a finished run is only re-evaluated
     assert main(["--resume", str(run)]) == 0
     assert epochs_logged(run) == [1, 2]
+    out = capsys.readouterr().out  # a 2-image test score comes with a word on its noise
+    assert "test dice" in out and "note: a mean over 2 test images is noisy" in out
     assert main(["--resume", str(run), "--epochs=3"]) == 0  # either spelling
     assert epochs_logged(run) == [1, 2, 3]
     assert state(run)["epoch"] == 3
@@ -465,14 +493,22 @@ def test_resume_refuses_settings_that_cannot_change(trained, tmp_path: Path, cap
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["last.weights.h5", "best.weights.npz", "state.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "checkpoint/last.weights.h5",
+        "checkpoint/best.weights.npz",
+        "checkpoint/state.json",
+        "split.json",
+    ],
+)
 def test_resume_checks_what_it_loads(trained, tmp_path: Path, name: str, capsys):
     run = tmp_path / "copy"
     shutil.copytree(trained[0], run)
-    (run / "checkpoint" / name).write_bytes(b"")  # what a kill during an in-place write left
+    (run / name).write_bytes(b"")  # what a kill during an in-place write left
     assert main(["--resume", str(run), "--epochs", "3"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {run / 'checkpoint' / name}: ") and err.count("\n") == 1, err
+    assert err.startswith(f"error: {run / name}: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
 
 
@@ -668,12 +704,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_processes_leave_one_run_folder(tiny_dataset_dir: Path, tmp_path: Path):
-    """Two processes on 127.0.0.1 train in lock-step; process 0 alone writes (default --out)."""
-    pytest.importorskip("jax")
-    args = train_args(tiny_dataset_dir, tmp_path, 2, "--distribute", "data-parallel")
-    args = args[: args.index("--out")] + args[args.index("--out") + 2 :]
+def run_two_processes(args: list[str], cwd: Path) -> list[str]:
+    """Run ``segcore.train`` as processes 0 and 1 of a 2-process job on 127.0.0.1; their stdout."""
     port = free_port()
     procs = []
     for process_id in (0, 1):
@@ -687,7 +719,7 @@ def test_two_processes_leave_one_run_folder(tiny_dataset_dir: Path, tmp_path: Pa
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "segcore.train", *args],
-                cwd=tmp_path,
+                cwd=cwd,
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -697,7 +729,17 @@ def test_two_processes_leave_one_run_folder(tiny_dataset_dir: Path, tmp_path: Pa
     outputs = [p.communicate(timeout=400) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
-    assert "run folder:" in outputs[0][0] and "run folder:" not in outputs[1][0]
+    return [out for out, _ in outputs]
+
+
+@pytest.mark.slow
+def test_two_processes_leave_one_run_folder_and_resume(tiny_dataset_dir: Path, tmp_path: Path):
+    """Two processes on 127.0.0.1 train in lock-step; process 0 alone writes (default --out)."""
+    pytest.importorskip("jax")
+    args = train_args(tiny_dataset_dir, tmp_path, 2, "--distribute", "data-parallel")
+    args = args[: args.index("--out")] + args[args.index("--out") + 2 :]
+    stdout = run_two_processes(args, tmp_path)
+    assert "run folder:" in stdout[0] and "run folder:" not in stdout[1]
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1  # the time-stamped default name would differ between processes
     run = runs[0]
@@ -707,7 +749,14 @@ def test_two_processes_leave_one_run_folder(tiny_dataset_dir: Path, tmp_path: Pa
     assert optimizer_iterations(run) == 2 * STEPS_PER_EPOCH  # global batches of 4, not 2 x 2
     for name in ("best.keras", "test_metrics.json", "split.json"):
         assert (run / name).is_file(), name
-    assert not list(tmp_path.glob("*.keras")) and not list(run.glob(".tmp-*"))
+    assert not list(run.glob(".tmp-*"))
+
+    run_two_processes(
+        ["--resume", str(run), "--epochs", "3", "--distribute", "data-parallel"], tmp_path
+    )
+    assert list((tmp_path / "runs").iterdir()) == [run]
+    assert epochs_logged(run) == [1, 2, 3]
+    assert optimizer_iterations(run) == 3 * STEPS_PER_EPOCH
 
 
 @pytest.mark.parametrize(
