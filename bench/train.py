@@ -3,7 +3,9 @@
 Measures end-to-end training images/s (input pipeline with augmentation included) with
 ``model.fit`` on real data (--data) or on random in-memory data, epochs after the first (which
 includes compilation). Also reports the input pipeline alone and the model alone on in-memory
-batches, so an input-bound run shows. Appends a record to bench/results/train.json.
+batches, so an input-bound run shows. ``--distribute data-parallel`` (JAX) or ``mirrored`` (TF)
+trains as ``segcore.train`` does over all local devices (the batch size is global). Appends a
+record to ``--out`` (default bench/results/train.json).
 """
 
 from __future__ import annotations
@@ -14,31 +16,36 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
-from segcore.data.augment import AugmentConfig
-from segcore.data.batches import CachedBatches
-from segcore.losses import get_loss
-from segcore.models import build
-from segcore.runinfo import device_description, library_versions
+from segcore.atomic import write_text
+from segcore.data import DataError
+from segcore.distribute import STRATEGIES
+from segcore.quiet import quiet_tensorflow
+
+if TYPE_CHECKING:
+    import keras
+
+    from segcore.data.batches import CachedBatches
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train.json"
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds of every epoch."""
+def epoch_timer() -> tuple[keras.callbacks.Callback, list[float]]:
+    """A callback appending every epoch's wall-clock seconds to the returned list."""
+    import keras
 
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._t)
+    seconds: list[float] = []
+    start = [0.0]
+    return (
+        keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: start.__setitem__(0, time.perf_counter()),
+            on_epoch_end=lambda epoch, logs: seconds.append(time.perf_counter() - start[0]),
+        ),
+        seconds,
+    )
 
 
 def load_arrays(data: str | None, size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +74,7 @@ def pipeline_rate(ds: CachedBatches, batches: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one line per measurement."""
     p = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.split("\n")[0])
-    p.add_argument("--arch", default="unet")
+    p.add_argument("--arch", default="unet", help="an architecture of segcore.models")
     p.add_argument("--base-filters", type=int, default=None)
     p.add_argument("--img-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=32)
@@ -77,16 +84,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--distribute", default="none", choices=STRATEGIES, help="as segcore.train")
+    p.add_argument("--out", type=Path, default=RESULTS, help="JSON list to append the record to")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up notices")
     a = p.parse_args(argv)
+    quiet_tensorflow(a.verbose)
+
+    import keras
+
+    from segcore.data.augment import AugmentConfig
+    from segcore.data.batches import CachedBatches
+    from segcore.distribute import global_batch_size, setup
+    from segcore.losses import get_loss
+    from segcore.models import ARCHITECTURES, build
+    from segcore.runinfo import device_description, library_versions
+
+    if a.arch not in ARCHITECTURES:
+        p.error(f"--arch {a.arch}: choose one of {', '.join(ARCHITECTURES)}")
+    try:
+        topology = setup(a.distribute)
+    except DataError as exc:
+        p.error(str(exc))
     if a.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     workers = a.workers or min(8, os.cpu_count() or 1)
     images, masks = load_arrays(a.data, a.img_size, a.images)
     aug = AugmentConfig() if a.augment else None
+    batch_size = global_batch_size(a.batch_size, len(images), topology)
     ds = CachedBatches(
         images,
         masks,
-        a.batch_size,
+        batch_size,
         augment=aug,
         shuffle=True,
         drop_remainder=True,
@@ -95,25 +123,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     pipe = pipeline_rate(ds, 8)
     kwargs = {"base_filters": a.base_filters} if a.base_filters else {}
-    model = build(a.arch, **kwargs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("bce_dice"))
-    timer = EpochTimer()
-    model.fit(ds, epochs=a.epochs, callbacks=[timer], verbose=0)
-    n_epoch = len(ds) * a.batch_size
-    e2e = n_epoch / float(np.median(timer.seconds[1:]))
-    x, y = ds[0]
-    model.train_on_batch(x, y)
-    t = time.perf_counter()
-    steps = max(5, len(ds) // 2)
-    for _ in range(steps):
+    with topology.scope():
+        model = build(a.arch, **kwargs)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("bce_dice"))
+        timer, seconds = epoch_timer()
+        model.fit(ds, epochs=a.epochs, callbacks=[timer], verbose=0)
+        n_epoch = len(ds) * batch_size
+        e2e = n_epoch / float(np.median(seconds[1:]))
+        x, y = ds[0]
         model.train_on_batch(x, y)
-    keras.ops.convert_to_numpy(model.trainable_variables[0])
-    compute = steps * a.batch_size / (time.perf_counter() - t)
+        t = time.perf_counter()
+        steps = max(5, len(ds) // 2)
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        keras.ops.convert_to_numpy(model.trainable_variables[0])
+        compute = steps * batch_size / (time.perf_counter() - t)
     record = {
         "arch": a.arch,
         "params": int(model.count_params()),
         "img_size": a.img_size,
-        "batch_size": a.batch_size,
+        "batch_size": batch_size,
+        "distribute": a.distribute,
+        "devices": topology.devices,
         "precision": "bf16" if a.mixed_precision else "fp32",
         "data": "real" if a.data else "random",
         "augment": a.augment,
@@ -129,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     print(json.dumps(record))
-    RESULTS.parent.mkdir(exist_ok=True)
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    RESULTS.write_text(json.dumps(old + [record], indent=1))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(a.out.read_text()) if a.out.exists() else []
+    write_text(a.out, json.dumps(old + [record], indent=1))
     return 0
 
 

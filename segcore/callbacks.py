@@ -1,92 +1,145 @@
-"""Keras callbacks of a training run: history log, resumable checkpoint, time budget.
+"""Keras callbacks of a training run: history log, best weights, resumable checkpoint, time budget.
 
-Files in ``RUN_DIR/checkpoint/``: ``last.weights.h5``, ``optimizer.npz``, ``state.json``; each is
-written to a temporary name and renamed, so an interruption at any moment leaves the previous
-complete epoch on disk (at most one epoch is lost).
+Files in ``RUN_DIR/checkpoint/``:
+- ``last.weights.h5``: the last finished epoch's weights with the optimizer state (one Keras save);
+- ``best.weights.npz``: the best epoch's weights alone (no optimizer state), one array per weight
+  in ``model.get_weights()`` order;
+- ``state.json``: completed epochs and the best monitored value.
+
+Every file (history.csv included) is written to a temporary name and renamed, so an interruption
+at any moment leaves the previous complete epoch on disk (at most one epoch is lost).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-import os
 import time
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from segcore.atomic import replacing, write_text
+from segcore.data import DataError
 from segcore.history import COLUMNS
 
 log = logging.getLogger(__name__)
+MONITOR = "val_dice"  # the checkpoint rule: highest validation Dice
 
 
-def _checkpoint_dir(run_dir: Path) -> Path:
+def checkpoint_dir(run_dir: Path) -> Path:
+    """The folder holding a run's resume state and best weights."""
     return Path(run_dir) / "checkpoint"
 
 
 def read_state(run_dir: Path) -> dict | None:
-    """The saved state ({'epoch': completed epochs, 'best': best val_dice, ...}) or None."""
-    path = _checkpoint_dir(run_dir) / "state.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    """The saved state ({'epoch': completed epochs, 'best': best val_dice}) or None if absent.
+
+    Raises DataError naming the file when it is not a state this code wrote.
+    """
+    path = checkpoint_dir(run_dir) / "state.json"
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+        epoch, best = int(state["epoch"]), state["best"]
+        best = None if best is None else float(best)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a training state ({type(exc).__name__})") from None
+    return {"epoch": epoch, "best": best}
 
 
 def restore(model: keras.Model, run_dir: Path) -> dict:
-    """Load the last weights and optimizer variables into a compiled model; returns the state."""
-    ckpt = _checkpoint_dir(run_dir)
+    """Load the last weights and optimizer state into a compiled model; returns the state.
+
+    Raises DataError naming the file when the checkpoint is missing, truncated or of another model.
+    """
     state = read_state(run_dir)
+    path = checkpoint_dir(run_dir) / "last.weights.h5"
     if state is None:
-        raise FileNotFoundError(f"{run_dir}: no checkpoint/state.json to resume from")
-    opt = model.optimizer
-    opt.build(model.trainable_variables)
-    model.load_weights(ckpt / "last.weights.h5")
-    saved = np.load(ckpt / "optimizer.npz")
-    values = [saved[f"v{i}"] for i in range(len(saved.files))]
-    if len(values) != len(opt.variables):
-        raise ValueError(f"{run_dir}: optimizer checkpoint does not match the model")
-    for var, value in zip(opt.variables, values, strict=True):
-        var.assign(value)
+        raise DataError(f"{run_dir}: no checkpoint/state.json to resume from")
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(path)
+    except Exception as exc:  # h5py and Keras raise many types for a bad file
+        raise DataError(f"{path}: unreadable checkpoint ({_reason(exc)})") from None
     return state
 
 
-class ResumeCheckpoint(keras.callbacks.Callback):
-    """Save weights, optimizer variables and the epoch counter after every epoch."""
+def read_best_weights(run_dir: Path, model: keras.Model) -> list[np.ndarray]:
+    """The run's best-epoch weights for ``model`` (DataError naming a bad or mismatched file)."""
+    path = checkpoint_dir(run_dir) / "best.weights.npz"
+    try:
+        with np.load(path) as saved:
+            weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: unreadable best weights ({_reason(exc)})") from None
+    shapes = [tuple(w.shape) for w in model.weights]
+    if [w.shape for w in weights] != shapes:
+        raise DataError(f"{path}: best weights of another model ({len(weights)} arrays)")
+    return weights
 
-    def __init__(self, run_dir: Path, best_callback: keras.callbacks.ModelCheckpoint):
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keep the weights (without optimizer state) of the epoch with the highest ``val_dice``.
+
+    ``best`` starts at ``initial_value`` (a resumed run's best so far); ties keep the earlier epoch.
+    """
+
+    def __init__(self, path: Path, initial_value: float | None = None):
         super().__init__()
-        self.dir = _checkpoint_dir(run_dir)
+        self.path = Path(path)
+        self.best = initial_value
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(MONITOR)
+        if value is None or (self.best is not None and not float(value) > self.best):
+            return
+        self.best = float(value)
+        buffer = io.BytesIO()
+        np.savez(buffer, **{f"w{i}": w for i, w in enumerate(self.model.get_weights())})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(self.path) as tmp:
+            tmp.write_bytes(buffer.getvalue())
+
+
+class ResumeCheckpoint(keras.callbacks.Callback):
+    """After every epoch, save weights with the optimizer state (one file) and the epoch counter."""
+
+    def __init__(self, run_dir: Path, best_callback: BestWeights):
+        super().__init__()
+        self.dir = checkpoint_dir(run_dir)
         self.best_callback = best_callback
 
     def on_epoch_end(self, epoch, logs=None):
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp_w = self.dir / "last.tmp.weights.h5"
-        self.model.save_weights(tmp_w)
-        values = {
-            f"v{i}": keras.ops.convert_to_numpy(v)
-            for i, v in enumerate(self.model.optimizer.variables)
-        }
-        tmp_o = self.dir / "optimizer.tmp.npz"
-        np.savez(tmp_o, **values)
-        best = self.best_callback.best
-        state = {"epoch": epoch + 1, "best": None if best is None else float(best)}
-        tmp_s = self.dir / "state.tmp.json"
-        tmp_s.write_text(json.dumps(state))
-        os.replace(tmp_w, self.dir / "last.weights.h5")
-        os.replace(tmp_o, self.dir / "optimizer.npz")
-        os.replace(tmp_s, self.dir / "state.json")
+        with replacing(self.dir / "last.weights.h5") as tmp:
+            self.model.save_weights(tmp)
+        state = {"epoch": epoch + 1, "best": self.best_callback.best}
+        write_text(self.dir / "state.json", json.dumps(state))
 
 
 class TimeLimit(keras.callbacks.Callback):
     """Stop training when another epoch as long as the last one would pass the time budget.
 
     Training then ends normally (best model kept, evaluation runs) and can be extended later
-    with --resume.
+    with --resume. ``agree`` makes every process take process 0's decision.
     """
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, agree: Callable[[bool], bool] = bool):
         super().__init__()
         self.seconds = seconds
+        self.agree = agree
         self.start = self.last = 0.0
 
     def on_train_begin(self, logs=None):
@@ -95,13 +148,17 @@ class TimeLimit(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         spent, epoch_seconds, self.last = now - self.start, now - self.last, now
-        if spent + epoch_seconds > self.seconds:
+        if self.agree(spent + epoch_seconds > self.seconds):
             log.info("time limit: stopping after epoch %d (%.0f s)", epoch + 1, spent)
             self.model.stop_training = True
 
 
 class HistoryLogger(keras.callbacks.Callback):
-    """Append one row per finished epoch: losses, metrics, val_ twins, learning rate, seconds."""
+    """One row per finished epoch: losses, metrics, val_ twins, learning rate, seconds.
+
+    The file is rewritten whole (atomically) every epoch; rows of epochs not yet finished in the
+    checkpoint (a run interrupted after logging an epoch) are replaced when that epoch is redone.
+    """
 
     def __init__(self, path: Path):
         super().__init__()
@@ -109,22 +166,13 @@ class HistoryLogger(keras.callbacks.Callback):
         self._start = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._drop_rows_from(epoch + 1)
         self._start = time.perf_counter()
 
-    def _drop_rows_from(self, epoch: int) -> None:
-        """Forget rows of epochs >= ``epoch``: a run interrupted after logging an epoch but
-        before its checkpoint repeats that epoch on resume."""
+    def _rows_before(self, epoch: int) -> list[dict]:
         if not self.path.exists():
-            return
+            return []
         with open(self.path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        kept = [r for r in rows if int(r["epoch"]) < epoch]
-        if len(kept) < len(rows):
-            with open(self.path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(kept)
+            return [r for r in csv.DictReader(f) if int(r["epoch"]) < epoch]
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -133,11 +181,10 @@ class HistoryLogger(keras.callbacks.Callback):
             lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row = {"epoch": epoch + 1, "lr": float(lr), "seconds": time.perf_counter() - self._start}
         row.update({k: float(logs[k]) for k in COLUMNS if k in logs})
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
-            )
+        rows = self._rows_before(epoch + 1)
+        rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(self.path, text.getvalue())

@@ -1,8 +1,10 @@
 """Train a U-Net variant on an images/masks dataset: ``python -m segcore.train --data DIR ...``.
 
 Writes a run folder: best.keras (best val_dice), history.csv, config.json, split.json,
-checkpoint/ (for --resume), test_metrics.json and test_per_image.csv. With no arguments it
-trains a small model on the real samples bundled in samples/isic, so a new user sees it work.
+checkpoint/ (for --resume), test_metrics.json and test_per_image.csv; every file atomically.
+With no arguments it trains a small model on the real samples bundled in samples/isic, so a new
+user sees it work. ``--distribute`` spreads training over devices and processes (see
+`segcore.distribute`); process 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from segcore.atomic import replacing, write_text
+from segcore.data import DataError
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples" / "isic"
 SCHEDULES = ("plateau", "cosine")
@@ -29,6 +35,8 @@ DEMO_SIZING = {
     "lr": 3e-3,
     "schedule": "cosine",
 }
+RESUMABLE = ("epochs", "time_limit", "patience", "workers", "distribute")  # may change on resume
+FEW_TEST_IMAGES = 10  # below this, the end of a run says the test score is noisy
 log = logging.getLogger("segcore.train")
 
 
@@ -62,122 +70,151 @@ class TrainConfig:
     arch_kwargs: dict = field(default_factory=dict)
 
 
-def parse_args(argv: list[str]) -> tuple[TrainConfig, str | None]:
-    """Parse command-line flags into a TrainConfig (and the run folder to resume, if any)."""
+def _parser() -> argparse.ArgumentParser:
+    """The flags; every default is None so that a flag the user gave can be told apart."""
+    from segcore.distribute import STRATEGIES
+    from segcore.models import ARCHITECTURES
+
     d = TrainConfig()
     p = argparse.ArgumentParser(prog="python -m segcore.train", description=__doc__.split("\n")[0])
+    p.add_argument("--data", help="dataset folder (default: the bundled samples/isic demo)")
+    p.add_argument("--format", choices=["auto", "isic", "dsb", "plain"], help="(default auto)")
+    p.add_argument("--arch", choices=list(ARCHITECTURES), help=f"(default {d.arch})")
+    p.add_argument("--base-filters", type=int, help="filters at the first level")
+    p.add_argument("--depth", type=int, help=f"down-sampling steps (default {d.depth})")
+    p.add_argument("--img-size", type=int, help=f"square training size (default {d.img_size})")
+    p.add_argument("--channels", type=int, choices=[1, 3], help="1 = grayscale (default 3)")
+    p.add_argument("--epochs", type=int, help=f"(default {d.epochs})")
+    p.add_argument("--batch-size", type=int, help=f"global batch size (default {d.batch_size})")
+    p.add_argument("--lr", type=float, help=f"initial Adam learning rate (default {d.lr})")
+    p.add_argument("--loss", choices=["bce", "dice", "bce_dice", "focal", "tversky"])
+    p.add_argument("--schedule", choices=SCHEDULES, help="LR: ReduceLROnPlateau or cosine")
+    p.add_argument("--patience", type=int, help=f"early-stopping patience (default {d.patience})")
+    p.add_argument("--split", help=f"train,val,test fractions (default {d.split})")
+    p.add_argument("--seed", type=int, help=f"(default {d.seed})")
+    p.add_argument("--out", help="run folder (default runs/<arch>-<dataset>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--mixed-precision", action="store_true", default=None, help="bfloat16 compute")
     p.add_argument(
-        "--data", default=None, help="dataset folder (default: the bundled samples/isic demo)"
-    )
-    p.add_argument("--format", default=d.format, choices=["auto", "isic", "dsb", "plain"])
-    p.add_argument(
-        "--arch", default=d.arch, help="unet, unet_bn, improved_unet, unetpp, attention_unet"
-    )
-    p.add_argument("--base-filters", type=int, default=None, help="filters at the first level")
-    p.add_argument(
-        "--depth", type=int, default=None, help=f"down-sampling steps (default {d.depth})"
-    )
-    p.add_argument(
-        "--img-size", type=int, default=None, help=f"square training size (default {d.img_size})"
-    )
-    p.add_argument("--channels", type=int, default=d.channels, choices=[1, 3], help="1 = grayscale")
-    p.add_argument("--epochs", type=int, default=None, help=f"(default {d.epochs})")
-    p.add_argument(
-        "--batch-size", type=int, default=None, help=f"global batch size (default {d.batch_size})"
-    )
-    p.add_argument(
-        "--lr", type=float, default=None, help=f"initial Adam learning rate (default {d.lr})"
-    )
-    p.add_argument(
-        "--loss", default=d.loss, choices=["bce", "dice", "bce_dice", "focal", "tversky"]
+        "--tensorboard", action="store_true", default=None, help="TensorBoard logs in RUN_DIR/tb"
     )
     p.add_argument(
-        "--schedule", default=None, choices=SCHEDULES, help="LR: ReduceLROnPlateau or cosine"
+        "--distribute",
+        choices=STRATEGIES,
+        help="data-parallel: Keras DataParallel (JAX), all devices and processes; "
+        "mirrored: TensorFlow MirroredStrategy, local GPUs (default none)",
     )
+    p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     p.add_argument(
-        "--patience", type=int, default=d.patience, help="early-stopping patience (epochs)"
+        "--skip-unmatched", action="store_true", default=None, help="leave out unmatched images"
     )
-    p.add_argument("--split", default=d.split, help="train,val,test fractions")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", default="", help="run folder (default runs/<arch>-<dataset>-<time>)")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
-    p.add_argument(
-        "--mixed-precision", action="store_true", help="bfloat16 compute, float32 weights"
-    )
-    p.add_argument(
-        "--tensorboard", action="store_true", help="write TensorBoard logs to RUN_DIR/tb"
-    )
-    p.add_argument(
-        "--distribute", default="none", choices=["none", "mirrored"], help="multi-device (TF)"
-    )
-    p.add_argument("--no-augment", dest="augment", action="store_false")
-    p.add_argument("--skip-unmatched", action="store_true", help="leave out images without a mask")
-    p.add_argument("--workers", type=int, default=0, help="data worker threads (0 = auto)")
+    p.add_argument("--workers", type=int, help="data worker threads (0 = auto)")
     p.add_argument(
         "--time-limit",
         type=float,
-        default=0.0,
         metavar="MINUTES",
         help="stop after the last epoch that fits in this many minutes (0 = none)",
     )
-    p.add_argument("--deep-supervision", choices=["on", "off"], default=None, help="unetpp only")
-    a = p.parse_args(argv)
-    # without --data: the bundled demo, small enough for a laptop CPU (explicit flags still win)
-    sizing = DEMO_SIZING if a.data is None else {}
-    for key in ("base_filters", "depth", "img_size", "epochs", "batch_size", "lr", "schedule"):
-        if getattr(a, key) is None:
-            setattr(a, key, sizing.get(key, getattr(d, key)))
-    a.data = a.data or d.data
-    arch_kwargs = {}
-    if a.deep_supervision is not None:
-        arch_kwargs["deep_supervision"] = a.deep_supervision == "on"
-    fields = TrainConfig.__dataclass_fields__
-    cfg = TrainConfig(
-        **{k: v for k, v in vars(a).items() if k in fields and k != "arch_kwargs"},
-        arch_kwargs=arch_kwargs,
-    )
-    return cfg, a.resume
+    p.add_argument("--deep-supervision", choices=["on", "off"], help="unetpp only")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up notices")
+    return p
 
 
-def _strategy(cfg: TrainConfig):
-    if cfg.distribute == "none":
-        return None
-    import keras
+def parse_args(argv: list[str]) -> tuple[TrainConfig, str | None]:
+    """Parse flags into a TrainConfig (and the run folder to resume, if any).
 
-    if keras.backend.backend() != "tensorflow":
-        raise SystemExit("error: --distribute mirrored needs KERAS_BACKEND=tensorflow")
-    import tensorflow as tf
-
-    return tf.distribute.MirroredStrategy()
-
-
-def _lr_callback(cfg: TrainConfig):
-    import keras
-
-    if cfg.schedule == "cosine":
-        warm = max(1, cfg.epochs // 20)
-
-        def cosine(epoch: int, _lr: float) -> float:
-            if epoch < warm:
-                return cfg.lr * (epoch + 1) / warm
-            t = (epoch - warm) / max(1, cfg.epochs - warm)
-            return 1e-2 * cfg.lr + (cfg.lr - 1e-2 * cfg.lr) * 0.5 * (1 + math.cos(math.pi * t))
-
-        return keras.callbacks.LearningRateScheduler(cosine)
-    return keras.callbacks.ReduceLROnPlateau(
-        monitor="val_dice", mode="max", factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6
-    )
-
-
-def replica_batch_size(batch_size: int, n: int, replicas: int) -> int:
-    """A batch size whose first batch splits evenly over the replicas (Keras reduces it to build).
-
-    Keras' TF trainer averages the first batch across replicas, which fails when they get
-    unequal shares; later partial batches are fine.
+    Without --data the bundled demo's sizing applies (explicit flags still win). With --resume
+    the run's config.json is read back and only RESUMABLE settings may change; raises DataError
+    (one line naming the flag or file) for a bad value.
     """
-    if replicas <= 1:
-        return batch_size
-    return max(replicas, min(batch_size, n) // replicas * replicas)
+    a = _parser().parse_args(argv)
+    fields = TrainConfig.__dataclass_fields__
+    given = {k: v for k, v in vars(a).items() if k in fields and v is not None}
+    if a.deep_supervision is not None:
+        given["arch_kwargs"] = {"deep_supervision": a.deep_supervision == "on"}
+    if a.resume is not None:
+        return config_for_resume(Path(a.resume), given), a.resume
+    cfg = TrainConfig(**((DEMO_SIZING if a.data is None else {}) | given))
+    check_config(cfg)
+    return cfg, None
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise DataError (one line naming the flag) for a setting training cannot use."""
+    from segcore.data.split import parse_fractions
+
+    at_least = {"epochs": 1, "batch_size": 1, "depth": 1, "patience": 1, "workers": 0}
+    for key, low in at_least.items():
+        if getattr(cfg, key) < low:
+            raise DataError(f"{_flag(key)} {getattr(cfg, key)}: must be at least {low}")
+    if cfg.base_filters is not None and cfg.base_filters < 1:
+        raise DataError(f"--base-filters {cfg.base_filters}: must be at least 1")
+    if not cfg.lr > 0:
+        raise DataError(f"--lr {cfg.lr}: must be positive")
+    if cfg.time_limit < 0:
+        raise DataError(f"--time-limit {cfg.time_limit}: must be 0 (none) or positive")
+    step = 2**cfg.depth
+    if cfg.img_size < step or cfg.img_size % step:
+        raise DataError(
+            f"--img-size {cfg.img_size}: must be a multiple of {step} (2**depth, --depth "
+            f"{cfg.depth}), e.g. {max(step, round(cfg.img_size / step) * step)}"
+        )
+    fractions = parse_fractions(cfg.split)
+    if fractions[1] <= 0 or fractions[2] <= 0:
+        raise DataError(
+            f"--split {cfg.split}: validation and test fractions must be above 0 "
+            "(the best epoch is chosen on validation and scored on test)"
+        )
+
+
+def config_for_resume(run_dir: Path, given: dict) -> TrainConfig:
+    """The saved config of a run with the RESUMABLE flags the user gave; DataError otherwise."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise DataError(f"{run_dir}: not a run folder (no config.json)")
+    try:
+        saved = json.loads(path.read_text())
+        known = {k: saved[k] for k in TrainConfig.__dataclass_fields__ if k in saved}
+        known["arch_kwargs"] = {
+            k: v
+            for k, v in saved["arch_kwargs"].items()
+            if k not in ("channels", "depth", "base_filters")
+        }
+        cfg = TrainConfig(**known)
+        check_config(cfg)
+    except (ValueError, KeyError, TypeError, AttributeError, DataError) as exc:
+        raise DataError(f"{path}: not a usable run config ({type(exc).__name__}: {exc})") from None
+    changed = [k for k, v in given.items() if k not in RESUMABLE and v != getattr(cfg, k)]
+    if changed:
+        k = changed[0]
+        raise DataError(
+            f"{_flag(k)} cannot change on resume (the run has {getattr(cfg, k)!r}); only "
+            f"{', '.join(_flag(r) for r in RESUMABLE)} can; start a new run with --out"
+        )
+    cfg = TrainConfig(**(asdict(cfg) | {k: given[k] for k in RESUMABLE if k in given}))
+    check_config(cfg)
+    return cfg
+
+
+def learning_rate(cfg: TrainConfig, steps_per_epoch: int):
+    """Adam's learning rate: a constant (ReduceLROnPlateau lowers it) or Keras' CosineDecay with
+    a linear warm-up over the first 5% of the epochs (at least one), decaying to 1% of --lr."""
+    import keras
+
+    if cfg.schedule != "cosine":
+        return cfg.lr
+    warm = max(1, cfg.epochs // 20) * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.lr / warm,
+        decay_steps=max(1, cfg.epochs * steps_per_epoch - warm),
+        alpha=0.01,
+        warmup_target=cfg.lr,
+        warmup_steps=warm,
+    )
 
 
 def arch_kwargs(cfg: TrainConfig) -> dict:
@@ -188,7 +225,7 @@ def arch_kwargs(cfg: TrainConfig) -> dict:
     return kwargs
 
 
-def build_model(cfg: TrainConfig):
+def build_model(cfg: TrainConfig, steps_per_epoch: int = 1):
     """Build and compile the model named in the config (call inside the strategy scope if any)."""
     import keras
 
@@ -198,7 +235,7 @@ def build_model(cfg: TrainConfig):
 
     model = build(cfg.arch, **arch_kwargs(cfg))
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.lr),
+        optimizer=keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch)),
         loss=get_loss(cfg.loss),
         metrics=get_metrics(),
     )
@@ -217,11 +254,63 @@ def dataset_name(fmt: str, data: str) -> str:
     return fmt if fmt in ("isic", "dsb") else Path(data).resolve().name
 
 
-def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path:
-    """Run training (or resume it) and evaluation; returns the run folder."""
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create a new run folder; DataError naming --out when it holds a run or cannot be written."""
+    if (run_dir / "config.json").exists() or (run_dir / "checkpoint").exists():
+        raise DataError(
+            f"--out {run_dir}: already holds a run; use --resume {run_dir} or another --out"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DataError(f"--out {run_dir}: is a file, not a folder")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"--out {run_dir}: cannot create the folder ({exc.strerror})") from None
+    if not os.access(run_dir, os.W_OK):
+        raise DataError(f"--out {run_dir}: the folder is not writable")
+
+
+def _announce(cfg: TrainConfig, fmt: str, split: dict, run_dir: Path, demo: bool) -> None:
+    counts = "/".join(str(len(split[k])) for k in ("train", "val", "test"))
+    what = (
+        f"training {cfg.arch} ({cfg.img_size} px, {cfg.epochs} epochs, batch {cfg.batch_size}) "
+        f"on {sum(len(v) for v in split.values())} {fmt} pairs from {cfg.data} "
+        f"(train/val/test {counts}); results go to {run_dir}"
+    )
+    if demo:
+        what = (
+            f"demo (no --data): {what}. This is a small model on the bundled samples, sized for "
+            "a CPU; with --data DIR the full defaults apply (see the README)"
+        )
+    log.info(what)
+
+
+def _plateau(cfg: TrainConfig):
     import keras
 
-    from segcore.callbacks import HistoryLogger, ResumeCheckpoint, TimeLimit, read_state, restore
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor="val_dice", mode="max", factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6
+    )
+
+
+def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
+    """Run training (or resume it) and evaluation; returns the run folder (None in processes
+    other than process 0, which writes nothing)."""
+    from segcore.distribute import global_batch_size, setup
+
+    topology = setup(cfg.distribute)  # before any computation (starts the processes' link)
+
+    import keras
+
+    from segcore.callbacks import (
+        BestWeights,
+        HistoryLogger,
+        ResumeCheckpoint,
+        TimeLimit,
+        read_best_weights,
+        read_state,
+        restore,
+    )
     from segcore.data import find_samples, make_split, read_split, write_split
     from segcore.data.augment import AugmentConfig
     from segcore.data.batches import CachedBatches
@@ -233,24 +322,31 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path:
     keras.utils.set_random_seed(cfg.seed)
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    state = {"epoch": 0, "best": None}
     if resume_dir is not None:
-        run_dir = Path(resume_dir)
-        split = read_split(run_dir / "split.json")
-        fmt = json.loads((run_dir / "config.json").read_text())["format"]
+        run_dir, fmt = Path(resume_dir), cfg.format  # config.json holds the detected layout
+        try:
+            split = read_split(run_dir / "split.json")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"{run_dir / 'split.json'}: unreadable ({type(exc).__name__})"
+            ) from None
+        state = read_state(run_dir) or state
     else:
-        fmt, samples = find_samples(cfg.data, cfg.format, cfg.skip_unmatched)
+        fmt, samples = find_samples(cfg.data, cfg.format, bool(cfg.skip_unmatched))
         split = make_split(samples, parse_fractions(cfg.split), cfg.seed)
         run_dir = Path(cfg.out) if cfg.out else _default_out(cfg, dataset_name(fmt, cfg.data))
-        if (run_dir / "checkpoint" / "state.json").exists():
-            raise SystemExit(
-                f"error: {run_dir} already holds a run; use --resume {run_dir} or another --out"
+        if topology.is_chief:
+            prepare_run_dir(run_dir)
+            write_split(
+                run_dir / "split.json",
+                split,
+                Path(cfg.data),
+                {"seed": cfg.seed, "fractions": cfg.split},
             )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_split(
-            run_dir / "split.json",
-            split,
-            Path(cfg.data),
-            {"seed": cfg.seed, "fractions": cfg.split},
+    if topology.is_chief:
+        _announce(
+            cfg, fmt, split, run_dir, demo=resume_dir is None and cfg.data == str(SAMPLES_DIR)
         )
 
     t0 = time.perf_counter()
@@ -258,92 +354,111 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path:
     train_cache = build_cache(split["train"], cfg.img_size, workers)
     val_cache = build_cache(split["val"], cfg.img_size, workers)
     if len(train_cache) == 0:
-        raise SystemExit("error: no readable training images")
+        raise DataError("no readable training images")
     log.info(
         "cached %d train / %d val images in %.1f s",
         len(train_cache),
         len(val_cache),
         time.perf_counter() - t0,
     )
-
-    strategy = _strategy(cfg)
-    replicas = 1
-    if strategy is not None:
-        replicas = strategy.num_replicas_in_sync
-        log.info("distributing over %d replicas", replicas)
-        with strategy.scope():
-            model = build_model(cfg)
-    else:
-        model = build_model(cfg)
-
-    state = {"epoch": 0, "best": None}
-    if resume_dir is not None and read_state(run_dir) is not None:
-        state.update(restore(model, run_dir))
-        log.info("resuming %s after epoch %d", run_dir, state["epoch"])
-
-    config = asdict(cfg) | {
-        "dataset": dataset_name(fmt, cfg.data),
-        "format": fmt,
-        "normalization": "divide_by_255",
-        "threshold": 0.5,
-        "params": int(model.count_params()),
-        "backend": keras.backend.backend(),
-        "device": device_description(),
-        "library_versions": library_versions(),
-        "n_train": len(train_cache),
-        "n_val": len(val_cache),
-        "arch_kwargs": arch_kwargs(cfg),
-    }
-    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
-
+    batch_size = global_batch_size(cfg.batch_size, len(train_cache), topology)
+    n_val = len(val_cache)
+    if topology.strategy is None and topology.devices > 1:
+        n_val = n_val // topology.devices * topology.devices  # every batch splits over devices
+        if n_val == 0:
+            raise DataError(
+                f"{len(val_cache)} validation images: fewer than the {topology.devices} devices"
+            )
+        if n_val < len(val_cache):
+            log.warning(
+                "validating on %d of %d images (a multiple of %d devices)",
+                n_val,
+                len(val_cache),
+                topology.devices,
+            )
+    if topology.devices > 1:
+        log.info(
+            "distributing over %d devices in %d process(es); global batch %d",
+            topology.devices,
+            topology.processes,
+            batch_size,
+        )
+    shard = (topology.process_id, topology.processes)
     train_data = CachedBatches(
         train_cache.images,
         train_cache.masks,
-        replica_batch_size(cfg.batch_size, len(train_cache), replicas),
+        batch_size,
         cfg.channels,
         augment=AugmentConfig() if cfg.augment else None,
         shuffle=True,
         seed=cfg.seed,
         epoch=state["epoch"],
         drop_remainder=True,
+        shard=shard,
         workers=workers,
         max_queue_size=16,
     )
     val_data = CachedBatches(
-        val_cache.images,
-        val_cache.masks,
-        replica_batch_size(cfg.batch_size, len(val_cache), replicas),
+        val_cache.images[:n_val],
+        val_cache.masks[:n_val],
+        global_batch_size(cfg.batch_size, n_val, topology),
         cfg.channels,
+        shard=shard,
     )
-    best = keras.callbacks.ModelCheckpoint(
-        run_dir / "checkpoint" / "best.weights.h5",
-        monitor="val_dice",
-        mode="max",
-        save_best_only=True,
-        save_weights_only=True,
-    )
-    if state["best"] is not None:
-        best.best = state["best"]
-    callbacks = [
-        best,
-        HistoryLogger(run_dir / "history.csv"),
-        _lr_callback(cfg),
-        keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=cfg.patience),
-        ResumeCheckpoint(run_dir, best),
-    ]
-    if cfg.time_limit > 0:
-        callbacks.append(TimeLimit(cfg.time_limit * 60.0))
-    if cfg.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tb")))
-    if state["epoch"] < cfg.epochs:
-        model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=cfg.epochs,
-            initial_epoch=state["epoch"],
-            callbacks=callbacks,
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+
+    with topology.scope():
+        model = build_model(cfg, len(train_data))
+        if resume_dir is not None and read_state(run_dir) is not None:
+            state = restore(model, run_dir)
+            if state["best"] is not None:
+                read_best_weights(run_dir, model)  # a bad file fails now, not after training
+            log.info("resuming %s after epoch %d", run_dir, state["epoch"])
+
+        config = asdict(cfg) | {
+            "dataset": dataset_name(fmt, cfg.data),
+            "format": fmt,
+            "normalization": "divide_by_255",
+            "threshold": 0.5,
+            "params": int(model.count_params()),
+            "backend": keras.backend.backend(),
+            "device": device_description(),
+            "devices": topology.devices,
+            "processes": topology.processes,
+            "library_versions": library_versions(),
+            "n_train": len(train_cache),
+            "n_val": len(val_cache),
+            "arch_kwargs": arch_kwargs(cfg),
+        }
+        # every process runs the saving callbacks (saving a distributed model takes part in
+        # collective operations); the others write into a scratch folder that is then removed
+        out = run_dir if topology.is_chief else Path(tempfile.mkdtemp(prefix="segcore-process-"))
+        best = BestWeights(out / "checkpoint" / "best.weights.npz", state["best"])
+        callbacks = [
+            keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=cfg.patience),
+            best,
+            HistoryLogger(out / "history.csv"),
+            ResumeCheckpoint(out, best),
+        ]
+        if cfg.schedule != "cosine":
+            callbacks.append(_plateau(cfg))
+        if cfg.time_limit > 0:
+            callbacks.append(TimeLimit(cfg.time_limit * 60.0, topology.agree))
+        if cfg.tensorboard and topology.is_chief:
+            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tb")))
+        if topology.is_chief:
+            write_text(run_dir / "config.json", json.dumps(config, indent=1))
+        if state["epoch"] < cfg.epochs:
+            model.fit(
+                train_data,
+                validation_data=val_data,
+                epochs=cfg.epochs,
+                initial_epoch=state["epoch"],
+                callbacks=callbacks,
+                verbose=(1 if sys.stdout.isatty() else 2) if topology.is_chief else 0,
+            )
+    if not topology.is_chief:
+        shutil.rmtree(out, ignore_errors=True)
+        return None
     save_best_model(cfg, run_dir)
     _finish_config(run_dir)
     evaluate_run(run_dir)
@@ -351,15 +466,17 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path:
 
 
 def save_best_model(cfg: TrainConfig, run_dir: Path) -> Path:
-    """Write best.keras: the best epoch's weights in a fresh float32 model, without optimizer state."""
+    """Write best.keras: the best epoch's weights in a fresh float32 model (no optimizer state)."""
     import keras
 
+    from segcore.callbacks import read_best_weights
     from segcore.models import build
 
     keras.mixed_precision.set_global_policy("float32")
     model = build(cfg.arch, **arch_kwargs(cfg))
-    model.load_weights(run_dir / "checkpoint" / "best.weights.h5")
-    model.save(run_dir / "best.keras")
+    model.set_weights(read_best_weights(run_dir, model))
+    with replacing(run_dir / "best.keras") as tmp:
+        model.save(tmp)
     return run_dir / "best.keras"
 
 
@@ -378,42 +495,40 @@ def _finish_config(run_dir: Path) -> None:
             sum(r["seconds"] for r in rows if r["epoch"] <= best_row.get("epoch", 0)), 2
         ),
     )
-    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
+    write_text(run_dir / "config.json", json.dumps(config, indent=1))
 
 
-def _config_for_resume(run_dir: Path, epochs: int) -> TrainConfig:
-    """The saved config of a run; a larger --epochs than saved extends the run."""
-    saved = json.loads((Path(run_dir) / "config.json").read_text())
-    known = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
-    known["arch_kwargs"] = {
-        k: v
-        for k, v in saved["arch_kwargs"].items()
-        if k not in ("channels", "depth", "base_filters")
-    }
-    known["epochs"] = max(epochs, saved["epochs"])
-    return TrainConfig(**known)
+def _verbose_flag(argv: list[str]) -> bool:
+    """Whether --verbose was given, read before the full parser imports Keras."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--verbose", action="store_true")
+    return early.parse_known_args(argv)[0].verbose
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (2 for bad input, no traceback)."""
-    from segcore.data import DataError
+    from segcore.quiet import quiet_tensorflow
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
-    cfg, resume = parse_args(argv)
+    quiet_tensorflow(_verbose_flag(argv))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        if resume:
-            if not (Path(resume) / "config.json").exists():
-                raise DataError(f"{resume}: not a run folder (no config.json)")
-            cfg = _config_for_resume(Path(resume), cfg.epochs if "--epochs" in argv else 0)
+        cfg, resume = parse_args(argv)
         run_dir = train(cfg, Path(resume) if resume else None)
     except (DataError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if run_dir is None:
+        return 0
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
-    print(
-        f"run folder: {run_dir}  test dice {metrics['dice']['mean']:.4f} on {metrics['n_images']} images"
-    )
+    n, dice = metrics["n_images"], metrics["dice"]
+    print(f"run folder: {run_dir}  test dice {dice['mean']:.4f} on {n} images")
+    if n < FEW_TEST_IMAGES:
+        print(
+            f"note: a mean over {n} test images is noisy (one image moves it by up to "
+            f"{1 / max(n, 1):.2f}) and differs from the best validation Dice, measured on other "
+            "images at the training size; use a full data set (--data) for a reliable score"
+        )
     return 0
 
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from segcore.data import load_sample, read_split
-from segcore.evaluate import main, predict_batch
+from segcore.evaluate import load_model, main, predict_batch
 from segcore.preprocess import prepare, resize_probabilities
 from segcore.scores import SCORE_NAMES, binary_scores
 from segcore.visualize import contour, mask_to_rgb, overlay, triptych
@@ -124,6 +124,43 @@ def test_cli_without_best_model_exits_2(tmp_path: Path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and "best.keras" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_batch_size_and_threshold_flags(run_copy: Path):
+    assert main([str(run_copy)]) == 0
+    default = read_rows(run_copy / "test_per_image.csv")
+    assert main([str(run_copy), "--batch-size", "1"]) == 0  # same scores, batch by batch
+    assert read_rows(run_copy / "test_per_image.csv") == default
+    assert main([str(run_copy), "--threshold", "0.999"]) == 0
+    strict = json.loads((run_copy / "test_metrics.json").read_text())
+    assert strict["threshold"] == 0.999
+    split = read_split(run_copy / "split.json")
+    model = load_model(run_copy)
+    for sample, row in zip(split["test"], read_rows(run_copy / "test_per_image.csv"), strict=True):
+        image, truth = load_sample(sample)
+        prob = predict_batch(model, prepare(image, (32, 32), 3)[None])[0]
+        pred = resize_probabilities(prob, truth.shape) > 0.999
+        assert float(row["dice"]) == pytest.approx(binary_scores(truth, pred)["dice"], abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "argv", [["--threshold", "1.5"], ["--threshold", "x"], ["--batch-size", "0"]]
+)
+def test_bad_flags_are_usage_errors(argv, run_copy: Path):
+    with pytest.raises(SystemExit) as info:
+        main([str(run_copy), *argv])
+    assert info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("best.keras", b"PK\x03\x04 not a keras zip"), ("config.json", b"{}"), ("split.json", b"x")],
+)
+def test_files_evaluation_cannot_use_exit_2_naming_them(run_copy: Path, name, content, capsys):
+    (run_copy / name).write_bytes(content)
+    assert main([str(run_copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run_copy / name}: ") and err.count("\n") == 1, err
 
 
 # --- pictures -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """``segcore.train``: the run folder of a short training, resume (after a finished or interrupted
-run), grayscale input with a time limit, bad input, MirroredStrategy and the JAX backend.
+run), grayscale input with a time limit, bad input, MirroredStrategy, the JAX backend and Keras'
+DataParallel over two host devices and over two processes.
 
 Training runs use the shared 12-image ``tiny_dataset_dir`` (32x32), a U-Net with base_filters 4
 and depth 2, batch 4 (2 steps per epoch) and split 0.6,0.2,0.2 (8 train, 2 val, 2 test).
@@ -23,7 +24,7 @@ import h5py
 import numpy as np
 import pytest
 
-from segcore.data import read_split
+from segcore.data import DataError, read_split
 from segcore.history import read_history
 from segcore.train import DEMO_SIZING, SAMPLES_DIR, TrainConfig, dataset_name, main, parse_args
 
@@ -64,8 +65,18 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def optimizer_iterations(run_dir: Path) -> int:
-    saved = np.load(run_dir / "checkpoint" / "optimizer.npz")
-    return int(saved["v0"])  # Keras puts the iteration counter first
+    with h5py.File(run_dir / "checkpoint" / "last.weights.h5") as f:
+        return int(f["optimizer/vars/0"][()])  # Keras puts the iteration counter first
+
+
+def h5_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset of a Keras weights file (layers and optimizer) by its path."""
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path) as f:
+        f.visititems(
+            lambda name, obj: out.__setitem__(name, obj[()]) if hasattr(obj, "dtype") else None
+        )
+    return out
 
 
 def state(run_dir: Path) -> dict:
@@ -93,6 +104,23 @@ def test_no_arguments_means_the_bundled_demo():
     assert parse_args(["--epochs", "2"])[0].img_size == DEMO_SIZING["img_size"]
 
 
+def test_the_demo_says_what_it_trains_on_what_and_where(tmp_path: Path, caplog):
+    import logging
+
+    from segcore.data import find_samples, make_split
+    from segcore.train import _announce
+
+    cfg, _ = parse_args([])
+    fmt, samples = find_samples(cfg.data)
+    split = make_split(samples, (0.8, 0.1, 0.1), cfg.seed)
+    with caplog.at_level(logging.INFO, logger="segcore.train"):
+        _announce(cfg, fmt, split, tmp_path / "run", demo=True)
+    message = caplog.records[-1].getMessage()
+    assert message.startswith("demo (no --data): training unet_bn (96 px, 40 epochs, batch 8)")
+    assert f"{len(samples)} isic pairs from {SAMPLES_DIR}" in message
+    assert "train/val/test 20/2/2" in message and f"results go to {tmp_path / 'run'}" in message
+
+
 def test_with_data_the_full_defaults_apply():
     cfg, _ = parse_args(["--data", "somewhere"])
     d = TrainConfig()
@@ -111,11 +139,11 @@ def test_every_documented_flag_parses():
             "--data", "d", "--format", "dsb", "--arch", "unetpp", "--base-filters", "8",
             "--img-size", "96", "--channels", "1", "--epochs", "5", "--batch-size", "2",
             "--lr", "0.01", "--loss", "focal", "--split", "0.6,0.2,0.2", "--seed", "9",
-            "--out", "o", "--resume", "r", "--mixed-precision", "--tensorboard",
-            "--distribute", "mirrored", "--deep-supervision", "off",
+            "--out", "o", "--mixed-precision", "--tensorboard",
+            "--distribute", "mirrored", "--deep-supervision", "off", "--verbose",
         ]
     )  # fmt: skip
-    assert resume == "r"
+    assert resume is None
     assert (cfg.format, cfg.arch, cfg.base_filters, cfg.img_size, cfg.channels) == (
         "dsb",
         "unetpp",
@@ -136,7 +164,14 @@ def test_every_documented_flag_parses():
 
 
 @pytest.mark.parametrize(
-    "argv", [["--format", "coco"], ["--channels", "2"], ["--loss", "l2"], ["--distribute", "tpu"]]
+    "argv",
+    [
+        ["--format", "coco"],
+        ["--channels", "2"],
+        ["--loss", "l2"],
+        ["--distribute", "tpu"],
+        ["--arch", "unet_nb"],  # a typo fails here, before any cache is built
+    ],
 )
 def test_bad_choices_are_usage_errors(argv):
     with pytest.raises(SystemExit) as info:
@@ -151,54 +186,113 @@ def test_dataset_name_reads_the_pack_marker(tmp_path: Path):
     assert dataset_name("plain", str(tmp_path / "my_cells")) == "my_cells"
 
 
-def test_cosine_schedule():
-    from segcore.train import _lr_callback
+def test_cosine_schedule_is_keras_cosine_decay_with_warmup():
+    import keras
+
+    from segcore.train import learning_rate
 
     cfg = TrainConfig(epochs=40, lr=1e-3, schedule="cosine")
-    schedule = _lr_callback(cfg).schedule
-    assert schedule(0, 0.0) == pytest.approx(0.5e-3)  # warm-up over 2 epochs
-    assert schedule(2, 0.0) == pytest.approx(1e-3)
-    lrs = [schedule(e, 0.0) for e in range(2, 40)]
+    schedule = learning_rate(cfg, steps_per_epoch=10)
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+
+    def lr(step: int) -> float:
+        return float(keras.ops.convert_to_numpy(schedule(step)))
+
+    assert lr(0) == pytest.approx(1e-3 / 20)  # warm-up over 2 epochs = 20 steps
+    assert lr(10) < lr(20) == pytest.approx(1e-3)
+    lrs = [lr(s) for s in range(20, 401, 20)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
-    assert 1e-5 <= lrs[-1] < 2e-5  # decays towards 1% of the initial rate
+    assert lrs[-1] == pytest.approx(1e-5, rel=1e-3)  # decays to 1% of the initial rate
+    assert learning_rate(TrainConfig(schedule="plateau"), 10) == TrainConfig().lr
 
 
 # --- bad input: exit code 2, one line, no traceback ---------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["wrong_folder", "bad_split", "not_a_run"])
+BAD_FLAGS = {
+    "split_1_0_0": (["--split", "1,0,0"], "--split"),
+    "batch_0": (["--batch-size", "0"], "--batch-size 0"),
+    "img_size_30": (["--img-size", "30"], "--img-size 30"),
+    "epochs_0": (["--epochs", "0"], "--epochs 0"),
+    "lr_negative": (["--lr", "-1"], "--lr"),
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["wrong_folder", "bad_split", "not_a_run", "out_under_a_file", "out_is_a_file", *BAD_FLAGS],
+)
 def test_bad_input_returns_2_with_one_line(case, tmp_path: Path, tiny_dataset_dir: Path, capsys):
+    named = str(tmp_path)
     if case == "wrong_folder":
         (tmp_path / "photos").mkdir()
         (tmp_path / "photos" / "cat.png").write_bytes(b"")
         argv = ["--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run")]
     elif case == "bad_split":
         argv = train_args(tiny_dataset_dir, tmp_path / "run") + ["--split", "0.9,0.2"]
-    else:
+        named = "--split"
+    elif case == "not_a_run":
         argv = ["--resume", str(tmp_path)]
+    elif case in ("out_under_a_file", "out_is_a_file"):
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "run" if case == "out_under_a_file" else tmp_path / "file"
+        argv, named = train_args(tiny_dataset_dir, out), f"--out {out}"
+    else:
+        extra, named = BAD_FLAGS[case]
+        argv = train_args(tiny_dataset_dir, tmp_path / "run") + extra
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert named in err
     assert "Traceback" not in err
-    assert not (tmp_path / "run" / "best.keras").exists()
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_folder_returns_2(tmp_path: Path, tiny_dataset_dir: Path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert main(train_args(tiny_dataset_dir, locked / "run")) == 2
+    finally:
+        locked.chmod(0o700)
+    assert f"--out {locked / 'run'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ["{}", "not json", "[1, 2]", '{"arch": "unet"}'])
+def test_resume_on_a_bad_config_names_the_file(content: str, tmp_path: Path, capsys):
+    (tmp_path / "config.json").write_text(content)
+    assert main(["--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'config.json'}: ") and err.count("\n") == 1, err
 
 
 @pytest.mark.slow
-def test_empty_folder_cli_exits_2_without_traceback(tmp_path: Path):
+def test_empty_folder_cli_exits_2_with_one_quiet_line(tmp_path: Path):
+    """Under TensorFlow, its CUDA/oneDNN start-up notices stay hidden unless --verbose."""
     empty = tmp_path / "EMPTY"
     empty.mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "segcore.train", "--data", str(empty)],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and str(empty) in errors[0] and "no dataset found" in errors[0]
+    env = subprocess_env(KERAS_BACKEND="tensorflow")
+    env.pop("TF_CPP_MIN_LOG_LEVEL")
+    runs = {
+        flag: subprocess.run(
+            [sys.executable, "-m", "segcore.train", "--data", str(empty), *flag],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        for flag in ((), ("--verbose",))
+    }
+    quiet, verbose = runs[()], runs[("--verbose",)]
+    assert quiet.returncode == verbose.returncode == 2, quiet.stderr
+    lines = quiet.stderr.splitlines()
+    assert len(lines) == 1, quiet.stderr  # no TensorFlow notices, no traceback
+    assert lines[0].startswith("error: ") and str(empty) in lines[0]
+    assert "no dataset found" in lines[0]
+    assert verbose.stderr.splitlines()[-1] == lines[0] and "Traceback" not in verbose.stderr
     assert not (tmp_path / "runs").exists()
 
 
@@ -236,9 +330,21 @@ def test_run_folder_is_complete(trained):
         "test_per_image.csv",
         "checkpoint/state.json",
         "checkpoint/last.weights.h5",
-        "checkpoint/optimizer.npz",
+        "checkpoint/best.weights.npz",
     ):
         assert (run / name).is_file(), name
+    # one save with the optimizer state (last), the best weights alone, no temporary files left
+    assert sorted(p.name for p in (run / "checkpoint").iterdir()) == [
+        "best.weights.npz",
+        "last.weights.h5",
+        "state.json",
+    ]
+    assert not list(run.glob(".tmp-*"))
+    last = h5_arrays(run / "checkpoint" / "last.weights.h5")
+    n_weights = sum(1 for k in last if k.startswith("layers/"))
+    with np.load(run / "checkpoint" / "best.weights.npz") as best:
+        assert len(best.files) == n_weights
+    assert any(k.startswith("optimizer/") for k in last)
     pictures = list((run / "triptychs").glob("*.png"))
     assert pictures and all(p.stat().st_size > 0 for p in pictures)
 
@@ -282,6 +388,7 @@ def test_config_json(trained, tiny_dataset_dir: Path):
     assert isinstance(config["device"], str) and config["device"]
     assert (config["n_train"], config["n_val"], config["epochs_completed"]) == (8, 2, 2)
     assert config["params"] > 0 and config["train_seconds"] > 0
+    assert (config["devices"], config["processes"]) == (1, 1)
     history = read_history(run / "history.csv")
     best = max(history, key=lambda r: r["val_dice"])
     assert config["best_epoch"] == best["epoch"]
@@ -327,7 +434,8 @@ def test_best_keras_holds_the_best_checkpoint(trained):
     model = keras.saving.load_model(run / "best.keras", compile=False)
     assert model.input_shape[-1] == 3
     ref = build("unet", channels=3, depth=2, base_filters=4)
-    ref.load_weights(run / "checkpoint" / "best.weights.h5")
+    with np.load(run / "checkpoint" / "best.weights.npz") as best:
+        ref.set_weights([best[f"w{i}"] for i in range(len(best.files))])
     x = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(model.predict(x, verbose=0), ref.predict(x, verbose=0), atol=1e-6)
     with zipfile.ZipFile(run / "best.keras") as z:  # saved without optimizer or compile state
@@ -337,11 +445,12 @@ def test_best_keras_holds_the_best_checkpoint(trained):
 
 
 @pytest.mark.slow
-def test_out_folder_holding_a_run_is_refused(trained, tiny_dataset_dir: Path):
+def test_out_folder_holding_a_run_is_refused(trained, tiny_dataset_dir: Path, capsys):
     run, _ = trained
     before = (run / "split.json").read_text()
-    with pytest.raises(SystemExit, match="--resume"):
-        main(train_args(tiny_dataset_dir, run))
+    assert main(train_args(tiny_dataset_dir, run)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {run}: already holds a run; use --resume {run}"), err
     assert (run / "split.json").read_text() == before
 
 
@@ -349,20 +458,58 @@ def test_out_folder_holding_a_run_is_refused(trained, tiny_dataset_dir: Path):
 
 
 @pytest.mark.slow
-def test_resume_extends_a_finished_run(trained, tmp_path: Path):
+def test_resume_extends_a_finished_run(trained, tmp_path: Path, capsys):
     run = tmp_path / "copy"
     shutil.copytree(trained[0], run)
     assert state(run)["epoch"] == 2 and optimizer_iterations(run) == 2 * STEPS_PER_EPOCH
     # without --epochs a finished run is only re-evaluated
     assert main(["--resume", str(run)]) == 0
     assert epochs_logged(run) == [1, 2]
-    assert main(["--resume", str(run), "--epochs", "3"]) == 0
+    out = capsys.readouterr().out  # a 2-image test score comes with a word on its noise
+    assert "test dice" in out and "note: a mean over 2 test images is noisy" in out
+    assert main(["--resume", str(run), "--epochs=3"]) == 0  # either spelling
     assert epochs_logged(run) == [1, 2, 3]
     assert state(run)["epoch"] == 3
     assert optimizer_iterations(run) == 3 * STEPS_PER_EPOCH  # the optimizer carried on
     config = json.loads((run / "config.json").read_text())
     assert config["epochs"] == 3 and config["epochs_completed"] == 3
     assert (run / "best.keras").is_file() and (run / "test_metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_resume_refuses_settings_that_cannot_change(trained, tmp_path: Path, capsys):
+    run = tmp_path / "copy"
+    shutil.copytree(trained[0], run)
+    for argv in (["--lr", "0.1"], ["--img-size=64"], ["--arch", "unetpp"]):
+        assert main(["--resume", str(run), *argv]) == 2
+        err = capsys.readouterr().err
+        flag = argv[0].split("=")[0]
+        assert err.startswith(f"error: {flag} cannot change on resume") and err.count("\n") == 1
+    assert epochs_logged(run) == [1, 2]
+    # what may change on resume is honoured: patience, time limit, epochs
+    assert main(["--resume", str(run), "--patience", "7", "--time-limit", "5"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["patience"], config["time_limit"], config["lr"]) == (7, 5.0, 1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        "checkpoint/last.weights.h5",
+        "checkpoint/best.weights.npz",
+        "checkpoint/state.json",
+        "split.json",
+    ],
+)
+def test_resume_checks_what_it_loads(trained, tmp_path: Path, name: str, capsys):
+    run = tmp_path / "copy"
+    shutil.copytree(trained[0], run)
+    (run / name).write_bytes(b"")  # what a kill during an in-place write left
+    assert main(["--resume", str(run), "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run / name}: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
 
 
 class PowerCut(Exception):
@@ -447,9 +594,10 @@ def test_mirrored_strategy_on_two_cpu_devices(tiny_dataset_dir: Path, tmp_path: 
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "replicas 2" in proc.stdout
-    assert "distributing over 2 replicas" in proc.stderr
+    assert "distributing over 2 devices in 1 process(es)" in proc.stderr
     assert epochs_logged(run) == [1, 2]
-    assert json.loads((run / "config.json").read_text())["distribute"] == "mirrored"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["distribute"], config["devices"], config["processes"]) == ("mirrored", 2, 1)
     for name in ("best.keras", "test_metrics.json", "test_per_image.csv", "split.json"):
         assert (run / name).is_file(), name
 
@@ -500,3 +648,148 @@ def test_jax_backend_run_loads_under_tensorflow(tiny_dataset_dir: Path, tmp_path
     x = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
     expected = np.load(run / "jax_prediction.npy")
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+
+
+# --- Keras DataParallel (JAX) -------------------------------------------------------------------
+
+FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+DATA_PARALLEL_TOLERANCE = 1e-5  # measured: 4.5e-7 max abs difference after 4 steps (weights <= 4)
+
+TWO_DEVICE_RUNS = """
+import sys
+import jax
+import segcore.train
+
+assert jax.local_device_count() == 2
+argv = sys.argv[1:]
+assert segcore.train.main(argv + ["--out", "two", "--distribute", "data-parallel"]) == 0
+assert segcore.train.main(argv + ["--out", "one"]) == 0
+"""
+
+
+@pytest.mark.slow
+def test_data_parallel_on_two_devices_matches_one_device(tiny_dataset_dir: Path, tmp_path: Path):
+    """The same global batches (no augmentation) give the same weights and optimizer state."""
+    pytest.importorskip("jax")
+    args = train_args(tiny_dataset_dir, tmp_path, 2, "--arch", "unet_bn", "--no-augment")
+    args = args[: args.index("--out")]  # each run gets its own --out
+    env = subprocess_env(
+        KERAS_BACKEND="jax", XLA_FLAGS=f"--xla_force_host_platform_device_count=2 {FAST_XLA}"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", TWO_DEVICE_RUNS, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "distributing over 2 devices in 1 process(es); global batch 4" in proc.stderr
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["devices"] == 2
+    one = h5_arrays(tmp_path / "one" / "checkpoint" / "last.weights.h5")
+    two = h5_arrays(tmp_path / "two" / "checkpoint" / "last.weights.h5")
+    assert sorted(one) == sorted(two) and any(k.startswith("optimizer/") for k in one)
+    assert int(two["optimizer/vars/0"]) == 2 * STEPS_PER_EPOCH
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], atol=DATA_PARALLEL_TOLERANCE, err_msg=name)
+    assert epochs_logged(tmp_path / "one") == epochs_logged(tmp_path / "two") == [1, 2]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_processes(args: list[str], cwd: Path) -> list[str]:
+    """Run ``segcore.train`` as processes 0 and 1 of a 2-process job on 127.0.0.1; their stdout."""
+    port = free_port()
+    procs = []
+    for process_id in (0, 1):
+        env = subprocess_env(
+            KERAS_BACKEND="jax",
+            XLA_FLAGS=FAST_XLA,
+            KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+            KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+            KERAS_DISTRIBUTION_PROCESS_ID=str(process_id),
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "segcore.train", *args],
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=400) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    return [out for out, _ in outputs]
+
+
+@pytest.mark.slow
+def test_two_processes_leave_one_run_folder_and_resume(tiny_dataset_dir: Path, tmp_path: Path):
+    """Two processes on 127.0.0.1 train in lock-step; process 0 alone writes (default --out)."""
+    pytest.importorskip("jax")
+    args = train_args(tiny_dataset_dir, tmp_path, 2, "--distribute", "data-parallel")
+    args = args[: args.index("--out")] + args[args.index("--out") + 2 :]
+    stdout = run_two_processes(args, tmp_path)
+    assert "run folder:" in stdout[0] and "run folder:" not in stdout[1]
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1  # the time-stamped default name would differ between processes
+    run = runs[0]
+    config = json.loads((run / "config.json").read_text())
+    assert (config["distribute"], config["devices"], config["processes"]) == ("data-parallel", 2, 2)
+    assert epochs_logged(run) == [1, 2]
+    assert optimizer_iterations(run) == 2 * STEPS_PER_EPOCH  # global batches of 4, not 2 x 2
+    for name in ("best.keras", "test_metrics.json", "split.json"):
+        assert (run / name).is_file(), name
+    assert not list(run.glob(".tmp-*"))
+
+    run_two_processes(
+        ["--resume", str(run), "--epochs", "3", "--distribute", "data-parallel"], tmp_path
+    )
+    assert list((tmp_path / "runs").iterdir()) == [run]
+    assert epochs_logged(run) == [1, 2, 3]
+    assert optimizer_iterations(run) == 3 * STEPS_PER_EPOCH
+
+
+@pytest.mark.parametrize(
+    ("strategy", "backend", "alternative"),
+    [("mirrored", "jax", "data-parallel"), ("data-parallel", "tensorflow", "mirrored")],
+)
+def test_a_strategy_the_backend_cannot_run_names_the_alternative(strategy, backend, alternative):
+    from segcore.distribute import check_backend
+
+    with pytest.MonkeyPatch.context() as mp:
+        import keras
+
+        mp.setattr(keras.backend, "backend", lambda: backend)
+        with pytest.raises(DataError) as info:
+            check_backend(strategy)
+    message = str(info.value)
+    assert f"--distribute {strategy} needs" in message
+    assert f"--distribute {alternative}" in message and "\n" not in message
+
+
+def test_sharded_batches_are_slices_of_the_global_batch():
+    from segcore.data.batches import CachedBatches
+
+    images = np.arange(10 * 4 * 4 * 3, dtype=np.uint8).reshape(10, 4, 4, 3)
+    masks = np.zeros((10, 4, 4, 1), dtype=np.uint8)
+    whole = CachedBatches(images, masks, 4, shuffle=True, seed=1, drop_remainder=True)
+    parts = [
+        CachedBatches(images, masks, 4, shuffle=True, seed=1, drop_remainder=True, shard=(k, 2))
+        for k in (0, 1)
+    ]
+    assert len(whole) == len(parts[0]) == len(parts[1]) == 2
+    for i in range(len(whole)):
+        joined = np.concatenate([parts[0][i][0], parts[1][i][0]])
+        np.testing.assert_array_equal(joined, whole[i][0])
+    with pytest.raises(ValueError, match="does not split"):
+        CachedBatches(images, masks, 3, shard=(0, 2))

@@ -2,7 +2,9 @@
 
 Training batches are shuffled every epoch and augmented in numpy by worker threads; validation
 batches are plain. Randomness derives from (seed, epoch, batch index), so a run is reproducible
-whatever the number of workers.
+whatever the number of workers. Under several processes (``shard=(k, n)``) every process
+builds the same global batch order and yields only its k-th slice of each batch; Keras joins the
+slices into the global batch.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class CachedBatches(keras.utils.PyDataset):
         seed: int = 0,
         epoch: int = 0,
         drop_remainder: bool = False,
+        shard: tuple[int, int] = (0, 1),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -38,6 +41,9 @@ class CachedBatches(keras.utils.PyDataset):
         self.augment, self.shuffle, self.seed = augment, shuffle, seed
         self.drop_remainder = drop_remainder and len(images) >= batch_size
         self.epoch = epoch
+        self.shard = shard
+        if batch_size % shard[1]:
+            raise ValueError(f"batch size {batch_size} does not split over {shard[1]} processes")
         self._order = self._permutation()
 
     def _permutation(self) -> np.ndarray:
@@ -52,10 +58,13 @@ class CachedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         idx = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
+        k, n = self.shard
+        if n > 1:
+            idx = idx[k * len(idx) // n : (k + 1) * len(idx) // n]
         images, masks = self.images[idx], self.masks[idx]
         if self.augment is None:
             return to_model_input(images, self.channels), masks.astype(np.float32)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, self.epoch, index] + ([k] if n > 1 else []))
         images, masks = augment_geometry(images, masks, rng, self.augment)
         x = augment_intensity(to_model_input(images, self.channels), rng, self.augment)
         return x, masks.astype(np.float32)

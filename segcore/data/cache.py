@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segcore.data.layouts import Sample, load_sample
+from segcore.data.layouts import Sample, decode_sample
 from segcore.preprocess import ImageError, resize_image, resize_mask
 
 log = logging.getLogger(__name__)
@@ -28,20 +28,21 @@ class ArrayCache:
         return len(self.samples)
 
 
-def _decode(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
-    image, mask = load_sample(sample)
-    return resize_image(image, (size, size)), resize_mask(mask, (size, size))
+def _decode(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray, int]:
+    image, mask, resized = decode_sample(sample)
+    return resize_image(image, (size, size)), resize_mask(mask, (size, size)), resized
 
 
 def build_cache(samples: list[Sample], size: int, workers: int | None = None) -> ArrayCache:
     """Decode and resize all samples with a thread pool; unreadable pairs are skipped and logged.
 
-    Each skipped pair is reported with a warning naming the file; ``failed`` lists them.
+    Each skipped pair is reported with a warning naming the file; ``failed`` lists them. Masks
+    of another size than their image are resized to it, with one warning giving their count.
     """
     workers = workers or min(8, os.cpu_count() or 1)
     images = np.zeros((len(samples), size, size, 3), dtype=np.uint8)
     masks = np.zeros((len(samples), size, size, 1), dtype=np.uint8)
-    ok, failed = [], []
+    ok, failed, resized = [], [], []
 
     def job(i: int):
         try:
@@ -55,7 +56,17 @@ def build_cache(samples: list[Sample], size: int, workers: int | None = None) ->
                 log.warning("skipping %s: %s", samples[i].image.name, error)
                 failed.append((samples[i], error))
                 continue
-            images[len(ok)], masks[len(ok), ..., 0] = arrays
+            images[len(ok)], masks[len(ok), ..., 0], n_resized = arrays
             ok.append(samples[i])
+            if n_resized:
+                resized.append(samples[i])
+    if resized:
+        log.warning(
+            "%d of %d pairs have a mask of another size than their image (first: %s); "
+            "resized to the image with nearest-neighbour sampling",
+            len(resized),
+            len(samples),
+            resized[0].image.name,
+        )
     n = len(ok)
     return ArrayCache(images[:n], masks[:n], ok, failed)

@@ -191,21 +191,30 @@ def find_samples(
     return fmt, sorted(samples, key=lambda s: str(s.image))
 
 
-def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """Decode one pair: (HxWx3 uint8 image, HxW bool mask at the image's size).
+def decode_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray, int]:
+    """Decode one pair: (HxWx3 uint8 image, HxW bool mask, number of masks resized).
 
-    Several masks (DSB nuclei) are merged by logical OR; a mask of another size is resized
-    with nearest-neighbour sampling. Raises ImageError naming the bad file.
+    Several masks (DSB nuclei) are merged by logical OR; a mask of another size than its image
+    is resized with nearest-neighbour sampling and counted. Raises ImageError naming the file.
     """
     image = load_image(sample.image)
     size = image.shape[:2]
     merged = np.zeros(size, dtype=bool)
+    resized = 0
     for path in sample.masks:
         m = load_mask(path)
         if m.shape != size:
             m = resize_mask(m, size)
+            resized += 1
         merged |= m
-    return image, merged
+    return image, merged, resized
+
+
+def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one pair: (HxWx3 uint8 image, HxW bool mask at the image's size); see
+    `decode_sample`."""
+    image, mask, _ = decode_sample(sample)
+    return image, mask
 
 
 __all__ = [
@@ -213,6 +222,7 @@ __all__ = [
     "FORMATS",
     "ImageError",
     "Sample",
+    "decode_sample",
     "detect_format",
     "find_samples",
     "load_sample",

@@ -1,7 +1,7 @@
 """Write a resized, merged copy of a dataset in the plain images/ + masks/ layout.
 
-``python -m segcore.data.pack SRC DST --size 256``: every pair is decoded with the training code,
-nuclei masks merged, both resized to SIZE x SIZE and saved as PNG (images already at that size
+``python -m segcore.data.pack SRC DST --img-size 256``: every pair is decoded with the training
+code, nuclei masks merged, both resized to SIZE x SIZE and saved as PNG (images already at that size
 and in JPEG are copied byte for byte). Stems are kept and sorted the same way, so the same
 ``--seed``/``--split`` selects the same images in the copy as in the original. Used to ship a
 compact training set to a remote GPU machine.
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--img-size", dest="size", type=int, default=256, help="square size (256)")
     p.add_argument("--format", default="auto", choices=["auto", "isic", "dsb", "plain"])
     a = p.parse_args(argv)
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segcore.atomic import write_text
 from segcore.data.layouts import DataError, Sample
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -43,10 +44,10 @@ def make_split(
 
 
 def write_split(path: Path, split: dict[str, list[Sample]], root: Path, meta: dict) -> None:
-    """Write split.json: the data root, settings and the exact file lists."""
+    """Write split.json (atomically): the data root, settings and the exact file lists."""
     obj = {"root": str(Path(root).resolve()), **meta}
     obj.update({k: [s.to_json(Path(root)) for s in split[k]] for k in SPLIT_NAMES})
-    Path(path).write_text(json.dumps(obj, indent=1))
+    write_text(Path(path), json.dumps(obj, indent=1))
 
 
 def read_split(path: Path, root: Path | None = None) -> dict[str, list[Sample]]:

@@ -66,3 +66,23 @@ def test_all_corrupt_gives_empty_cache(plain_dir: Path):
     _, samples = find_samples(plain_dir)
     cache = build_cache(samples, 16)
     assert len(cache) == 0 and cache.images.shape == (0, 16, 16, 3) and len(cache.failed) == 6
+
+
+def test_masks_of_another_size_are_resized_with_one_warning(plain_dir: Path, caplog):
+    from PIL import Image
+
+    for stem in ("case01", "case04"):  # 32x32 images, 16x16 masks
+        path = plain_dir / "masks" / f"{stem}.png"
+        Image.open(path).resize((16, 16), Image.NEAREST).save(path)
+    _, samples = find_samples(plain_dir)
+    with caplog.at_level(logging.WARNING, logger="segcore.data.cache"):
+        cache = build_cache(samples, 32, workers=3)
+    assert len(cache) == 6 and cache.failed == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert (
+        warnings[0].startswith("2 of 6 pairs have a mask of another size")
+        and "case0" in warnings[0]
+    )
+    ref = build_cache([s for s in samples if s.name == "case01"], 32)  # resized to the image
+    assert ref.masks.shape == (1, 32, 32, 1) and ref.masks.any()

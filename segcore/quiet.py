@@ -1,0 +1,55 @@
+"""Keep TensorFlow's start-up notices off the terminal unless the user asks (``--verbose``).
+
+On a machine without a GPU, importing TensorFlow prints CUDA and oneDNN lines ("Could not find
+cuda drivers", "failed call to cuInit", "oneDNN custom operations are on", ...) before its own
+log settings apply; they are harmless but alarming. `quiet_tensorflow` imports TensorFlow and
+starts its devices with the process' stderr pointed at the null device, then restores it, and
+keeps TensorFlow's later C++ info and warning lines out. Errors still show: an exception raised
+by the import surfaces after stderr is back.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def uses_tensorflow() -> bool:
+    """True when this process' Keras backend is TensorFlow (decided without importing Keras)."""
+    backend = os.environ.get("KERAS_BACKEND")
+    if not backend and "keras" in sys.modules:
+        backend = sys.modules["keras"].backend.backend()
+    if not backend:
+        config = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+        try:
+            backend = json.loads(config.read_text()).get("backend")
+        except (OSError, ValueError):
+            backend = None
+    return (backend or "tensorflow") == "tensorflow"
+
+
+def quiet_tensorflow(verbose: bool = False, force: bool = False) -> None:
+    """Import TensorFlow with its start-up notices hidden (shown when ``verbose``).
+
+    Does nothing when TensorFlow is already imported, not installed, or not the Keras backend
+    (unless ``force``, for code that needs TensorFlow whatever the backend, such as export).
+    """
+    if verbose or "tensorflow" in sys.modules:
+        return
+    if not (force or uses_tensorflow()) or importlib.util.find_spec("tensorflow") is None:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # later C++ info and warning lines
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # device start-up prints the CUDA lines
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
