@@ -26,7 +26,7 @@ import numpy as np
 from segcore.atomic import write_text
 from segcore.data import find_samples
 from segcore.data.augment import AugmentConfig
-from segcore.data.cache import build_cache
+from segcore.data.cache import build_cache, default_workers
 from segcore.quiet import quiet_tensorflow
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from segcore.data.batches import CachedBatches
     from segcore.runinfo import library_versions
 
-    workers = a.workers or min(8, os.cpu_count() or 1)
+    workers = a.workers or default_workers()
 
     fmt, samples = find_samples(a.data, a.format)
     start = time.perf_counter()

@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from segcore.data.augment import AugmentConfig
     from segcore.data.batches import CachedBatches
+    from segcore.data.cache import default_workers
     from segcore.distribute import global_batch_size, setup
     from segcore.losses import get_loss
     from segcore.models import ARCHITECTURES, build
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(exc))
     if a.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    workers = a.workers or min(8, os.cpu_count() or 1)
+    workers = a.workers or default_workers()
     images, masks = load_arrays(a.data, a.img_size, a.images)
     aug = AugmentConfig() if a.augment else None
     batch_size = global_batch_size(a.batch_size, len(images), topology)

@@ -35,6 +35,8 @@ FORMATS_IN_WORDS = (
 )
 
 NORMALIZATION = "divide_by_255"
+#: Probability above which a pixel is foreground, unless a model card says otherwise.
+DEFAULT_THRESHOLD = 0.5
 
 
 class ImageError(ValueError):

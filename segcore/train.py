@@ -22,6 +22,7 @@ from pathlib import Path
 
 from segcore.atomic import replacing, write_text
 from segcore.data import DataError
+from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples" / "isic"
 SCHEDULES = ("plateau", "cosine")
@@ -73,6 +74,7 @@ class TrainConfig:
 def _parser() -> argparse.ArgumentParser:
     """The flags; every default is None so that a flag the user gave can be told apart."""
     from segcore.distribute import STRATEGIES
+    from segcore.losses import LOSSES
     from segcore.models import ARCHITECTURES
 
     d = TrainConfig()
@@ -87,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help=f"(default {d.epochs})")
     p.add_argument("--batch-size", type=int, help=f"global batch size (default {d.batch_size})")
     p.add_argument("--lr", type=float, help=f"initial Adam learning rate (default {d.lr})")
-    p.add_argument("--loss", choices=["bce", "dice", "bce_dice", "focal", "tversky"])
+    p.add_argument("--loss", choices=LOSSES)
     p.add_argument("--schedule", choices=SCHEDULES, help="LR: ReduceLROnPlateau or cosine")
     p.add_argument("--patience", type=int, help=f"early-stopping patience (default {d.patience})")
     p.add_argument("--split", help=f"train,val,test fractions (default {d.split})")
@@ -314,7 +316,7 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
     from segcore.data import find_samples, make_split, read_split, write_split
     from segcore.data.augment import AugmentConfig
     from segcore.data.batches import CachedBatches
-    from segcore.data.cache import build_cache
+    from segcore.data.cache import build_cache, default_workers
     from segcore.data.split import parse_fractions
     from segcore.evaluate import evaluate_run
     from segcore.runinfo import device_description, library_versions
@@ -350,7 +352,7 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
         )
 
     t0 = time.perf_counter()
-    workers = cfg.workers or min(8, os.cpu_count() or 1)
+    workers = cfg.workers or default_workers()
     train_cache = build_cache(split["train"], cfg.img_size, workers)
     val_cache = build_cache(split["val"], cfg.img_size, workers)
     if len(train_cache) == 0:
@@ -417,8 +419,8 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
         config = asdict(cfg) | {
             "dataset": dataset_name(fmt, cfg.data),
             "format": fmt,
-            "normalization": "divide_by_255",
-            "threshold": 0.5,
+            "normalization": NORMALIZATION,
+            "threshold": DEFAULT_THRESHOLD,
             "params": int(model.count_params()),
             "backend": keras.backend.backend(),
             "device": device_description(),

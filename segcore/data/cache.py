@@ -12,6 +12,12 @@ import numpy as np
 from segcore.data.layouts import Sample, decode_sample
 from segcore.preprocess import ImageError, resize_image, resize_mask
 
+
+def default_workers() -> int:
+    """Decoding/augmenting threads when none are asked for: one per core, at most 8."""
+    return min(8, os.cpu_count() or 1)
+
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +45,7 @@ def build_cache(samples: list[Sample], size: int, workers: int | None = None) ->
     Each skipped pair is reported with a warning naming the file; ``failed`` lists them. Masks
     of another size than their image are resized to it, with one warning giving their count.
     """
-    workers = workers or min(8, os.cpu_count() or 1)
+    workers = workers or default_workers()
     images = np.zeros((len(samples), size, size, 3), dtype=np.uint8)
     masks = np.zeros((len(samples), size, size, 1), dtype=np.uint8)
     ok, failed, resized = [], [], []
