@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from segcore.app import ui
-from segcore.app.curves import CURVES, curve_figure, read_history, summary_rows
+from segcore.app.curves import CURVES, curve_figure, history_frame, summary_rows
 from segcore.app.navigation import enter
 
 enter()
@@ -37,7 +37,7 @@ for entry in entries:
     if entry.name not in chosen:
         continue
     try:
-        histories[entry.name] = read_history(entry.history)
+        histories[entry.name] = history_frame(entry.history)
     except ValueError as exc:
         st.warning(str(exc))
 if not histories:

@@ -8,25 +8,22 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from segcore.history import read_history
+
 #: Curves the Training page offers: history column -> axis title.
 CURVES = {"loss": "Loss", "dice": "Dice", "accuracy": "Pixel accuracy", "iou": "IoU"}
 COLORS = qualitative.Plotly
 
 
-def read_history(path: Path) -> pd.DataFrame:
-    """A history.csv as a table, one row per epoch (needs an ``epoch`` column).
+def history_frame(path: Path) -> pd.DataFrame:
+    """A history.csv (`segcore.history.read_history`) as a table, one row per epoch.
 
-    Raises ValueError naming the file when it cannot be read.
+    Raises ValueError naming the file when it cannot be read or logs no epoch.
     """
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: unreadable history ({exc})") from exc
-    if "epoch" not in frame.columns or frame.empty:
+    rows = read_history(path)
+    if not rows:
         raise ValueError(f"{path}: no epochs logged")
-    # a resumed run may have logged an epoch twice: the later row is the one that counts
-    frame = frame.drop_duplicates("epoch", keep="last")
-    return frame.sort_values("epoch").reset_index(drop=True)
+    return pd.DataFrame(rows)
 
 
 def best_epoch(history: pd.DataFrame) -> int | None:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from pagetools import BEST_EPOCH, EPOCHS, problems, texts
 
-from segcore.app.curves import CURVES, best_epoch, curve_figure, read_history, summary_rows
+from segcore.app.curves import CURVES, best_epoch, curve_figure, history_frame, summary_rows
 
 
 def test_training_page_overlays_models_and_marks_the_best_epoch(
@@ -46,7 +46,7 @@ def test_training_page_reports_a_broken_history(
     app_env(models=models)
     at = open_page("training")
     assert not at.exception
-    assert any("no epochs logged" in w.value for w in at.warning)
+    assert any("unreadable history" in w.value for w in at.warning)
 
 
 @pytest.mark.slow
@@ -66,8 +66,8 @@ def test_best_epoch_prefers_val_dice_then_val_loss():
 
 def test_curve_figure_traces(history_models_dir: Path):
     histories = {
-        "bright": read_history(history_models_dir / "bright.history.csv"),
-        "bright_gray": read_history(history_models_dir / "bright_gray.history.csv"),
+        "bright": history_frame(history_models_dir / "bright.history.csv"),
+        "bright_gray": history_frame(history_models_dir / "bright_gray.history.csv"),
     }
     loss = curve_figure(histories, "loss")
     names = [t.name for t in loss.data]
@@ -82,7 +82,7 @@ def test_curve_figure_traces(history_models_dir: Path):
 
 
 def test_summary_rows(history_models_dir: Path):
-    rows = summary_rows({"b": read_history(history_models_dir / "bright.history.csv")})
+    rows = summary_rows({"b": history_frame(history_models_dir / "bright.history.csv")})
     assert rows[0]["best epoch"] == BEST_EPOCH
     assert rows[0]["best val Dice"] == pytest.approx(0.9)
     assert rows[0]["train minutes"] == pytest.approx(EPOCHS * 6 / 60)
@@ -92,12 +92,12 @@ def test_read_history_rejects_bad_files(tmp_path: Path):
     bad = tmp_path / "h.csv"
     bad.write_text("loss\n0.1\n")
     with pytest.raises(ValueError, match="no epochs"):
-        read_history(bad)
+        history_frame(bad)
     with pytest.raises(ValueError, match="unreadable"):
-        read_history(tmp_path / "missing.csv")
+        history_frame(tmp_path / "missing.csv")
 
 
 def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path: Path):
     path = tmp_path / "h.csv"
     path.write_text("epoch,loss\n1,0.9\n2,0.8\n2,0.7\n3,0.6\n")
-    assert read_history(path)["loss"].tolist() == [0.9, 0.7, 0.6]
+    assert history_frame(path)["loss"].tolist() == [0.9, 0.7, 0.6]
