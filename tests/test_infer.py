@@ -67,7 +67,7 @@ def test_prediction_fields(bright: Engine, disk_image):
     assert isinstance(pred, Prediction)
     assert (pred.width, pred.height) == (32, 32)
     assert pred.probability.shape == pred.mask.shape == (32, 32)
-    assert pred.probability.dtype == np.float32 and pred.mask.dtype == bool
+    assert pred.probability.dtype == np.float16 and pred.mask.dtype == bool
     assert np.array_equal(pred.mask, truth)
     assert pred.area_px == truth.sum()
     assert pred.area_pct == pytest.approx(100 * truth.sum() / truth.size)
