@@ -152,6 +152,23 @@ def test_big_jpeg_decodes_reduced_but_mask_full_size(bright: Engine, disk_image,
     assert dice(np.rot90(truth), pred.mask) > 0.95
 
 
+def test_big_png_is_reduced_after_decoding_but_mask_full_size(
+    bright: Engine, disk_image, tmp_path: Path
+):
+    image, truth = disk_image(400, 650, [(200, 300, 120), (60, 560, 30)])
+    path = save(Image.fromarray(image), tmp_path / "big.png")
+    loaded = bright.load(path)
+    assert (loaded.width, loaded.height) == (650, 400)
+    # box-reduced by a whole factor, keeping both sides >= 2x the 32-pixel input
+    assert loaded.pixels.shape == (-(-400 // 6), -(-650 // 6), 3)  # Pillow rounds up
+    pred = bright.predict(path)
+    assert pred.mask.shape == pred.probability.shape == (400, 650)
+    assert pred.probability.dtype == np.float16
+    assert dice(truth, pred.mask) > 0.95
+    assert pred.components == 2
+    assert pred.area_px == np.count_nonzero(pred.mask)
+
+
 def test_too_large_and_unreadable_images(bright_models_dir: Path, tmp_path: Path):
     engine = Engine(bright_models_dir / "bright.onnx", max_pixels=10_000)
     big = save(Image.new("RGB", (101, 100)), tmp_path / "big.png")
