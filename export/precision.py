@@ -35,6 +35,12 @@ DICE_TOLERANCE = 0.003
 CALIBRATION_IMAGES = 64
 #: Operators quantized to int8: the convolutions, where the work is; the rest stays float.
 QUANTIZED_OPS = ("Conv", "ConvTranspose")
+#: Activation types ``--activations`` offers: signed int8 (default) or unsigned. Measured with
+#: onnxruntime 1.31's CPU provider: with int8 activations it fused DQ -> Conv -> Q into QLinearConv
+#: for all 19 Conv nodes of the batch-norm U-Net (its 4 ConvTranspose stay float) but for only 6
+#: of the instance-norm U-Net's 29 (those whose output feeds one node; no faster than fp32); with
+#: uint8 activations for all 29.
+ACTIVATIONS = ("int8", "uint8")
 #: Validation Dice within this of the best candidate counts as a tie (fewer float nodes wins).
 SELECTION_TIE = 0.0005
 
@@ -57,6 +63,7 @@ def with_precision(
     fp32_test: tuple[dict, dict] | None = None,
     calibration_images: int = CALIBRATION_IMAGES,
     max_images: int | None = None,
+    activations: str = "int8",
 ) -> Variant:
     """The ``precision`` variant of the float32 model ``fp32`` described by ``card``.
 
@@ -66,6 +73,8 @@ def with_precision(
     """
     if precision not in PRECISIONS:
         raise ExportError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if activations not in ACTIVATIONS:
+        raise ExportError(f"--activations {activations!r}: choose one of {', '.join(ACTIVATIONS)}")
     settings = Postprocess.from_json(card["postprocess"]) if card.get("postprocess") else None
     settings = settings or Postprocess.for_dataset(card.get("dataset", ""))
     test, val = _held_out(split, "test", max_images), _held_out(split, "val", max_images)
@@ -81,7 +90,7 @@ def with_precision(
         path, metrics = engine.model_path, score(engine, test, settings)
     else:
         path, selection = _int8(
-            fp32, fp32_engine, card, split, val, settings, workdir, calibration_images
+            fp32, fp32_engine, card, split, val, settings, workdir, calibration_images, activations
         )
         fields.update(selection)
         metrics = score(_engine_at(path, card | {"precision": "int8"}), test, settings)
@@ -109,6 +118,7 @@ def _int8(
     settings: Postprocess,
     workdir: Path,
     calibration_images: int,
+    activations: str,
 ) -> tuple[Path, dict]:
     """Quantize with each candidate set of float convolutions, keep the best on validation."""
     from onnxruntime.quantization import CalibrationMethod
@@ -122,7 +132,7 @@ def _int8(
     cache = workdir / "calibration.json"
     for i, float_nodes in enumerate(candidates):
         path = workdir / f"int8_{i}" / f"{card['name']}.onnx"
-        quantize(fp32, x, float_nodes, path, cache)
+        quantize(fp32, x, float_nodes, path, cache, activations)
         dice = score(_engine_at(path, card | {"precision": "int8"}), val, settings)[0]["dice"]
         tried.append({"float_nodes": float_nodes, "val_dice": dice, "path": path})
         print(
@@ -136,7 +146,7 @@ def _int8(
         "calibration_method": CalibrationMethod.MinMax.name,
         "quantization": {
             "format": "QDQ",
-            "activations": "int8",
+            "activations": activations,
             "weights": "int8 per channel",
             "quantized_ops": list(QUANTIZED_OPS),
             "float_nodes": chosen["float_nodes"],
@@ -154,9 +164,11 @@ def quantize(
     float_nodes: list[str],
     out: Path,
     cache: Path | None = None,
+    activations: str = "int8",
 ) -> Path:
     """Static int8 QDQ quantization of ``fp32`` (MinMax ranges over ``calibration``, NHWC float32
-    model inputs), leaving ``float_nodes`` in float; ``cache`` reuses the ranges across calls."""
+    model inputs), leaving ``float_nodes`` in float; ``cache`` reuses the ranges across calls;
+    ``activations`` "int8" (signed) or "uint8"; weights are signed int8 per channel."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -184,7 +196,7 @@ def quantize(
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(QUANTIZED_OPS),
             per_channel=True,
-            activation_type=QuantType.QInt8,
+            activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(float_nodes),
             calibrate_method=CalibrationMethod.MinMax,

@@ -5,7 +5,7 @@ For a model whose training run folder is gone: the float32 weights come back fro
 card's ``split`` and ``seed`` over ``--data`` (the data folder training used; its test split must
 have the card's test image count), and `export.precision` calibrates on the training images,
 chooses float layers on the validation images and scores the test images. Writes
-``<out>/<NAME>_<precision>.onnx`` + card + history copy, or exits 2 writing nothing.
+``<out>/<NAME>_<precision>.onnx`` + card, or exits 2 writing nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import onnx
 from export import ExportError
 from export.graph import to_fp32
 from export.install import install
-from export.precision import CALIBRATION_IMAGES, PRECISIONS, with_precision
+from export.precision import ACTIVATIONS, CALIBRATION_IMAGES, PRECISIONS, with_precision
 from export.run_folder import split_from_card
 from segcore.infer import ModelError, read_card
 
@@ -39,6 +39,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", help="model name (default: NAME_<precision>)")
     p.add_argument("--calibration-images", type=int, default=CALIBRATION_IMAGES)
     p.add_argument("--max-images", type=int, help="score on at most N val and N test images")
+    p.add_argument(
+        "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type (int8)"
+    )
     return p.parse_args(argv)
 
 
@@ -50,6 +53,7 @@ def convert(
     name: str | None = None,
     calibration_images: int = CALIBRATION_IMAGES,
     max_images: int | None = None,
+    activations: str = "int8",
 ) -> dict:
     """Write ``model`` at ``precision`` into ``out``; returns the new card. Raises ExportError."""
     try:
@@ -82,10 +86,11 @@ def convert(
             Path(tmp),
             calibration_images=calibration_images,
             max_images=max_images,
+            activations=activations,
         )
         card.update(variant.card)
-        history = model.with_name(f"{model.stem}.history.csv")
-        install(variant.path, history if history.is_file() else None, card, out, name)
+        # the training history stays with the model trained; the card names it (derived_from)
+        install(variant.path, None, card, out, name)
     return card
 
 
@@ -102,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.name,
             args.calibration_images,
             args.max_images,
+            args.activations,
         )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)

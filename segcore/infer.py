@@ -138,17 +138,19 @@ class Engine:
         self.max_pixels = max_pixels
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        # idle worker threads would otherwise spin after each run, stealing the cores that
-        # decoding, resizing and post-processing need next
+        # measured by bench.session_options (bench/results/session-options-*.json): one thread
+        # per core, no spinning, sequential execution were fastest for a batch-1 call followed
+        # by full-size finishing, and as fast as any for batch 8; spinning workers steal the
+        # cores that decoding, resizing and clean-up need next
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # the card names the level whose parity with Keras export checked: ORT_ENABLE_ALL (NCHWc
         # layouts, ~16% faster on CPU) moved one instance-norm U-Net by 8e-4, EXTENDED by 4e-6
         level = self.card.get("ort_optimization", "extended")
         if level not in OPTIMIZATION_LEVELS:
             raise ModelError(f"{self.model_path}: unknown ort_optimization {level!r} in the card")
         options.graph_optimization_level = OPTIMIZATION_LEVELS[level]
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
         try:
             self._session = ort.InferenceSession(
                 str(self.model_path), options, providers=list(providers or default_providers())

@@ -132,9 +132,15 @@ def test_int8_from_a_shipped_model(tiny_models_dir: Path, tiny_dataset_dir: Path
     onnx.save(half, shipped / "tiny.onnx")
     card = json.loads((tiny_models_dir / "tiny_unet.json").read_text())
     (shipped / "tiny.json").write_text(json.dumps(card | {"name": "tiny", "precision": "fp16"}))
-    assert main([str(shipped / "tiny.onnx"), "--data", str(tiny_dataset_dir)]) == 0
+    args = [str(shipped / "tiny.onnx"), "--data", str(tiny_dataset_dir), "--activations", "uint8"]
+    assert main(args) == 0
     out = json.loads((shipped / "tiny_int8.json").read_text())
     assert out["precision"] == "int8" and out["derived_from"] == "tiny.onnx (fp16)"
+    assert out["quantization"]["activations"] == "uint8"
+    model = onnx.load(shipped / "tiny_int8.onnx")
+    points = {i.data_type for i in model.graph.initializer if i.name.endswith("zero_point")}
+    assert TensorProto.UINT8 in points and TensorProto.INT8 in points  # activations, weights
+    assert not (shipped / "tiny_int8.history.csv").exists()
     _, samples = find_samples(tiny_dataset_dir)
     train = {s.name for s in make_split(samples, (0.6, 0.2, 0.2), 0)["train"]}
     assert set(out["calibration_images"]) <= train
