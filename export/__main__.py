@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from export import ExportError
-from export.precision import PRECISIONS
+from export.precision import ACTIVATIONS, PRECISIONS
 from export.run_folder import read_run
 
 
@@ -37,6 +37,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "calibrated on training images, refused if it loses test Dice)",
     )
     p.add_argument("--max-images", type=int, help="score on at most N val and N test images")
+    p.add_argument(
+        "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type (int8)"
+    )
     return p.parse_args(argv)
 
 
@@ -48,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from export.pipeline import export_run  # TensorFlow loads only for a valid run
 
-        card = export_run(run, args.out, args.name, args.precision, args.max_images)
+        card = export_run(
+            run, args.out, args.name, args.precision, args.max_images, args.activations
+        )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -48,6 +48,7 @@ def export_run(
     name: str | None = None,
     precision: str = "fp32",
     max_images: int | None = None,
+    activations: str = "int8",
 ) -> dict:
     """Export ``run`` to ``out_dir/<name>.onnx`` + ``.json`` card + ``.history.csv``; returns the card.
 
@@ -101,6 +102,7 @@ def export_run(
                 Path(tmp) / "int8",
                 fp32_test=(metrics, raw),
                 max_images=max_images,
+                activations=activations,
             )
             card.update(variant.card)
             final = variant.path
