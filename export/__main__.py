@@ -1,4 +1,5 @@
-"""Command line: ``python -m export RUN_DIR [--name NAME] [--out-dir models] [--fp16] [--max-images N]``.
+"""Command line: ``python -m export RUN_DIR [--name NAME] [--out models] [--precision fp32|fp16|int8]
+[--max-images N]``.
 
 Exit status 0 on success, 2 (one line on stderr, nothing written) on a bad run folder or a
 failed check.
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from export import ExportError
+from export.precision import ACTIVATIONS, PRECISIONS
 from export.run_folder import read_run
 
 
@@ -23,10 +25,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Export a training run's best model to ONNX with a model card.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="folder written by segcore.train")
-    p.add_argument("--name", help="model name (default: <dataset>_<arch>[_fp16])")
-    p.add_argument("--out-dir", type=Path, default=Path("models"), help="default: models")
-    p.add_argument("--fp16", action="store_true", help="half-precision weights, float32 I/O")
-    p.add_argument("--max-images", type=int, help="score on at most N test images")
+    p.add_argument("--name", help="model name (default: <dataset>_<arch>[_<precision>])")
+    p.add_argument(
+        "--out", type=Path, default=Path("models"), help="output folder (default: models)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32; fp16 (half-size weights, float32 compute); int8 (static QDQ quantization "
+        "calibrated on training images, refused if it loses test Dice)",
+    )
+    p.add_argument("--max-images", type=int, help="score on at most N val and N test images")
+    p.add_argument(
+        "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type (int8)"
+    )
     return p.parse_args(argv)
 
 
@@ -38,13 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from export.pipeline import export_run  # TensorFlow loads only for a valid run
 
-        card = export_run(run, args.out_dir, args.name, args.fp16, args.max_images)
+        card = export_run(
+            run, args.out, args.name, args.precision, args.max_images, args.activations
+        )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     m = card["test_metrics"]
     print(
-        f"{args.out_dir / card['name']}.onnx: {card['onnx_bytes'] / 1e6:.2f} MB {card['precision']}, "
+        f"{args.out / card['name']}.onnx: {card['onnx_bytes'] / 1e6:.2f} MB {card['precision']}, "
         f"parity {card['parity_max_abs_diff']:.2g}, {card['test_split']} Dice {m['dice']:.4f} "
         f"on {m['n_images']} images"
     )

@@ -59,6 +59,17 @@ def keras_means(test_metrics: dict | None) -> dict | None:
     return out
 
 
+def relative_run_dir(run_dir: Path, root: Path | None = None) -> str:
+    """The run folder as the card records it: relative to ``root`` (default: the working
+    directory, where ``runs/`` lives) when inside it, else its own name, never an absolute path
+    of the training machine."""
+    path = Path(run_dir).resolve()
+    try:
+        return path.relative_to((root or Path.cwd()).resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
 def base_card(name: str, config: dict, run_dir: Path, postprocess: dict) -> dict:
     """The card fields known before the ONNX is checked: identity, input and training facts."""
     card = {"name": name, **{k: config.get(k) for k in CONFIG_KEYS}}
@@ -69,7 +80,7 @@ def base_card(name: str, config: dict, run_dir: Path, postprocess: dict) -> dict
         epochs=config.get("epochs_completed", config.get("epochs")),
         epochs_planned=config.get("epochs"),
         postprocess=postprocess,
-        run_dir=str(Path(run_dir).resolve()),
+        run_dir=relative_run_dir(run_dir),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         image_stats=run_image_stats(run_dir),
         **source_credit(config["dataset"]),

@@ -1,4 +1,4 @@
-"""Keras model -> ONNX graph (tf2onnx, opset 17, dynamic batch and size) and fp16 conversion."""
+"""Keras model -> ONNX graph (tf2onnx, opset 17, dynamic batch and size)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import keras  # noqa: E402
 import onnx  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
 
 from export import ExportError  # noqa: E402
 from segcore.models import main_output_model  # noqa: E402  (also registers custom layers)
@@ -125,41 +124,3 @@ def rename_output(proto: onnx.ModelProto, name: str) -> None:
         node.output[:] = [name if o == old else o for o in node.output]
         node.input[:] = [name if i == old else i for i in node.input]
     proto.graph.output[0].name = name
-
-
-def to_fp16(proto: onnx.ModelProto, min_elements: int = 16) -> onnx.ModelProto:
-    """Half-size model: weights stored as float16, each cast back to float32 inside the graph.
-
-    onnxruntime folds those casts into float32 constants when it loads the model, so the file is
-    half the size while compute stays float32 (fast on every CPU; float16 compute is not).
-    Tensors smaller than ``min_elements`` stay float32.
-    """
-    out = onnx.ModelProto()
-    out.CopyFrom(proto)
-    graph = out.graph
-    casts, keep = [], []
-    for init in graph.initializer:
-        if init.data_type != onnx.TensorProto.FLOAT or _size(init) < min_elements:
-            keep.append(init)
-            continue
-        half = numpy_helper.from_array(
-            numpy_helper.to_array(init).astype("float16"), f"{init.name}__fp16"
-        )
-        keep.append(half)
-        casts.append(
-            onnx.helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT)
-        )
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
-    onnx.checker.check_model(out)
-    return out
-
-
-def _size(init: onnx.TensorProto) -> int:
-    n = 1
-    for d in init.dims:
-        n *= d
-    return n

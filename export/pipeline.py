@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,7 +16,10 @@ import onnx
 
 from export import ExportError
 from export.card import base_card, keras_means
-from export.convert import OPSET, load_main_model, to_fp16, to_onnx
+from export.convert import OPSET, load_main_model, to_onnx
+from export.graph import to_fp16
+from export.install import install
+from export.precision import PRECISIONS, with_precision
 from export.run_folder import RunFolder
 from export.verify import model_inputs, parity, score
 from segcore.infer import Engine
@@ -34,24 +35,30 @@ PARITY_IMAGES = 4
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def default_name(config: dict, fp16: bool) -> str:
-    """``<dataset>_<arch>``, with ``_fp16`` for a half-precision export."""
-    return f"{config['dataset']}_{config['arch']}" + ("_fp16" if fp16 else "")
+def default_name(config: dict, precision: str) -> str:
+    """``<dataset>_<arch>``, with ``_fp16`` / ``_int8`` for the lower precisions."""
+    return f"{config['dataset']}_{config['arch']}" + (
+        "" if precision == "fp32" else f"_{precision}"
+    )
 
 
 def export_run(
     run: RunFolder,
     out_dir: Path,
     name: str | None = None,
-    fp16: bool = False,
+    precision: str = "fp32",
     max_images: int | None = None,
+    activations: str = "int8",
 ) -> dict:
     """Export ``run`` to ``out_dir/<name>.onnx`` + ``.json`` card + ``.history.csv``; returns the card.
 
-    Raises ExportError (nothing written) when the parity check fails.
+    Raises ExportError (nothing written) when the parity check fails, or an int8 model loses
+    more than `export.precision.DICE_TOLERANCE` test Dice.
     """
+    if precision not in PRECISIONS:
+        raise ExportError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     config = run.config
-    name = name or default_name(config, fp16)
+    name = name or default_name(config, precision)
     if not NAME_PATTERN.match(name):
         raise ExportError(f"--name {name!r}: use letters, digits, '_', '-' and '.'")
     size, channels = int(config["img_size"]), int(config["channels"])
@@ -85,8 +92,21 @@ def export_run(
             keras_test_metrics=keras_means(run.keras_test_metrics),
             export_library_versions=library_versions(),
         )
-        final = fp32
-        if fp16:
+        final = fp32.model_path
+        if precision == "int8":
+            variant = with_precision(
+                proto,
+                card,
+                run.split,
+                "int8",
+                Path(tmp) / "int8",
+                fp32_test=(metrics, raw),
+                max_images=max_images,
+                activations=activations,
+            )
+            card.update(variant.card)
+            final = variant.path
+        elif precision == "fp16":
             half, diff16 = _check_fastest(
                 to_fp16(proto),
                 Path(tmp) / "fp16",
@@ -109,9 +129,9 @@ def export_run(
                 test_metrics=metrics16,
                 test_metrics_no_postprocess=raw16,
             )
-            final = half
-        card["onnx_bytes"] = final.model_path.stat().st_size
-        _install(final.model_path, run.history_path, card, out_dir, name)
+            final = half.model_path
+        card["onnx_bytes"] = final.stat().st_size
+        install(final, run.history_path, card, out_dir, name)
     return card
 
 
@@ -171,18 +191,3 @@ def _check(
             f"ONNX output differs from Keras by {diff:.3g} (tolerance {tolerance:g}); nothing written"
         )
     return engine, diff
-
-
-def _install(model: Path, history: Path, card: dict, out_dir: Path, name: str) -> None:
-    """Move the checked model, the final card and the history copy into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staged = model.parent
-    (staged / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
-    if history.is_file():
-        shutil.copyfile(history, staged / f"{name}.history.csv")
-    else:
-        print(f"warning: {history} not found; no history copied", file=sys.stderr)
-    for suffix in (".onnx", ".json", ".history.csv"):
-        src = staged / f"{name}{suffix}"
-        if src.is_file():
-            shutil.move(src, out_dir / src.name)

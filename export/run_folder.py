@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export import ExportError
-from segcore.data import Sample, read_split
+from segcore.data import DataError, Sample, find_samples, make_split, read_split
+from segcore.data.split import parse_fractions
 
 REQUIRED_CONFIG = ("arch", "dataset", "img_size", "channels")
 
@@ -70,3 +71,19 @@ def _read_json(path: Path) -> dict:
         raise ExportError(f"{path}: not found") from None
     except (OSError, ValueError) as exc:
         raise ExportError(f"{path}: unreadable ({exc})") from exc
+
+
+def split_from_card(card: dict, data_root: str | Path) -> dict[str, list[Sample]]:
+    """Re-create a run's seeded train/val/test split from its card (``split``, ``seed``).
+
+    For a shipped model whose run folder is gone: the same data folder, fractions and seed give
+    the split training made (`segcore.data.make_split`). Raises ExportError.
+    """
+    missing = [k for k in ("split", "seed") if card.get(k) is None]
+    if missing:
+        raise ExportError(f"model card lacks {', '.join(missing)}: cannot re-create the split")
+    try:
+        _, samples = find_samples(data_root)
+        return make_split(samples, parse_fractions(card["split"]), int(card["seed"]))
+    except DataError as exc:
+        raise ExportError(f"--data {data_root}: {exc}") from exc

@@ -4,8 +4,10 @@
 - with ``--runs``, summarises those training runs (config.json + test_metrics.json) into
   ``bench/results/architectures.json`` — one record per architecture x dataset, shipped or not;
 - then renders one markdown row per record, marks the shipped models (cards in ``models/``,
-  whose test figures come from the exported ONNX at each image's original size), and writes the
-  table into the README between the ``results:start`` / ``results:end`` markers.
+  whose test figures come from the exported ONNX at each image's original size, post-processed,
+  with their precision and CPU batch-1 latency from ``bench/results/inference-*.json``), adds the
+  peer figures of ``docs/peers.json`` (each with its source), and writes the table into the
+  README between the ``results:start`` / ``results:end`` markers.
 """
 
 from __future__ import annotations
@@ -16,15 +18,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ARCH_RESULTS = ROOT / "bench" / "results" / "architectures.json"
+RESULTS_DIR = ROOT / "bench" / "results"
+ARCH_RESULTS = RESULTS_DIR / "architectures.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-PEERS = [
-    ("isic", "smp U-Net resnet34 (peer, measured)", "0.891", "24.4 M", "256", "40"),
-    ("isic", "Keras U-Net+BN seed recipe (peer)", "0.882", "", "128", "20"),
-    ("isic", "Improved U-Net (Isensee, reported)", "0.83", "", "", ""),
-    ("dsb", "smp U-Net resnet34 (peer, measured)", "0.911", "24.4 M", "256", "60"),
-    ("dsb", "Otsu threshold (baseline)", "~0.86", "", "", ""),
-]
+PEERS = ROOT / "docs" / "peers.json"
 
 
 def summarize_run(run_dir: Path) -> dict:
@@ -57,8 +54,30 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def render(records: list[dict], cards: list[dict]) -> str:
+def read_peers(path: Path = PEERS) -> list[dict]:
+    """Peer figures with their source and how they were measured (``docs/peers.json``)."""
+    return json.loads(path.read_text())["peers"] if path.is_file() else []
+
+
+def batch1_ms(results_dir: Path = RESULTS_DIR) -> dict[str, float]:
+    """Median CPU batch-1 latency (ms) per shipped model file from the benchmark records."""
+    out = {}
+    for path in sorted(results_dir.glob("inference-*.json")):
+        for r in json.loads(path.read_text()):
+            if r.get("record", "model") == "model" and r.get("ort_latency_ms_median"):
+                if (r.get("providers") or ["CPU"])[0].startswith("CPU"):
+                    out[r["model"]] = r["ort_latency_ms_median"]
+    return out
+
+
+def render(
+    records: list[dict],
+    cards: list[dict],
+    peers: list[dict] | None = None,
+    latency: dict[str, float] | None = None,
+) -> str:
     """Markdown table: shipped models first, then every architecture, then the peers."""
+    latency = latency or {}
     head = [
         "dataset",
         "model",
@@ -72,15 +91,17 @@ def render(records: list[dict], cards: list[dict]) -> str:
         "train time",
         "device",
         "train img/s",
+        "CPU ms",
     ]
     lines = [_row(head), _row(["---"] * len(head))]
-    for c in sorted(cards, key=lambda c: c["dataset"]):
+    for c in sorted(cards, key=lambda c: (c["dataset"], c["name"])):
         m = c["test_metrics"]
+        ms = latency.get(c["name"])
         lines.append(
             _row(
                 [
                     c["dataset"],
-                    f"**{c['name']}** (shipped, {c.get('precision', 'fp32')} ONNX)",
+                    f"**{c['name']}** (shipped {c.get('precision', 'fp32')} ONNX, post-processed)",
                     f"**{m['dice']:.4f}**",
                     f"{m['iou']:.4f}",
                     f"{m['precision']:.4f}",
@@ -91,6 +112,7 @@ def render(records: list[dict], cards: list[dict]) -> str:
                     f"{c['train_seconds']:.0f} s",
                     c["device"],
                     "",
+                    f"{ms:.0f}" if ms else "",
                 ]
             )
         )
@@ -100,7 +122,7 @@ def render(records: list[dict], cards: list[dict]) -> str:
             _row(
                 [
                     r["dataset"],
-                    f"{r['arch']} (base {r['base_filters']}, Keras)",
+                    f"{r['arch']} (base {r['base_filters']}, raw Keras)",
                     f"{t['dice']:.4f}",
                     f"{t['iou']:.4f}",
                     f"{t['precision']:.4f}",
@@ -111,13 +133,15 @@ def render(records: list[dict], cards: list[dict]) -> str:
                     f"{r['train_seconds']:.0f} s",
                     r["device"],
                     f"{r['train_img_s']:.0f}",
+                    "",
                 ]
             )
         )
-    for dataset, name, dice, params, size, epochs in PEERS:
-        lines.append(
-            _row([dataset, f"_{name}_", dice, "", "", "", params, size, epochs, "", "", ""])
-        )
+    for p in peers or []:
+        cells = [p["dataset"], f"_{p['model']} (peer, {p['how']})_", str(p["dice"])]
+        cells += ["", "", "", p.get("params") or "", str(p.get("input_size") or "")]
+        cells += [str(p.get("epochs") or ""), "", "", "", ""]
+        lines.append(_row(cells))
     return "\n".join(lines)
 
 
@@ -144,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         ARCH_RESULTS.write_text(json.dumps(records, indent=1))
     records = json.loads(ARCH_RESULTS.read_text()) if ARCH_RESULTS.exists() else []
     cards = [json.loads(f.read_text()) for f in sorted(a.models_dir.glob("*.json"))]
-    table = render(records, cards)
+    table = render(records, cards, read_peers(), batch1_ms())
     write_readme(a.readme, table)
     print(table)
     return 0

@@ -38,20 +38,27 @@ def score(
 ) -> tuple[dict, dict]:
     """Mean scores over ``samples`` at their original size: (post-processed, raw masks).
 
+    Both come from one model run per batch, finished by the engine twice (``settings``, none).
     Each is {"n_images": N, "dice": mean, "iou": ..., "precision", "recall", "accuracy"}.
     """
     post_rows, raw_rows = [], []
+    size = (engine.input_size, engine.input_size)
     for start in tqdm(range(0, len(samples), batch_size), desc=f"score {engine.name}", leave=False):
         pairs = []
         for sample in samples[start : start + batch_size]:
             try:
-                pairs.append(load_sample(sample))
+                image, truth = load_sample(sample)
             except ImageError as exc:
                 print(f"warning: skipping {exc}", file=sys.stderr)
-        preds = engine.predict_batch([img for img, _ in pairs], postprocess=False)
-        for (_, truth), pred in zip(pairs, preds, strict=True):
-            raw_rows.append(binary_scores(truth, pred.mask))
-            post_rows.append(binary_scores(truth, settings.apply(pred.mask)))
+                continue
+            pairs.append((engine.load(image), truth))
+        if not pairs:
+            continue
+        x = np.stack([prepare(im.pixels, size, engine.channels) for im, _ in pairs])
+        for (im, truth), prob in zip(pairs, engine.probabilities(x), strict=True):
+            raw_rows.append(binary_scores(truth, engine.finish(im, prob, postprocess=False).mask))
+            post = engine.finish(im, prob, postprocess=settings).mask
+            post_rows.append(binary_scores(truth, post))
     return means(post_rows), means(raw_rows)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from segcore.postprocess import Postprocess, count_components
+from segcore.postprocess import Postprocess, to_image_size
 from segcore.preprocess import (
     MAX_PIXELS,
     NORMALIZATION,
@@ -29,11 +29,13 @@ from segcore.preprocess import (
     merge_flips,
     open_image,
     prepare,
-    resize_probabilities,
     to_rgb_array,
 )
 
 CARD_KEYS = ("input_size", "channels")
+#: `Engine.load` keeps decoded pixels at least this many times the model input on each side.
+REDUCE_TO = 2
+REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA", "I", "F", "CMYK")
 OPTIMIZATION_LEVELS = {
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -59,7 +61,7 @@ class LoadedImage:
 class Prediction:
     """One image's result, at the image's original size (after EXIF rotation)."""
 
-    probability: np.ndarray  # HxW float32 in [0, 1]
+    probability: np.ndarray  # HxW float16 in [0, 1] (consumers must not assume float32)
     mask: np.ndarray  # HxW bool, thresholded and post-processed
     width: int
     height: int
@@ -175,17 +177,19 @@ class Engine:
         self.max_pixels = max_pixels
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        # idle worker threads would otherwise spin after each run, stealing the cores that
-        # decoding, resizing and post-processing need next
+        # measured by bench.session_options (bench/results/session-options-*.json): one thread
+        # per core, no spinning, sequential execution were fastest for a batch-1 call followed
+        # by full-size finishing, and as fast as any for batch 8; spinning workers steal the
+        # cores that decoding, resizing and clean-up need next
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # the card names the level whose parity with Keras export checked: ORT_ENABLE_ALL (NCHWc
         # layouts, ~16% faster on CPU) moved one instance-norm U-Net by 8e-4, EXTENDED by 4e-6
         level = self.card.get("ort_optimization", "extended")
         if level not in OPTIMIZATION_LEVELS:
             raise ModelError(f"{self.model_path}: unknown ort_optimization {level!r} in the card")
         options.graph_optimization_level = OPTIMIZATION_LEVELS[level]
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
         try:
             self._session = ort.InferenceSession(
                 str(self.model_path), options, providers=list(providers or default_providers())
@@ -204,7 +208,8 @@ class Engine:
     def load(self, image: EngineInput) -> LoadedImage:
         """Decode a path, bytes, file object or array into RGB pixels; raises ImageError.
 
-        JPEGs much larger than the model input decode at 1/2-1/8 scale (Pillow ``draft``); the
+        JPEGs much larger than the model input decode at 1/2-1/8 scale (Pillow ``draft``), other
+        formats are box-reduced after decoding (`REDUCE_TO` times the input size or more); the
         full size is kept so the mask comes back at the original size.
         """
         if isinstance(image, LoadedImage):
@@ -216,7 +221,7 @@ class Engine:
         else:
             img = open_image(image, draft_size=(self.input_size, self.input_size))
             width, height = img.info["full_size"]
-            pixels = to_rgb_array(img)
+            pixels = to_rgb_array(_reduced(img, self.input_size))
         if width * height > self.max_pixels:
             raise ImageError(
                 f"{_display_name(image)}: {width}x{height} is above the "
@@ -263,13 +268,6 @@ class Engine:
         ``threshold`` defaults to the card's; ``postprocess`` True uses the card's settings
         (`postprocess`), False none, or pass explicit `Postprocess` settings.
         """
-        thr = self.threshold if threshold is None else float(threshold)
-        if postprocess is True:
-            settings = self.postprocess
-        elif postprocess is False:
-            settings = Postprocess.none()
-        else:
-            settings = postprocess
         loaded = [self.load(im) for im in images]
         size = (self.input_size, self.input_size)
         results: list[Prediction] = []
@@ -280,28 +278,62 @@ class Engine:
             probs = self.probabilities(x, tta=tta)
             shared = (time.perf_counter() - t0) / len(chunk)
             for im, prob in zip(chunk, probs, strict=True):
-                results.append(_finish(im, prob, thr, settings, im.seconds + shared))
+                results.append(
+                    self.finish(
+                        im,
+                        prob,
+                        threshold=threshold,
+                        postprocess=postprocess,
+                        seconds=im.seconds + shared,
+                    )
+                )
         return results
 
+    def finish(
+        self,
+        image: LoadedImage,
+        prob: np.ndarray,
+        *,
+        threshold: float | None = None,
+        postprocess: Postprocess | bool = True,
+        seconds: float = 0.0,
+    ) -> Prediction:
+        """Turn one model-size probability map of ``image`` into its image-size `Prediction`.
 
-def _finish(
-    im: LoadedImage, prob: np.ndarray, threshold: float, settings: Postprocess, seconds: float
-) -> Prediction:
-    """Resize a model-size probability map back to the image and make the final mask."""
-    t0 = time.perf_counter()
-    full = resize_probabilities(prob, (im.height, im.width))
-    mask = settings.apply(full > threshold)
-    area = int(np.count_nonzero(mask))
-    return Prediction(
-        probability=full,
-        mask=mask,
-        width=im.width,
-        height=im.height,
-        area_px=area,
-        area_pct=100.0 * area / mask.size,
-        components=count_components(mask),
-        seconds=seconds + time.perf_counter() - t0,
-    )
+        Options as in `predict_batch`; ``seconds`` already spent is added to the result's.
+        """
+        t0 = time.perf_counter()
+        thr = self.threshold if threshold is None else float(threshold)
+        if postprocess is True:
+            settings = self.postprocess
+        elif postprocess is False:
+            settings = Postprocess.none()
+        else:
+            settings = postprocess
+        out = to_image_size(prob, (image.height, image.width), thr, settings)
+        area = int(np.count_nonzero(out.mask))
+        return Prediction(
+            probability=out.probability,
+            mask=out.mask,
+            width=image.width,
+            height=image.height,
+            area_px=area,
+            area_pct=100.0 * area / out.mask.size,
+            components=out.components,
+            seconds=seconds + time.perf_counter() - t0,
+        )
+
+
+def _reduced(img: Image.Image, input_size: int) -> Image.Image:
+    """``img`` box-reduced by the largest whole factor keeping both sides >= REDUCE_TO x input.
+
+    Converting a decoded 79-megapixel PNG to an array would copy it at full size; the model
+    sees it at ``input_size`` anyway. Modes Pillow cannot reduce are returned as they are.
+    """
+    factor = min(img.width, img.height) // (REDUCE_TO * input_size)
+    if factor < 2 or img.mode not in REDUCIBLE_MODES:
+        return img
+    return img.reduce(factor)
 
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:

@@ -67,7 +67,7 @@ def test_prediction_fields(bright: Engine, disk_image):
     assert isinstance(pred, Prediction)
     assert (pred.width, pred.height) == (32, 32)
     assert pred.probability.shape == pred.mask.shape == (32, 32)
-    assert pred.probability.dtype == np.float32 and pred.mask.dtype == bool
+    assert pred.probability.dtype == np.float16 and pred.mask.dtype == bool
     assert np.array_equal(pred.mask, truth)
     assert pred.area_px == truth.sum()
     assert pred.area_pct == pytest.approx(100 * truth.sum() / truth.size)
@@ -150,6 +150,23 @@ def test_big_jpeg_decodes_reduced_but_mask_full_size(bright: Engine, disk_image,
     pred = bright.predict(rotated)
     assert pred.mask.shape == (900, 600)
     assert dice(np.rot90(truth), pred.mask) > 0.95
+
+
+def test_big_png_is_reduced_after_decoding_but_mask_full_size(
+    bright: Engine, disk_image, tmp_path: Path
+):
+    image, truth = disk_image(400, 650, [(200, 300, 120), (60, 560, 30)])
+    path = save(Image.fromarray(image), tmp_path / "big.png")
+    loaded = bright.load(path)
+    assert (loaded.width, loaded.height) == (650, 400)
+    # box-reduced by a whole factor, keeping both sides >= 2x the 32-pixel input
+    assert loaded.pixels.shape == (-(-400 // 6), -(-650 // 6), 3)  # Pillow rounds up
+    pred = bright.predict(path)
+    assert pred.mask.shape == pred.probability.shape == (400, 650)
+    assert pred.probability.dtype == np.float16
+    assert dice(truth, pred.mask) > 0.95
+    assert pred.components == 2
+    assert pred.area_px == np.count_nonzero(pred.mask)
 
 
 def test_too_large_and_unreadable_images(bright_models_dir: Path, tmp_path: Path):

@@ -77,7 +77,7 @@ def test_card_has_every_field(card: dict, tiny_run_dir: Path, tiny_models_dir: P
     assert card["params"] == config["params"]
     assert card["precision"] == "fp32" and card["opset"] == 17 and card["dynamic_size"]
     assert card["onnx_bytes"] == (tiny_models_dir / "tiny_unet.onnx").stat().st_size
-    assert card["run_dir"] == str(tiny_run_dir.resolve())
+    assert card["run_dir"] == tiny_run_dir.name  # outside the working directory: its name only
     assert card["postprocess"] == {"keep_largest": False, "fill_holes": True}
     assert dt.datetime.fromisoformat(card["created"]).tzinfo is not None
     assert "user-provided" in card["source"]

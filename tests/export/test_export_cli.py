@@ -47,7 +47,7 @@ def test_parity_refusal_writes_nothing(tiny_run_dir: Path, tmp_path: Path, monke
 
     monkeypatch.setattr(export.pipeline, "PARITY_TOLERANCE", -1.0)
     out = tmp_path / "models"
-    assert main([str(tiny_run_dir), "--out-dir", str(out)]) == 2
+    assert main([str(tiny_run_dir), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ONNX output differs from Keras by") and "\n" not in err
     assert not out.exists()
@@ -56,7 +56,10 @@ def test_parity_refusal_writes_nothing(tiny_run_dir: Path, tmp_path: Path, monke
 @pytest.mark.slow
 def test_fp16_export(tiny_run_dir: Path, tmp_path: Path, capsys):
     out = tmp_path / "models"
-    assert main([str(tiny_run_dir), "--out-dir", str(out), "--fp16", "--max-images", "1"]) == 0
+    assert (
+        main([str(tiny_run_dir), "--out", str(out), "--precision", "fp16", "--max-images", "1"])
+        == 0
+    )
     assert "plain_unet_fp16.onnx" in capsys.readouterr().out
     card = json.loads((out / "plain_unet_fp16.json").read_text())
     assert card["precision"] == "fp16"
@@ -76,7 +79,10 @@ def test_fp16_refusal_writes_nothing(tiny_run_dir: Path, tmp_path: Path, monkeyp
 
     monkeypatch.setattr(export.pipeline, "FP16_PARITY_TOLERANCE", -1.0)
     out = tmp_path / "models"
-    assert main([str(tiny_run_dir), "--out-dir", str(out), "--fp16", "--max-images", "1"]) == 2
+    assert (
+        main([str(tiny_run_dir), "--out", str(out), "--precision", "fp16", "--max-images", "1"])
+        == 2
+    )
     assert not out.exists()
 
 
@@ -88,7 +94,7 @@ def test_isic_run_gets_credit_and_lesion_postprocess(tiny_run_dir: Path, tmp_pat
     (run / "config.json").write_text(json.dumps(config | {"dataset": "isic"}))
     (run / "test_metrics.json").unlink()
     out = tmp_path / "models"
-    assert main([str(run), "--out-dir", str(out), "--max-images", "1"]) == 0
+    assert main([str(run), "--out", str(out), "--max-images", "1"]) == 0
     card = json.loads((out / "isic_unet.json").read_text())
     assert "ISIC 2017" in card["source"] and "CC BY-NC 4.0" in card["source"]
     assert card["postprocess"] == {"keep_largest": True, "fill_holes": True}
@@ -97,5 +103,5 @@ def test_isic_run_gets_credit_and_lesion_postprocess(tiny_run_dir: Path, tmp_pat
 
 @pytest.mark.slow
 def test_bad_name_is_refused(tiny_run_dir: Path, tmp_path: Path, capsys):
-    assert main([str(tiny_run_dir), "--out-dir", str(tmp_path), "--name", "../evil"]) == 2
+    assert main([str(tiny_run_dir), "--out", str(tmp_path), "--name", "../evil"]) == 2
     assert "--name" in capsys.readouterr().err

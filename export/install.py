@@ -1,0 +1,30 @@
+"""Put a checked model, its card and its training history into the models folder, atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+
+def install(model: Path, history: Path | None, card: dict, out_dir: Path, name: str) -> None:
+    """Write ``out_dir/<name>.onnx``, ``.json`` (``card``) and ``.history.csv`` (a copy of
+    ``history`` when given and present): each under a temporary name first, then renamed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, Path]] = []
+    for suffix, source in ((".onnx", model), (".history.csv", history)):
+        if source is None:
+            continue
+        if not source.is_file():
+            print(f"warning: {source} not found; not copied", file=sys.stderr)
+            continue
+        tmp = out_dir / f".{name}{suffix}.tmp"
+        shutil.copyfile(source, tmp)
+        staged.append((tmp, out_dir / f"{name}{suffix}"))
+    tmp = out_dir / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(card, indent=1) + "\n")
+    staged.append((tmp, out_dir / f"{name}.json"))
+    for tmp, final in staged:
+        os.replace(tmp, final)

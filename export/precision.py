@@ -1,0 +1,241 @@
+"""Lower-precision variants of a checked float32 ONNX model: fp16 weights, int8 (QDQ) static
+quantization calibrated on training images, each scored and refused when it loses Dice.
+
+Shared by ``python -m export RUN --precision ...`` (from a training run) and
+``python -m export.quantize models/NAME.onnx --data ...`` (from a shipped model and its card).
+int8 is onnxruntime's static quantization in QDQ format: signed int8 activations and weights,
+per-channel weights, MinMax ranges from `CALIBRATION_IMAGES` training images. Which boundary
+convolutions stay float (none, the first, the last, both) is chosen on the validation split;
+the test split is scored once, for the card and the Dice guard.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from export import ExportError
+from export.graph import boundary_convs, to_fp16
+from export.verify import score
+from segcore.data import Sample, load_sample
+from segcore.infer import Engine
+from segcore.postprocess import Postprocess
+from segcore.preprocess import ImageError, prepare
+
+PRECISIONS = ("fp32", "fp16", "int8")
+#: Largest test Dice an int8 (or fp16) model may lose against float32 before export refuses it.
+DICE_TOLERANCE = 0.003
+#: Training images whose activations set the int8 ranges.
+CALIBRATION_IMAGES = 64
+#: Operators quantized to int8: the convolutions, where the work is; the rest stays float.
+QUANTIZED_OPS = ("Conv", "ConvTranspose")
+#: Activation types ``--activations`` offers: signed int8 (default) or unsigned. Measured with
+#: onnxruntime 1.31's CPU provider: with int8 activations it fused DQ -> Conv -> Q into QLinearConv
+#: for all 19 Conv nodes of the batch-norm U-Net (its 4 ConvTranspose stay float) but for only 6
+#: of the instance-norm U-Net's 29 (those whose output feeds one node; no faster than fp32); with
+#: uint8 activations for all 29.
+ACTIVATIONS = ("int8", "uint8")
+#: Validation Dice within this of the best candidate counts as a tie (fewer float nodes wins).
+SELECTION_TIE = 0.0005
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A checked lower-precision model: its file (in a temporary folder) and card fields."""
+
+    path: Path
+    card: dict
+
+
+def with_precision(
+    fp32: onnx.ModelProto,
+    card: dict,
+    split: dict[str, list[Sample]],
+    precision: str,
+    workdir: Path,
+    *,
+    fp32_test: tuple[dict, dict] | None = None,
+    calibration_images: int = CALIBRATION_IMAGES,
+    max_images: int | None = None,
+    activations: str = "int8",
+) -> Variant:
+    """The ``precision`` variant of the float32 model ``fp32`` described by ``card``.
+
+    ``split`` is the run's train/val/test split; ``fp32_test`` the float32 (post-processed, raw)
+    test scores when already known. Raises ExportError (and writes nothing outside ``workdir``)
+    when the variant loses more than `DICE_TOLERANCE` test Dice.
+    """
+    if precision not in PRECISIONS:
+        raise ExportError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if activations not in ACTIVATIONS:
+        raise ExportError(f"--activations {activations!r}: choose one of {', '.join(ACTIVATIONS)}")
+    settings = Postprocess.from_json(card["postprocess"]) if card.get("postprocess") else None
+    settings = settings or Postprocess.for_dataset(card.get("dataset", ""))
+    test, val = _held_out(split, "test", max_images), _held_out(split, "val", max_images)
+    fp32_engine = _engine(fp32, workdir / "fp32", card | {"precision": "fp32"})
+    if fp32_test is None:
+        fp32_test = score(fp32_engine, test, settings)
+    fields: dict = {"precision": precision, "fp32_test_dice": fp32_test[0]["dice"]}
+    if precision == "fp32":
+        path = fp32_engine.model_path
+        metrics = fp32_test
+    elif precision == "fp16":
+        engine = _engine(to_fp16(fp32), workdir / "fp16", card | {"precision": "fp16"})
+        path, metrics = engine.model_path, score(engine, test, settings)
+    else:
+        path, selection = _int8(
+            fp32, fp32_engine, card, split, val, settings, workdir, calibration_images, activations
+        )
+        fields.update(selection)
+        metrics = score(_engine_at(path, card | {"precision": "int8"}), test, settings)
+    loss = fp32_test[0]["dice"] - metrics[0]["dice"]
+    if loss > DICE_TOLERANCE:
+        raise ExportError(
+            f"{precision} loses {loss:.4f} test Dice against fp32 ({metrics[0]['dice']:.4f} vs "
+            f"{fp32_test[0]['dice']:.4f}; tolerance {DICE_TOLERANCE}); nothing written"
+        )
+    fields.update(
+        test_metrics=metrics[0],
+        test_metrics_no_postprocess=metrics[1],
+        test_split="test",
+        onnx_bytes=path.stat().st_size,
+    )
+    return Variant(path, fields)
+
+
+def _int8(
+    fp32: onnx.ModelProto,
+    fp32_engine: Engine,
+    card: dict,
+    split: dict[str, list[Sample]],
+    val: list[Sample],
+    settings: Postprocess,
+    workdir: Path,
+    calibration_images: int,
+    activations: str,
+) -> tuple[Path, dict]:
+    """Quantize with each candidate set of float convolutions, keep the best on validation."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    calibration = split["train"][:calibration_images]
+    x = _inputs(calibration, fp32_engine)
+    fp32_val = score(fp32_engine, val, settings)[0]["dice"]
+    first, last = boundary_convs(fp32)
+    candidates = [[], first, last, first + last]
+    tried = []
+    cache = workdir / "calibration.json"
+    for i, float_nodes in enumerate(candidates):
+        path = workdir / f"int8_{i}" / f"{card['name']}.onnx"
+        quantize(fp32, x, float_nodes, path, cache, activations)
+        dice = score(_engine_at(path, card | {"precision": "int8"}), val, settings)[0]["dice"]
+        tried.append({"float_nodes": float_nodes, "val_dice": dice, "path": path})
+        print(
+            f"int8 with float {float_nodes or 'none'}: val Dice {dice:.4f} (fp32 {fp32_val:.4f})",
+            file=sys.stderr,
+        )
+    best = max(t["val_dice"] for t in tried)
+    chosen = next(t for t in tried if t["val_dice"] >= best - SELECTION_TIE)
+    return chosen["path"], {
+        "calibration_images": [s.name for s in calibration],
+        "calibration_method": CalibrationMethod.MinMax.name,
+        "quantization": {
+            "format": "QDQ",
+            "activations": activations,
+            "weights": "int8 per channel",
+            "quantized_ops": list(QUANTIZED_OPS),
+            "float_nodes": chosen["float_nodes"],
+            "selection_split": "val",
+            "candidates": [{k: t[k] for k in ("float_nodes", "val_dice")} for t in tried],
+        },
+        "fp32_val_dice": fp32_val,
+        "val_dice": chosen["val_dice"],
+    }
+
+
+def quantize(
+    fp32: onnx.ModelProto,
+    calibration: np.ndarray,
+    float_nodes: list[str],
+    out: Path,
+    cache: Path | None = None,
+    activations: str = "int8",
+) -> Path:
+    """Static int8 QDQ quantization of ``fp32`` (MinMax ranges over ``calibration``, NHWC float32
+    model inputs), leaving ``float_nodes`` in float; ``cache`` reuses the ranges across calls;
+    ``activations`` "int8" (signed) or "uint8"; weights are signed int8 per channel."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.images = iter(calibration)
+
+        def get_next(self) -> dict | None:
+            image = next(self.images, None)
+            return None if image is None else {fp32.graph.input[0].name: image[None]}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="segcore-int8-") as tmp:
+        source = Path(tmp) / "fp32.onnx"
+        onnx.save(fp32, source)
+        quantize_static(
+            source,
+            out,
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            per_channel=True,
+            activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(float_nodes),
+            calibrate_method=CalibrationMethod.MinMax,
+            calibration_cache_path=cache,
+        )
+    return out
+
+
+def _inputs(samples: list[Sample], engine: Engine) -> np.ndarray:
+    """The engine's model inputs (NHWC float32) for ``samples``' images; unreadable ones skipped."""
+    size = (engine.input_size, engine.input_size)
+    images = []
+    for sample in samples:
+        try:
+            loaded = engine.load(load_sample(sample)[0])
+        except ImageError as exc:
+            print(f"warning: skipping {exc}", file=sys.stderr)
+            continue
+        images.append(prepare(loaded.pixels, size, engine.channels))
+    if not images:
+        raise ExportError("no readable training image to calibrate int8 on")
+    return np.stack(images)
+
+
+def _held_out(split: dict[str, list[Sample]], name: str, max_images: int | None) -> list[Sample]:
+    samples = split.get(name) or []
+    if not samples:
+        raise ExportError(f"the split has no {name} images to check the {name} Dice on")
+    return samples[:max_images] if max_images else samples
+
+
+def _engine(proto: onnx.ModelProto, folder: Path, card: dict) -> Engine:
+    """Save ``proto`` as ``folder/<name>.onnx`` with a provisional card and load it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{card['name']}.onnx"
+    onnx.save(proto, path)
+    return _engine_at(path, card)
+
+
+def _engine_at(path: Path, card: dict) -> Engine:
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return Engine(path)

@@ -1,0 +1,124 @@
+"""A shipped model at another precision: ``python -m export.quantize models/NAME.onnx --data DIR``.
+
+For a model whose training run folder is gone: the float32 weights come back from the ONNX file
+(fp16-weight graphs hold them exactly), the run's train/val/test split is re-created from the
+card's ``split`` and ``seed`` over ``--data`` (the data folder training used; its test split must
+have the card's test image count), and `export.precision` calibrates on the training images,
+chooses float layers on the validation images and scores the test images. Writes
+``<out>/<NAME>_<precision>.onnx`` + card, or exits 2 writing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnx
+
+from export import ExportError
+from export.graph import to_fp32
+from export.install import install
+from export.precision import ACTIVATIONS, CALIBRATION_IMAGES, PRECISIONS, with_precision
+from export.run_folder import split_from_card
+from segcore.infer import ModelError, read_card
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(
+        prog="python -m export.quantize", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("model", type=Path, metavar="MODEL", help="models/NAME.onnx (card beside it)")
+    p.add_argument("--data", required=True, type=Path, help="the data folder the run trained on")
+    p.add_argument("--precision", choices=PRECISIONS, default="int8", help="default: int8")
+    p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
+    p.add_argument("--name", help="model name (default: NAME_<precision>)")
+    p.add_argument("--calibration-images", type=int, default=CALIBRATION_IMAGES)
+    p.add_argument("--max-images", type=int, help="score on at most N val and N test images")
+    p.add_argument(
+        "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type (int8)"
+    )
+    return p.parse_args(argv)
+
+
+def convert(
+    model: Path,
+    data: Path,
+    precision: str,
+    out: Path,
+    name: str | None = None,
+    calibration_images: int = CALIBRATION_IMAGES,
+    max_images: int | None = None,
+    activations: str = "int8",
+) -> dict:
+    """Write ``model`` at ``precision`` into ``out``; returns the new card. Raises ExportError."""
+    try:
+        source = read_card(model.with_suffix(".json"))
+        proto = onnx.load(model)
+    except ModelError as exc:
+        raise ExportError(str(exc)) from exc
+    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, ValueError) as exc:
+        raise ExportError(f"{model}: not a readable ONNX model ({exc})") from exc
+    name = name or f"{source.get('name', model.stem)}_{precision}"
+    split = split_from_card(source, data)
+    expected = (source.get("test_metrics") or {}).get("n_images")
+    if expected is not None and expected != len(split["test"]) and not max_images:
+        raise ExportError(
+            f"--data {data}: the re-created test split has {len(split['test'])} images, the card "
+            f"{expected}; not the data this model trained on"
+        )
+    card = {k: v for k, v in source.items() if not k.startswith(("fp32_", "fp16_", "parity"))}
+    card.update(
+        name=name,
+        derived_from=f"{source.get('name', model.stem)}.onnx ({source.get('precision', 'fp32')})",
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    with tempfile.TemporaryDirectory(prefix="segcore-precision-") as tmp:
+        variant = with_precision(
+            to_fp32(proto),
+            card,
+            split,
+            precision,
+            Path(tmp),
+            calibration_images=calibration_images,
+            max_images=max_images,
+            activations=activations,
+        )
+        card.update(variant.card)
+        # the training history stays with the model trained; the card names it (derived_from)
+        install(variant.path, None, card, out, name)
+    return card
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = parse_args(argv)
+    out = args.out or args.model.parent
+    try:
+        card = convert(
+            args.model,
+            args.data,
+            args.precision,
+            out,
+            args.name,
+            args.calibration_images,
+            args.max_images,
+            args.activations,
+        )
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    m = card["test_metrics"]
+    print(
+        f"{out / card['name']}.onnx: {card['onnx_bytes'] / 1e6:.2f} MB {card['precision']}, test "
+        f"Dice {m['dice']:.4f} (fp32 {card['fp32_test_dice']:.4f}) on {m['n_images']} images"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Precision variants: fp16 <-> fp32 graphs, boundary convolutions, multiply-add counts, int8
+export from a run and from a shipped model, and the Dice guard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from export.graph import boundary_convs, count_macs, to_fp16, to_fp32
+from segcore.data import find_samples, make_split
+from segcore.infer import Engine
+
+
+def conv_graph() -> onnx.ModelProto:
+    """NHWC image -> Conv 3x3 (3->4) -> ConvTranspose 2x2 stride 2 (4->2) -> MatMul (2->5)."""
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(size=(4, 2, 2, 2)).astype(np.float32), "w2"),
+        numpy_helper.from_array(rng.normal(size=(2, 5)).astype(np.float32), "w3"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w1"], ["c1"], pads=[1, 1, 1, 1], name="first"),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("ConvTranspose", ["r1", "w2"], ["c2"], strides=[2, 2], name="up"),
+        helper.make_node("Transpose", ["c2"], ["nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("MatMul", ["nhwc", "w3"], ["mask"], name="head"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, None, None, 3])],
+        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [None, None, None, 5])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_count_macs_by_hand():
+    # Conv: 8x8 outputs x 4 channels x (3 in x 3x3); ConvTranspose: 8x8x4 inputs x (2 out x 2x2);
+    # MatMul: 16x16 rows x 5 outputs x 2 inputs
+    expected = 64 * 4 * 27 + 256 * 8 + 256 * 5 * 2
+    assert count_macs(conv_graph(), (1, 8, 8, 3)) == expected
+    assert count_macs(conv_graph(), (2, 8, 8, 3)) == 2 * expected
+
+
+def test_boundary_convs_by_hand():
+    assert boundary_convs(conv_graph()) == (["first"], ["up"])
+
+
+def test_fp16_round_trip_restores_the_weights_the_fp16_graph_uses():
+    fp32 = conv_graph()
+    half = to_fp16(fp32)
+    assert any(n.op_type == "Cast" for n in half.graph.node)
+    back = to_fp32(half)
+    assert not any(n.op_type == "Cast" for n in back.graph.node)
+    got = {i.name: numpy_helper.to_array(i) for i in back.graph.initializer}
+    for init in fp32.graph.initializer:
+        original = numpy_helper.to_array(init)
+        assert got[init.name].dtype == np.float32
+        # tensors under 16 values stay float32 in the fp16 graph
+        kept = original if original.size < 16 else original.astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(got[init.name], kept)
+    assert to_fp32(fp32).SerializeToString() == fp32.SerializeToString()
+
+
+def test_exported_unet_boundaries_and_macs(tiny_models_dir: Path):
+    proto = onnx.load(tiny_models_dir / "tiny_unet.onnx")
+    first, last = boundary_convs(proto)
+    assert len(first) == 1 and len(last) == 1 and first != last
+    macs = count_macs(proto, (1, 32, 32, 3))
+    assert count_macs(proto, (1, 64, 64, 3)) == 4 * macs > 0
+
+
+@pytest.mark.slow
+def test_int8_export_from_a_run(tiny_run_dir: Path, tmp_path: Path, capsys):
+    from export.__main__ import main
+
+    out = tmp_path / "models"
+    assert main([str(tiny_run_dir), "--out", str(out), "--precision", "int8"]) == 0
+    assert "plain_unet_int8.onnx" in capsys.readouterr().out
+    card = json.loads((out / "plain_unet_int8.json").read_text())
+    assert card["precision"] == "int8"
+    split = json.loads((tiny_run_dir / "split.json").read_text())
+    train = {Path(s["image"]).stem for s in split["train"]}
+    held_out = {Path(s["image"]).stem for s in split["val"] + split["test"]}
+    assert card["calibration_images"] and set(card["calibration_images"]) <= train
+    assert not set(card["calibration_images"]) & held_out
+    q = card["quantization"]
+    assert q["format"] == "QDQ" and q["selection_split"] == "val" and len(q["candidates"]) == 4
+    assert card["fp32_test_dice"] - card["test_metrics"]["dice"] <= 0.003
+    model = onnx.load(out / "plain_unet_int8.onnx")
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    int8 = [i for i in model.graph.initializer if i.data_type == TensorProto.INT8]
+    assert int8  # the weights are stored as int8
+    assert Engine(out / "plain_unet_int8.onnx").predict(np.zeros((40, 40, 3), np.uint8)).mask.shape
+
+
+@pytest.mark.slow
+def test_int8_dice_guard_refuses_and_writes_nothing(tiny_run_dir: Path, tmp_path: Path, capsys):
+    import export.precision
+    from export.__main__ import main
+
+    out = tmp_path / "models"
+    tolerance = export.precision.DICE_TOLERANCE
+    export.precision.DICE_TOLERANCE = -1.0  # any int8 model now "loses" Dice
+    try:
+        assert main([str(tiny_run_dir), "--out", str(out), "--precision", "int8"]) == 2
+    finally:
+        export.precision.DICE_TOLERANCE = tolerance
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: int8 loses") and "nothing written" in err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_int8_from_a_shipped_model(tiny_models_dir: Path, tiny_dataset_dir: Path, tmp_path: Path):
+    from export.quantize import main
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    half = to_fp16(onnx.load(tiny_models_dir / "tiny_unet.onnx"))
+    onnx.save(half, shipped / "tiny.onnx")
+    card = json.loads((tiny_models_dir / "tiny_unet.json").read_text())
+    (shipped / "tiny.json").write_text(json.dumps(card | {"name": "tiny", "precision": "fp16"}))
+    args = [str(shipped / "tiny.onnx"), "--data", str(tiny_dataset_dir), "--activations", "uint8"]
+    assert main(args) == 0
+    out = json.loads((shipped / "tiny_int8.json").read_text())
+    assert out["precision"] == "int8" and out["derived_from"] == "tiny.onnx (fp16)"
+    assert out["quantization"]["activations"] == "uint8"
+    model = onnx.load(shipped / "tiny_int8.onnx")
+    points = {i.data_type for i in model.graph.initializer if i.name.endswith("zero_point")}
+    assert TensorProto.UINT8 in points and TensorProto.INT8 in points  # activations, weights
+    assert not (shipped / "tiny_int8.history.csv").exists()
+    _, samples = find_samples(tiny_dataset_dir)
+    train = {s.name for s in make_split(samples, (0.6, 0.2, 0.2), 0)["train"]}
+    assert set(out["calibration_images"]) <= train
+    assert out["test_metrics"]["n_images"] == card["test_metrics"]["n_images"]
+    assert "fp16_test_dice" not in out and "parity_max_abs_diff" not in out
+
+
+def test_shipped_model_with_other_data_is_refused(
+    tiny_models_dir: Path, tmp_path: Path, capsys, disk_image
+):
+    from PIL import Image
+
+    from export.quantize import main
+
+    data = tmp_path / "data"
+    for sub in ("images", "masks"):
+        (data / sub).mkdir(parents=True)
+    for i in range(30):  # 30 images: a test split of 6, the card says 2
+        image, mask = disk_image(32, 32, [(16, 16, 6)], seed=i)
+        Image.fromarray(image).save(data / "images" / f"i{i}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(data / "masks" / f"i{i}.png")
+    model = tiny_models_dir / "tiny_unet.onnx"
+    assert main([str(model), "--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "re-created test split has 6 images, the card 2" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
