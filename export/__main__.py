@@ -16,6 +16,7 @@ from pathlib import Path
 from export import ExportError
 from export.precision import ACTIVATIONS, PRECISIONS
 from export.run_folder import read_run
+from segcore.quiet import quiet_tensorflow
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -36,6 +37,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fp32; fp16 (half-size weights, float32 compute); int8 (static QDQ quantization "
         "calibrated on training images, refused if it loses test Dice)",
     )
+    p.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's start-up notices (CUDA, oneDNN)"
+    )
     p.add_argument("--max-images", type=int, help="score on at most N val and N test images")
     p.add_argument(
         "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type (int8)"
@@ -48,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         run = read_run(args.run_dir)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # this command's own process: models trained under JAX export under TensorFlow
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+        quiet_tensorflow(args.verbose, force=True)
         from export.pipeline import export_run  # TensorFlow loads only for a valid run
 
         card = export_run(

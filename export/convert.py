@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 
-# tf2onnx converts TensorFlow graphs; a KERAS_BACKEND the user set is kept (load_main_model says
-# so when it is not TensorFlow) rather than overwritten for the whole process
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-import keras  # noqa: E402
-import onnx  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf2onnx  # noqa: E402
+# tf2onnx converts TensorFlow graphs: Keras must run on its TensorFlow backend (its default).
+# Importing this module changes no setting; ``python -m export`` chooses the backend for its own
+# process, and load_main_model says so when another backend is active.
+import keras
+import onnx
+import tensorflow as tf
+import tf2onnx
 
 from export import ExportError  # noqa: E402
 from segcore.models import main_output_model  # noqa: E402  (also registers custom layers)

@@ -12,6 +12,7 @@ from segcore.app.benchmarks import (
     latency_table,
     load_results,
     model_table,
+    precision_table,
     scores_figure,
     training_figure,
     training_table,
@@ -94,6 +95,24 @@ if inference:
             hide_index=True,
             width="stretch",
             column_config={"model": st.column_config.TextColumn(pinned=True), **number_columns},
+        )
+    comparison = precision_table(inference)
+    if len(comparison):
+        st.markdown("**fp32, fp16 weights and int8, timed in one run on the same inputs**")
+        st.dataframe(
+            comparison,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "model": st.column_config.TextColumn(pinned=True),
+                **{c: TWO for c in comparison.columns if comparison[c].dtype.kind == "f"},
+                "share of GEMM rate": st.column_config.NumberColumn(format="percent"),
+            },
+        )
+        st.caption(
+            "GFLOP/s: two FLOPs per multiply-add of the model's convolutions (counted from the "
+            "ONNX graph) per second at batch 1 (median), against this machine's own fp32 matrix-multiply "
+            "rate; int8 can pass 100% because its integer kernels do more per cycle."
         )
     left, right = st.columns(2)
     left.plotly_chart(latency_figure(latency), key="latency")

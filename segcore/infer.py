@@ -219,7 +219,9 @@ class Engine:
             pixels = _array_to_rgb(image)
             height, width = pixels.shape[:2]
         else:
-            img = open_image(image, draft_size=(self.input_size, self.input_size))
+            img = open_image(
+                image, draft_size=(self.input_size, self.input_size), max_pixels=self.max_pixels
+            )
             width, height = img.info["full_size"]
             pixels = to_rgb_array(_reduced(img, self.input_size))
         if width * height > self.max_pixels:

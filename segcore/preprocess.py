@@ -99,7 +99,7 @@ def open_image(
         img.load()
         if img.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):
             full_size = full_size[::-1]
-        img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # a copy would double the peak memory
         img.info["full_size"] = full_size
     except ImageError:
         raise

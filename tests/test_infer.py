@@ -172,7 +172,9 @@ def test_big_png_is_reduced_after_decoding_but_mask_full_size(
 def test_too_large_and_unreadable_images(bright_models_dir: Path, tmp_path: Path):
     engine = Engine(bright_models_dir / "bright.onnx", max_pixels=10_000)
     big = save(Image.new("RGB", (101, 100)), tmp_path / "big.png")
-    with pytest.raises(ImageError, match=r"big\.png: 101x100 is above the 10,000-pixel limit"):
+    with pytest.raises(
+        ImageError, match=r"big\.png: 101x100 image is above the 10,000-pixel limit"
+    ):
         engine.predict(big)
     with pytest.raises(ImageError, match="pixel limit"):
         engine.predict(np.zeros((200, 200, 3), np.uint8))

@@ -116,10 +116,47 @@ def _extra_columns(records: list[dict]) -> list[str]:
     return list(seen)
 
 
+#: Columns of the precision comparison (``"record": "precision"`` records of bench.inference).
+PRECISION_COLUMNS = {
+    "batch1_ms_median": "batch 1 ms",
+    "batch1_ms_p90": "p90 ms",
+    "batch8_images_per_s": "img/s (batch 8)",
+    "speedup_over_fp32_batch1": "speed-up vs fp32",
+    "e2e_photo_seconds_median": "e2e s per photo",
+    "gmac_per_image": "GMAC per image",
+    "effective_gflops": "GFLOP/s",
+    "gemm_gflops": "machine GEMM GFLOP/s",
+    "gemm_fraction": "share of GEMM rate",
+}
+
+
+def is_precision_record(record: dict) -> bool:
+    """True for bench.inference's per-precision comparison records (fp32 / fp16 / int8 of one
+    model, timed in one run on the same inputs)."""
+    return record.get("record") == "precision"
+
+
+def precision_table(records: list[dict]) -> pd.DataFrame:
+    """One row per model and precision from the comparison records; empty when there are none."""
+    rows = [
+        {
+            "model": r.get("model"),
+            "precision": r.get("precision", "fp32"),
+            **{label: r.get(key) for key, label in PRECISION_COLUMNS.items()},
+            "machine": r.get("cpu") or r.get("host") or "?",
+            "date": r.get("date"),
+        }
+        for r in records
+        if is_precision_record(r)
+    ]
+    return pd.DataFrame(rows)
+
+
 def latency_table(records: list[dict]) -> pd.DataFrame:
-    """One row per benchmarked model, precision and machine: onnxruntime latency (median, p90),
+    """One row per benchmarked model file and machine: onnxruntime latency (median, p90),
     batch throughput, Keras, end to end, and any further numeric fields the records carry.
-    Missing fields stay empty."""
+    Missing fields stay empty; the precision comparison records have `precision_table`."""
+    records = [r for r in records if not is_precision_record(r)]
     extras = _extra_columns(records)
     rows = []
     for r in records:

@@ -14,6 +14,7 @@ from segcore.app.benchmarks import (
     latency_table,
     load_results,
     model_table,
+    precision_table,
     training_figure,
     training_table,
 )
@@ -146,3 +147,25 @@ def test_training_chart_has_one_panel_and_axis_per_device():
 
 def test_missing_results_folder(tmp_path: Path):
     assert load_results(tmp_path / "nope") == ([], [], [])
+
+
+def test_precision_records_get_their_own_table():
+    records = [
+        {"model": "m", "precision": "fp16", "ort_latency_ms_median": 40.0},
+        {"record": "precision", "model": "m", "precision": "fp32", "batch1_ms_median": 50.0},
+        {
+            "record": "precision",
+            "model": "m",
+            "precision": "int8",
+            "batch1_ms_median": 25.0,
+            "speedup_over_fp32_batch1": 2.0,
+            "gemm_fraction": 1.1,
+        },
+    ]
+    latency = latency_table(records)
+    assert latency["precision"].tolist() == ["fp16"]
+    comparison = precision_table(records)
+    assert comparison["precision"].tolist() == ["fp32", "int8"]
+    assert comparison["batch 1 ms"].tolist() == [50.0, 25.0]
+    assert comparison["speed-up vs fp32"].iloc[1] == 2.0
+    assert precision_table(records[:1]).empty
