@@ -111,13 +111,11 @@ def keras_model(card: dict):
     """The Keras twin of an exported model: (model, "run_dir" | "rebuilt_random")."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    from segcore.models import build, main_output_model
+    from segcore.models import build, load_main_model, main_output_model
 
     best = Path(card.get("run_dir") or "") / "best.keras"
     if card.get("run_dir") and best.is_file():
-        return main_output_model(keras.saving.load_model(best, compile=False)), "run_dir"
+        return load_main_model(best), "run_dir"
     kwargs = dict(card.get("arch_kwargs") or {})
     kwargs.setdefault("channels", card["channels"])
     return main_output_model(build(card["arch"], **kwargs)), "rebuilt_random"

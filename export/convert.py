@@ -12,8 +12,8 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
-from export import ExportError  # noqa: E402
-from segcore.models import main_output_model  # noqa: E402  (also registers custom layers)
+from export import ExportError
+from segcore.models import load_main_model as load_saved_main_model  # registers custom layers
 
 OPSET = 17
 INPUT_NAME = "image"
@@ -28,10 +28,10 @@ def load_main_model(path: os.PathLike) -> keras.Model:
             " (run python -m export)"
         )
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = load_saved_main_model(path)
     except Exception as exc:  # Keras raises many types for a bad file
         raise ExportError(f"{path}: cannot load the Keras model ({exc})") from exc
-    return float32_model(main_output_model(model))
+    return float32_model(model)
 
 
 class InstanceNormalization(keras.layers.Layer):

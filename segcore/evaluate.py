@@ -30,11 +30,9 @@ CONFIG_KEYS = ("img_size", "channels", "threshold")  # what evaluation reads fro
 
 def load_model(run_dir: Path):
     """The run's best model reduced to its main output (compile=False)."""
-    import keras
+    from segcore.models import load_main_model
 
-    from segcore.models import main_output_model
-
-    return main_output_model(keras.saving.load_model(Path(run_dir) / "best.keras", compile=False))
+    return load_main_model(Path(run_dir) / "best.keras")
 
 
 def predict_batch(model, x: np.ndarray, tta: bool = False) -> np.ndarray:

@@ -8,6 +8,7 @@ is the float32 layer named "mask"; deep-supervision models put their side output
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -58,4 +59,19 @@ def main_output_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, mask, name=f"{model.name}_main")
 
 
-__all__ = ["ARCHITECTURES", "MASK_LAYER", "build", "defaults", "main_output_model"]
+def load_main_model(path: str | os.PathLike) -> keras.Model:
+    """Load a saved ``.keras`` model (compile=False) reduced to its main "mask" output.
+
+    Keras raises many exception types for a file it refuses; callers turn them into one line.
+    """
+    return main_output_model(keras.saving.load_model(path, compile=False))
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "MASK_LAYER",
+    "build",
+    "defaults",
+    "load_main_model",
+    "main_output_model",
+]
