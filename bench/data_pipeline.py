@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from export.table import RESULTS_DIR
 from segcore.atomic import write_text
 from segcore.data import find_samples
 from segcore.data.augment import AugmentConfig
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from segcore.data.batches import CachedBatches
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "data_pipeline.json"
+RESULTS = RESULTS_DIR / "data_pipeline.json"
 
 
 def display_path(path: Path) -> str:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import json
 import os
 import platform
 import re
@@ -49,13 +48,13 @@ import numpy as np
 import onnx
 from PIL import Image
 
+from bench.records import write_records
 from export.graph import count_macs, to_fp16, to_fp32
 from segcore.data import DataError, find_samples
 from segcore.infer import Engine, read_card
 from segcore.preprocess import ImageError, load_image, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "bench" / "results"
 SAMPLES_DIR = ROOT / "samples"
 PHOTO_SIZE = (3000, 2000)  # width, height
 THROUGHPUT_BATCH = 8
@@ -399,11 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no .onnx models in {args.models_dir}", file=sys.stderr)
         return 2
     records = bench_models(models, args.repeats)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"inference-{re.sub(r'[^A-Za-z0-9_.-]', '_', args.tag)}.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(records, indent=1) + "\n")
-    tmp.replace(out)
+    out = write_records("inference", args.tag, records)
     print_table(records)
     print(f"wrote {out}")
     return 0

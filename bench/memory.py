@@ -11,9 +11,7 @@ process and reads that child's peak resident memory (``ru_maxrss`` from ``os.wai
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -25,8 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.records import write_records
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "bench" / "results"
 DEFAULT_SIZES = (1000, 4000, 8900)
 
 
@@ -92,11 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" peak {peak / 1e6:7.0f} MB, {seconds:5.1f} s, exit {status}"
             )
     print(f"(importing segcore.infer alone peaks at {base_bytes / 1e6:.0f} MB)")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"memory-{re.sub(r'[^A-Za-z0-9_.-]', '_', args.tag)}.json"
-    tmp_path = path.with_suffix(".tmp")
-    tmp_path.write_text(json.dumps(records, indent=1) + "\n")
-    tmp_path.replace(path)
+    path = write_records("memory", args.tag, records)
     print(f"wrote {path}")
     return 0
 

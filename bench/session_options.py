@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
-import re
 import socket
 import sys
 from collections.abc import Sequence
@@ -26,13 +24,13 @@ import onnxruntime as ort
 
 from bench.inference import (
     PHOTO_SIZE,
-    RESULTS_DIR,
     ROOT,
     THROUGHPUT_BATCH,
     interleaved,
     machine,
     sample_images,
 )
+from bench.records import write_records
 from segcore.infer import OPTIMIZATION_LEVELS, Engine, LoadedImage
 from segcore.preprocess import prepare
 
@@ -105,10 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{r['intra_op_threads']:>8}{r['allow_spinning']!s:>6}{r['execution_mode']:>12}"
             f"{r['batch1_with_finish_ms_median']:>14.1f}{r['batch8_images_per_s']:>10.2f}"
         )
-    out = RESULTS_DIR / f"session-options-{re.sub(r'[^A-Za-z0-9_.-]', '_', args.tag)}.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(records, indent=1) + "\n")
-    tmp.replace(out)
+    out = write_records("session-options", args.tag, records)
     print(f"wrote {out}")
     return 0
 

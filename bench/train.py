@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from export.table import RESULTS_DIR
 from segcore.atomic import write_text
 from segcore.data import DataError
 from segcore.distribute import STRATEGIES
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from segcore.data.batches import CachedBatches
 
-RESULTS = Path(__file__).resolve().parent / "results" / "train.json"
+RESULTS = RESULTS_DIR / "train.json"
 
 
 def epoch_timer() -> tuple[keras.callbacks.Callback, list[float]]:

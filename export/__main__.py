@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from export import ExportError
+from export.install import installed_line
 from export.precision import ACTIVATIONS, PRECISIONS
 from export.run_folder import read_run
 from segcore.quiet import quiet_tensorflow
@@ -63,12 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    m = card["test_metrics"]
-    print(
-        f"{args.out / card['name']}.onnx: {card['onnx_bytes'] / 1e6:.2f} MB {card['precision']}, "
-        f"parity {card['parity_max_abs_diff']:.2g}, {card['test_split']} Dice {m['dice']:.4f} "
-        f"on {m['n_images']} images"
-    )
+    print(installed_line(args.out, card, f"parity {card['parity_max_abs_diff']:.2g}"))
     return 0
 
 

@@ -28,3 +28,13 @@ def install(model: Path, history: Path | None, card: dict, out_dir: Path, name: 
     staged.append((tmp, out_dir / f"{name}.json"))
     for tmp, final in staged:
         os.replace(tmp, final)
+
+
+def installed_line(out_dir: Path, card: dict, check: str) -> str:
+    """A command's closing line: the installed ONNX file, its size and precision, ``check`` (what
+    it was checked against) and its Dice on the split it was scored on."""
+    m = card["test_metrics"]
+    return (
+        f"{out_dir / card['name']}.onnx: {card['onnx_bytes'] / 1e6:.2f} MB {card['precision']}, "
+        f"{check}, {card['test_split']} Dice {m['dice']:.4f} on {m['n_images']} images"
+    )

@@ -21,7 +21,7 @@ import onnx
 
 from export import ExportError
 from export.graph import to_fp32
-from export.install import install
+from export.install import install, installed_line
 from export.precision import ACTIVATIONS, CALIBRATION_IMAGES, PRECISIONS, with_precision
 from export.run_folder import split_from_card
 from segcore.infer import ModelError, read_card
@@ -112,11 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    m = card["test_metrics"]
-    print(
-        f"{out / card['name']}.onnx: {card['onnx_bytes'] / 1e6:.2f} MB {card['precision']}, test "
-        f"Dice {m['dice']:.4f} (fp32 {card['fp32_test_dice']:.4f}) on {m['n_images']} images"
-    )
+    print(installed_line(out, card, f"fp32 Dice {card['fp32_test_dice']:.4f}"))
     return 0
 
 

@@ -54,6 +54,26 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _result_cells(
+    source: dict, metrics: dict, model: str, dice: str, train_img_s: str, cpu_ms: str
+) -> list[str]:
+    """A model's row: dataset and training facts from ``source`` (a card or a run record),
+    test scores from ``metrics``; the model label, the Dice cell and the two speeds as given."""
+    return [
+        source["dataset"],
+        model,
+        dice,
+        *(f"{metrics[k]:.4f}" for k in ("iou", "precision", "recall")),
+        f"{source['params'] / 1e6:.2f} M",
+        str(source["input_size"]),
+        str(source["epochs"]),
+        f"{source['train_seconds']:.0f} s",
+        source["device"],
+        train_img_s,
+        cpu_ms,
+    ]
+
+
 def read_peers(path: Path = PEERS) -> list[dict]:
     """Peer figures with their source and how they were measured (``docs/peers.json``)."""
     return json.loads(path.read_text())["peers"] if path.is_file() else []
@@ -97,46 +117,14 @@ def render(
     for c in sorted(cards, key=lambda c: (c["dataset"], c["name"])):
         m = c["test_metrics"]
         ms = latency.get(c["name"])
-        lines.append(
-            _row(
-                [
-                    c["dataset"],
-                    f"**{c['name']}** (shipped {c.get('precision', 'fp32')} ONNX, post-processed)",
-                    f"**{m['dice']:.4f}**",
-                    f"{m['iou']:.4f}",
-                    f"{m['precision']:.4f}",
-                    f"{m['recall']:.4f}",
-                    f"{c['params'] / 1e6:.2f} M",
-                    str(c["input_size"]),
-                    str(c["epochs"]),
-                    f"{c['train_seconds']:.0f} s",
-                    c["device"],
-                    "",
-                    f"{ms:.0f}" if ms else "",
-                ]
-            )
-        )
+        model = f"**{c['name']}** (shipped {c.get('precision', 'fp32')} ONNX, post-processed)"
+        cpu_ms = f"{ms:.0f}" if ms else ""
+        lines.append(_row(_result_cells(c, m, model, f"**{m['dice']:.4f}**", "", cpu_ms)))
     for r in sorted(records, key=lambda r: (r["dataset"], -r["test"]["dice"])):
         t = r["test"]
-        lines.append(
-            _row(
-                [
-                    r["dataset"],
-                    f"{r['arch']} (base {r['base_filters']}, raw Keras)",
-                    f"{t['dice']:.4f}",
-                    f"{t['iou']:.4f}",
-                    f"{t['precision']:.4f}",
-                    f"{t['recall']:.4f}",
-                    f"{r['params'] / 1e6:.2f} M",
-                    str(r["input_size"]),
-                    str(r["epochs"]),
-                    f"{r['train_seconds']:.0f} s",
-                    r["device"],
-                    f"{r['train_img_s']:.0f}",
-                    "",
-                ]
-            )
-        )
+        model = f"{r['arch']} (base {r['base_filters']}, raw Keras)"
+        img_s = f"{r['train_img_s']:.0f}"
+        lines.append(_row(_result_cells(r, t, model, f"{t['dice']:.4f}", img_s, "")))
     for p in peers or []:
         cells = [p["dataset"], f"_{p['model']} (peer, {p['how']})_", str(p["dice"])]
         cells += ["", "", "", p.get("params") or "", str(p.get("input_size") or "")]

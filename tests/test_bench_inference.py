@@ -40,3 +40,13 @@ def test_precision_records_of_a_family(bright_models_dir: Path, tmp_path: Path):
     shipped = model_record(family, "int8", records[2])
     assert shipped["model"] == "b_int8" and shipped["record"] == "model"
     assert shipped["ort_latency_ms_median"] == records[2]["batch1_ms_median"]
+
+
+def test_records_are_written_under_a_file_name_safe_tag(tmp_path: Path, monkeypatch):
+    import bench.records
+
+    monkeypatch.setattr(bench.records, "RESULTS_DIR", tmp_path / "results")
+    path = bench.records.write_records("inference", "host/a b", [{"model": "m", "ms": 1.5}])
+    assert path == tmp_path / "results" / "inference-host_a_b.json"
+    assert json.loads(path.read_text()) == [{"model": "m", "ms": 1.5}]
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
