@@ -5,6 +5,7 @@
 - `history_models_dir`: the hand-made ``bright`` models with training logs beside them:
   ``bright`` has every column (best val Dice at epoch `BEST_EPOCH`), ``bright_gray`` only losses.
 - `open_page`: runs ``streamlit_app.py`` in AppTest and switches to a page.
+- `bright_page`: `open_page` over the hand-made models and the bundled samples.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pagetools import APP, BEST_EPOCH, EPOCHS, TIMEOUT
+from pagetools import APP, BEST_EPOCH, EPOCHS, SAMPLES, TIMEOUT
 from streamlit.testing.v1 import AppTest
 
 
@@ -94,5 +95,17 @@ def open_page() -> Callable[[str], AppTest]:
         if page != "segment":
             at.switch_page(f"pages/{page}.py").run()
         return at
+
+    return run
+
+
+@pytest.fixture
+def bright_page(app_env, bright_models_dir: Path, open_page) -> Callable[[str], AppTest]:
+    """``bright_page("gallery")``: `open_page` with the app reading the hand-made models
+    (`bright_models_dir`) and the bundled samples."""
+
+    def run(page: str) -> AppTest:
+        app_env(models=bright_models_dir, samples=SAMPLES)
+        return open_page(page)
 
     return run

@@ -42,3 +42,13 @@ def texts(at: AppTest) -> str:
 def warnings(at: AppTest) -> list[str]:
     """The warnings the page shows, as the reader sees them."""
     return [unescape(w.value) for w in at.warning]
+
+
+def captions(at: AppTest) -> list[str]:
+    """The captions of every image on the page, in page order."""
+    return [c for im in at.image for c in im.captions]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    """Metric label -> shown value."""
+    return {m.label: m.value for m in at.metric}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pagetools import SAMPLES, problems, texts
+from pagetools import SAMPLES, captions, metrics, problems, texts
 
 from segcore.app.gallery import GalleryItem, mean_dice, sample_sets, score_samples, sort_items
 from segcore.data import load_sample
@@ -18,23 +18,20 @@ from segcore.scores import dice
 
 def dice_in_captions(at) -> list[float]:
     """The Dice of every triptych, in page order."""
-    captions = [c for im in at.image for c in im.captions]
-    return [float(c.split("Dice ")[1].split()[0]) for c in captions]
+    return [float(c.split("Dice ")[1].split()[0]) for c in captions(at)]
 
 
 @pytest.fixture
-def gallery(app_env, bright_models_dir: Path, open_page):
+def gallery(bright_page):
     """The Gallery over the real bundled samples with the hand-made models."""
-    app_env(models=bright_models_dir, samples=SAMPLES)
-    return open_page("gallery")
+    return bright_page("gallery")
 
 
 def test_gallery_picks_the_dataset_with_a_model_and_scores_every_sample(gallery):
     assert not problems(gallery)
     assert gallery.radio(key="gallery-dataset").value == "isic"
     count = len(sample_sets(SAMPLES)["isic"])
-    shown = {m.label: m.value for m in gallery.metric}
-    assert shown["Samples"] == str(count)
+    assert metrics(gallery)["Samples"] == str(count)
     assert len(dice_in_captions(gallery)) == count
 
 
@@ -44,7 +41,7 @@ def test_gallery_sorting(gallery):
     gallery.radio(key="gallery-order").set_value("best first").run()
     assert dice_in_captions(gallery) == sorted(worst_first, reverse=True)
     gallery.radio(key="gallery-order").set_value("name").run()
-    names = [c.split(" · ")[0] for im in gallery.image for c in im.captions]
+    names = [c.split(" · ")[0] for c in captions(gallery)]
     assert names == sorted(names)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pagetools import captions, metrics
 from PIL import Image
 from scipy import ndimage
 from streamlit.testing.v1 import AppTest
@@ -121,15 +122,14 @@ def test_segment_view_shows_instances_count_histogram_and_table(result):
     at = AppTest.from_function(render_result, args=(pickle.dumps(result),), default_timeout=30)
     at.run()
     assert not at.exception and not at.error
-    captions = [c for im in at.image for c in im.captions]
-    assert captions == [
+    assert captions(at) == [
         "Image",
         "Ground truth",
         "Prediction",
         "Objects, one colour each · truth outline (green)",
         "Probability (yellow = sure)",
     ]
-    assert {m.label: m.value for m in at.metric}["Nuclei"] == "3"
+    assert metrics(at)["Nuclei"] == "3"
     assert len(at.get("plotly_chart")) == 1  # the size histogram
     assert len(at.dataframe[0].value) == len(DISKS)
     labels = [b.proto.label for b in at.get("download_button")]

@@ -6,7 +6,16 @@ import io
 from pathlib import Path
 
 import pytest
-from pagetools import ISIC_IMAGE, ISIC_TRUTH, SAMPLES, problems, texts, warnings
+from pagetools import (
+    ISIC_IMAGE,
+    ISIC_TRUTH,
+    SAMPLES,
+    captions,
+    metrics,
+    problems,
+    texts,
+    warnings,
+)
 from PIL import Image
 
 from segcore.infer import Engine
@@ -14,21 +23,28 @@ from segcore.preprocess import load_mask
 from segcore.scores import dice, iou
 
 
-def metrics(at) -> dict[str, str]:
-    """Metric label -> shown value."""
-    return {m.label: m.value for m in at.metric}
-
-
 def upload(at, key: str, path: Path, mime: str = "image/png") -> None:
     """Stage a file from disk in the uploader ``key`` (the next run sees it)."""
     at.file_uploader(key=key).upload(path.name, path.read_bytes(), mime)
 
 
+def the_one_error(at, name: str, data: bytes) -> str:
+    """Upload a bad file ``name`` before the ISIC sample, run, and return the one error shown,
+    checking that there is no traceback and that the good image still went through."""
+    at.file_uploader(key="images").upload(name, data, "image/png")
+    upload(at, "images", ISIC_IMAGE, "image/jpeg")
+    at.run()
+    assert not at.exception
+    errors = problems(at)
+    assert len(errors) == 1, errors
+    assert "Lesion area" in metrics(at)
+    return errors[0]
+
+
 @pytest.fixture
-def bright_app(app_env, bright_models_dir: Path, open_page):
+def bright_app(bright_page):
     """The Segment page over the hand-made models (``bright_gray`` is the ISIC one)."""
-    app_env(models=bright_models_dir, samples=SAMPLES)
-    return open_page("segment")
+    return bright_page("segment")
 
 
 def test_renders_and_invites_an_upload(bright_app):
@@ -49,7 +65,7 @@ def test_upload_without_truth_shows_mask_area_and_time(bright_app):
     upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
     bright_app.run()
     assert not problems(bright_app)
-    assert [c for im in bright_app.image for c in im.captions] == [
+    assert captions(bright_app) == [
         "Image",
         "Prediction",
         "Overlay",
@@ -71,8 +87,7 @@ def test_upload_with_truth_shows_the_engines_dice(bright_app, bright_models_dir:
     shown = metrics(bright_app)
     assert shown["Dice"] == f"{dice(truth, pred):.3f}"
     assert shown["IoU"] == f"{iou(truth, pred):.3f}"
-    captions = [c for im in bright_app.image for c in im.captions]
-    assert captions == [
+    assert captions(bright_app) == [
         "Image",
         "Ground truth",
         "Prediction",
@@ -85,15 +100,10 @@ def test_upload_with_truth_shows_the_engines_dice(bright_app, bright_models_dir:
 
 
 def test_corrupt_upload_is_named_and_the_good_one_still_renders(bright_app):
-    bright_app.file_uploader(key="images").upload("broken.png", b"not an image", "image/png")
-    upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
-    bright_app.run()
-    assert not bright_app.exception
-    errors = problems(bright_app)
-    assert len(errors) == 1 and errors[0].startswith("broken.png: this file is not a readable")
-    assert "PNG, JPEG, TIFF, BMP, GIF or WebP" in errors[0]
-    assert "Error" not in errors[0]  # no Python exception names
-    assert "Lesion area" in metrics(bright_app)
+    error = the_one_error(bright_app, "broken.png", b"not an image")
+    assert error.startswith("broken.png: this file is not a readable")
+    assert "PNG, JPEG, TIFF, BMP, GIF or WebP" in error
+    assert "Error" not in error  # no Python exception names
     assert ISIC_IMAGE.name in texts(bright_app)
 
 
@@ -173,14 +183,9 @@ def test_markdown_in_a_file_name_is_shown_as_typed(bright_app):
 def test_an_image_above_the_pixel_limit_is_refused_in_plain_words(bright_app):
     buffer = io.BytesIO()
     Image.new("L", (6000, 5000)).save(buffer, "PNG")  # 30 megapixels, a few KB on disk
-    bright_app.file_uploader(key="images").upload("huge.png", buffer.getvalue(), "image/png")
-    upload(bright_app, "images", ISIC_IMAGE, "image/jpeg")
-    bright_app.run()
-    assert not bright_app.exception
-    errors = problems(bright_app)
-    assert len(errors) == 1 and errors[0].startswith("huge.png: 6000x5000 pixels")
-    assert "limit of 25 megapixels" in errors[0]
-    assert "Lesion area" in metrics(bright_app)  # the other image still went through
+    error = the_one_error(bright_app, "huge.png", buffer.getvalue())
+    assert error.startswith("huge.png: 6000x5000 pixels")
+    assert "limit of 25 megapixels" in error
 
 
 def test_overlay_opacity_and_probability_view(bright_app):
@@ -191,14 +196,12 @@ def test_overlay_opacity_and_probability_view(bright_app):
     bright_app.toggle(key="segment-probability").set_value(True)
     bright_app.run()
     assert not problems(bright_app)
-    captions = [c for im in bright_app.image for c in im.captions]
-    assert captions == ["Image", "Prediction", "Overlay", "Probability (yellow = sure)"]
+    assert captions(bright_app) == ["Image", "Prediction", "Overlay", "Probability (yellow = sure)"]
     assert bright_app.image[2].value != overlay_default  # the overlay was redrawn
 
 
-def test_automatic_model_choice_per_image(app_env, bright_models_dir: Path, open_page):
-    app_env(models=bright_models_dir, samples=SAMPLES)
-    at = open_page("segment")
+def test_automatic_model_choice_per_image(bright_app):
+    at = bright_app
     at.selectbox(key="segment-model").set_value("Automatic (per image)")
     upload(at, "images", ISIC_IMAGE, "image/jpeg")
     at.run()
