@@ -64,6 +64,22 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_script(
+    script: str, args: list[str], cwd: Path, env: dict[str, str], timeout: int
+) -> subprocess.CompletedProcess:
+    """``python -c script *args`` in ``cwd``, checked to exit 0 (else its stderr's tail)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def optimizer_iterations(run_dir: Path) -> int:
     with h5py.File(run_dir / "checkpoint" / "last.weights.h5") as f:
         return int(f["optimizer/vars/0"][()])  # Keras puts the iteration counter first
@@ -567,6 +583,9 @@ def test_grayscale_run_stopped_by_time_limit_then_resumed(tiny_dataset_dir: Path
 
 # --- other back ends and strategies -------------------------------------------------------------
 
+# XLA's CPU compiler at full optimisation takes most of a short run
+FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
 MIRRORED = """
 import sys
 import tensorflow as tf
@@ -584,15 +603,8 @@ sys.exit(code)
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_cpu_devices(tiny_dataset_dir: Path, tmp_path: Path):
     run = tmp_path / "mirrored"
-    proc = subprocess.run(
-        [sys.executable, "-c", MIRRORED, *train_args(tiny_dataset_dir, run)],
-        cwd=tmp_path,
-        env=subprocess_env(KERAS_BACKEND="tensorflow"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = train_args(tiny_dataset_dir, run)
+    proc = run_script(MIRRORED, args, tmp_path, subprocess_env(KERAS_BACKEND="tensorflow"), 300)
     assert "replicas 2" in proc.stdout
     assert "distributing over 2 devices in 1 process(es)" in proc.stderr
     assert epochs_logged(run) == [1, 2]
@@ -625,20 +637,8 @@ def test_jax_backend_run_loads_under_tensorflow(tiny_dataset_dir: Path, tmp_path
     pytest.importorskip("jax")  # not in requirements.txt: the JAX backend is optional
 
     run = tmp_path / "jax"
-    env = subprocess_env(
-        KERAS_BACKEND="jax",
-        # XLA's CPU compiler at full optimisation takes most of a short run
-        XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", JAX_RUN, str(run), *train_args(tiny_dataset_dir, run, 1)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = subprocess_env(KERAS_BACKEND="jax", XLA_FLAGS=FAST_XLA)
+    run_script(JAX_RUN, [str(run), *train_args(tiny_dataset_dir, run, 1)], tmp_path, env, 300)
     config = json.loads((run / "config.json").read_text())
     assert config["backend"] == "jax" and "jax" in config["library_versions"]
     assert epochs_logged(run) == [1]
@@ -652,7 +652,6 @@ def test_jax_backend_run_loads_under_tensorflow(tiny_dataset_dir: Path, tmp_path
 
 # --- Keras DataParallel (JAX) -------------------------------------------------------------------
 
-FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 DATA_PARALLEL_TOLERANCE = 1e-5  # measured: 4.5e-7 max abs difference after 4 steps (weights <= 4)
 
 TWO_DEVICE_RUNS = """
@@ -676,15 +675,7 @@ def test_data_parallel_on_two_devices_matches_one_device(tiny_dataset_dir: Path,
     env = subprocess_env(
         KERAS_BACKEND="jax", XLA_FLAGS=f"--xla_force_host_platform_device_count=2 {FAST_XLA}"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", TWO_DEVICE_RUNS, *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_script(TWO_DEVICE_RUNS, args, tmp_path, env, 400)
     assert "distributing over 2 devices in 1 process(es); global batch 4" in proc.stderr
     assert json.loads((tmp_path / "two" / "config.json").read_text())["devices"] == 2
     one = h5_arrays(tmp_path / "one" / "checkpoint" / "last.weights.h5")
