@@ -131,12 +131,15 @@ def test_int8_from_a_shipped_model(tiny_models_dir: Path, tiny_dataset_dir: Path
     half = to_fp16(onnx.load(tiny_models_dir / "tiny_unet.onnx"))
     onnx.save(half, shipped / "tiny.onnx")
     card = json.loads((tiny_models_dir / "tiny_unet.json").read_text())
-    (shipped / "tiny.json").write_text(json.dumps(card | {"name": "tiny", "precision": "fp16"}))
+    stats = {"mean": [0.5], "threshold": 2.0}  # the training images' statistics travel along
+    source = card | {"name": "tiny", "precision": "fp16", "image_stats": stats}
+    (shipped / "tiny.json").write_text(json.dumps(source))
     args = [str(shipped / "tiny.onnx"), "--data", str(tiny_dataset_dir), "--activations", "uint8"]
     assert main(args) == 0
     out = json.loads((shipped / "tiny_int8.json").read_text())
     assert out["precision"] == "int8" and out["derived_from"] == "tiny.onnx (fp16)"
     assert out["quantization"]["activations"] == "uint8"
+    assert out["image_stats"] == stats
     model = onnx.load(shipped / "tiny_int8.onnx")
     points = {i.data_type for i in model.graph.initializer if i.name.endswith("zero_point")}
     assert TensorProto.UINT8 in points and TensorProto.INT8 in points  # activations, weights
