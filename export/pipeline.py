@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from export import ExportError
-from export.card import base_card, keras_means
+from export.card import base_card, instance_card, keras_means
 from export.convert import OPSET, load_main_model, to_fp16, to_onnx
 from export.run_folder import RunFolder
 from export.verify import model_inputs, parity, score
@@ -60,6 +60,7 @@ def export_run(
         samples = samples[:max_images]
     settings = Postprocess.for_dataset(config["dataset"])
     card = base_card(name, config, run.path, settings.to_json())
+    card.update(instance_card(run.path, config))
 
     model = load_main_model(run.model_path)
     x = model_inputs(samples[:PARITY_IMAGES], size, channels)

@@ -2,7 +2,8 @@
 
 Each metric thresholds the main output channel (-1) at 0.5, scores every image with the same
 empty-set convention as `segcore.scores` (0/0 counts as 1.0), and averages over images, so the
-training-time `val_dice` equals the mean per-image Dice that evaluation reports.
+training-time `val_dice` equals the mean per-image Dice that evaluation reports. The truth is the
+last channel of the target (the only one for semantic models, the foreground of instance ones).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ METRIC_NAMES = ("dice", "iou", "precision", "recall", "accuracy")
 
 
 def _counts(y_true, y_pred, threshold: float = 0.5):
-    t = ops.cast(ops.cast(y_true, "float32")[..., :1] > 0.5, "float32")
+    t = ops.cast(ops.cast(y_true, "float32")[..., -1:] > 0.5, "float32")
     p = ops.cast(ops.cast(y_pred, "float32")[..., -1:] > threshold, "float32")
     tp = ops.sum(t * p, axis=(1, 2, 3))
     fp = ops.sum((1.0 - t) * p, axis=(1, 2, 3))

@@ -7,6 +7,9 @@ INPUT is any mix of files, folders (their image files, not recursive) and glob p
 image it writes ``<stem>_mask.png`` (0/255 at the input's own size) and ``<stem>_overlay.png``
 (the prediction tinted and outlined over the image; JPEGs much larger than the model input are
 decoded at reduced scale, so their overlay is that size) and one row of ``predictions.csv``.
+Instance models (nuclei as objects) also write ``<stem>_labels.png`` (16-bit instance ids,
+0 = background), ``<stem>_objects.csv`` (one row per nucleus) and ``<stem>_outlines.geojson``
+(one polygon per nucleus), their overlay colours each nucleus, and ``count`` is the nuclei count.
 A file that cannot be read gets a row naming the error and one line on stderr; the others go on.
 Exit status: 0 when at least one image succeeded, 2 when none did or no input was found.
 """
@@ -25,9 +28,19 @@ from tqdm import tqdm
 
 from segcore.infer import Engine, LoadedImage, ModelError, Prediction
 from segcore.preprocess import ImageError, is_image_file, resize_mask
-from segcore.visualize import overlay
+from segcore.visualize import instance_overlay, overlay
 
-CSV_FIELDS = ("file", "width", "height", "area_px", "area_pct", "components", "seconds", "error")
+CSV_FIELDS = (
+    "file",
+    "width",
+    "height",
+    "area_px",
+    "area_pct",
+    "components",
+    "count",
+    "seconds",
+    "error",
+)
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
@@ -67,8 +80,27 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 def write_outputs(out_dir: Path, stem: str, image: LoadedImage, pred: Prediction) -> None:
     """Write the full-size 0/255 mask PNG and the overlay PNG of one prediction."""
     Image.fromarray(pred.mask.astype("uint8") * 255).save(out_dir / f"{stem}_mask.png")
+    if pred.labels is not None:
+        write_instance_outputs(out_dir, stem, image, pred)
+        return
     preview_mask = resize_mask(pred.mask, image.pixels.shape[:2])
     Image.fromarray(overlay(image.pixels, preview_mask)).save(out_dir / f"{stem}_overlay.png")
+
+
+def write_instance_outputs(out_dir: Path, stem: str, image: LoadedImage, pred: Prediction) -> None:
+    """Labels PNG, objects CSV, outlines GeoJSON and the coloured-instances overlay of one image."""
+    from segcore.instance_io import (
+        save_labels_png,
+        save_objects_csv,
+        save_outlines_geojson,
+        write_atomic,
+    )
+
+    save_labels_png(out_dir / f"{stem}_labels.png", pred.labels)
+    save_objects_csv(out_dir / f"{stem}_objects.csv", pred.objects or [])
+    save_outlines_geojson(out_dir / f"{stem}_outlines.geojson", pred.labels)
+    picture = Image.fromarray(instance_overlay(image.pixels, pred.labels))
+    write_atomic(out_dir / f"{stem}_overlay.png", lambda f: picture.save(f, format="PNG"))
 
 
 def _row(path: Path, pred: Prediction | None = None, error: str = "") -> dict:
@@ -81,6 +113,7 @@ def _row(path: Path, pred: Prediction | None = None, error: str = "") -> dict:
         "area_px": pred.area_px,
         "area_pct": f"{pred.area_pct:.3f}",
         "components": pred.components,
+        "count": pred.count,
         "seconds": f"{pred.seconds:.4f}",
         "error": "",
     }

@@ -19,6 +19,8 @@ from pathlib import Path
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples" / "isic"
 SCHEDULES = ("plateau", "cosine")
+TARGETS = ("mask", "instance")  # semantic mask, or nuclei as objects (segcore.instances)
+TILE_OVERLAP = 0.25  # tiled (native-scale) prediction of instance models: overlap between tiles
 DATASET_MARKER = "dataset.json"  # written by segcore.data.pack: the packed copy's original dataset
 DEMO_SIZING = {
     "base_filters": 8,
@@ -59,6 +61,7 @@ class TrainConfig:
     skip_unmatched: bool = False
     workers: int = 0
     time_limit: float = 0.0
+    target: str = "mask"
     arch_kwargs: dict = field(default_factory=dict)
 
 
@@ -121,6 +124,13 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, str | None]:
         help="stop after the last epoch that fits in this many minutes (0 = none)",
     )
     p.add_argument("--deep-supervision", choices=["on", "off"], default=None, help="unetpp only")
+    p.add_argument(
+        "--target",
+        default=d.target,
+        choices=TARGETS,
+        help="mask: resized semantic mask; instance: boundary + foreground on native-scale crops "
+        "of --img-size (nuclei as objects)",
+    )
     a = p.parse_args(argv)
     # without --data: the bundled demo, small enough for a laptop CPU (explicit flags still win)
     sizing = DEMO_SIZING if a.data is None else {}
@@ -183,6 +193,10 @@ def replica_batch_size(batch_size: int, n: int, replicas: int) -> int:
 def arch_kwargs(cfg: TrainConfig) -> dict:
     """Keyword arguments for `segcore.models.build` (recorded in config.json and the card)."""
     kwargs = dict(cfg.arch_kwargs, channels=cfg.channels, depth=cfg.depth)
+    if cfg.target == "instance":
+        from segcore.instances import TARGET_CHANNELS
+
+        kwargs["out_channels"] = len(TARGET_CHANNELS)
     if cfg.base_filters:
         kwargs["base_filters"] = cfg.base_filters
     return kwargs
@@ -192,14 +206,16 @@ def build_model(cfg: TrainConfig):
     """Build and compile the model named in the config (call inside the strategy scope if any)."""
     import keras
 
-    from segcore.losses import get_loss
+    from segcore.instances import TARGET_CHANNELS
+    from segcore.losses import get_instance_loss, get_loss
     from segcore.metrics import get_metrics
     from segcore.models import build
 
     model = build(cfg.arch, **arch_kwargs(cfg))
+    instance = cfg.target == "instance"
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.lr),
-        loss=get_loss(cfg.loss),
+        loss=get_instance_loss(cfg.loss, len(TARGET_CHANNELS)) if instance else get_loss(cfg.loss),
         metrics=get_metrics(),
     )
     return model
@@ -255,8 +271,14 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path:
 
     t0 = time.perf_counter()
     workers = cfg.workers or min(8, os.cpu_count() or 1)
-    train_cache = build_cache(split["train"], cfg.img_size, workers)
-    val_cache = build_cache(split["val"], cfg.img_size, workers)
+    if cfg.target == "instance":
+        from segcore.data.crops import build_instance_cache
+
+        train_cache = build_instance_cache(split["train"], workers)
+        val_cache = build_instance_cache(split["val"], workers)
+    else:
+        train_cache = build_cache(split["train"], cfg.img_size, workers)
+        val_cache = build_cache(split["val"], cfg.img_size, workers)
     if len(train_cache) == 0:
         raise SystemExit("error: no readable training images")
     log.info(
@@ -294,27 +316,51 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path:
         "n_val": len(val_cache),
         "arch_kwargs": arch_kwargs(cfg),
     }
+    if cfg.target == "instance":
+        from segcore.instances import TARGET_CHANNELS
+
+        config.update(
+            mode="tiled",
+            tile={"size": cfg.img_size, "overlap": TILE_OVERLAP},
+            target_channels=list(TARGET_CHANNELS),
+        )
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
 
-    train_data = CachedBatches(
-        train_cache.images,
-        train_cache.masks,
-        replica_batch_size(cfg.batch_size, len(train_cache), replicas),
-        cfg.channels,
-        augment=AugmentConfig() if cfg.augment else None,
-        shuffle=True,
-        seed=cfg.seed,
-        epoch=state["epoch"],
-        drop_remainder=True,
-        workers=workers,
-        max_queue_size=16,
-    )
-    val_data = CachedBatches(
-        val_cache.images,
-        val_cache.masks,
-        replica_batch_size(cfg.batch_size, len(val_cache), replicas),
-        cfg.channels,
-    )
+    if cfg.target == "instance":
+        from segcore.data.crops import NativeCrops
+
+        train_data = NativeCrops(
+            train_cache,
+            cfg.img_size,
+            cfg.batch_size,
+            cfg.channels,
+            augment=AugmentConfig() if cfg.augment else None,
+            seed=cfg.seed,
+            epoch=state["epoch"],
+            workers=workers,
+            max_queue_size=16,
+        )
+        val_data = NativeCrops(val_cache, cfg.img_size, cfg.batch_size, cfg.channels, train=False)
+    else:
+        train_data = CachedBatches(
+            train_cache.images,
+            train_cache.masks,
+            replica_batch_size(cfg.batch_size, len(train_cache), replicas),
+            cfg.channels,
+            augment=AugmentConfig() if cfg.augment else None,
+            shuffle=True,
+            seed=cfg.seed,
+            epoch=state["epoch"],
+            drop_remainder=True,
+            workers=workers,
+            max_queue_size=16,
+        )
+        val_data = CachedBatches(
+            val_cache.images,
+            val_cache.masks,
+            replica_batch_size(cfg.batch_size, len(val_cache), replicas),
+            cfg.channels,
+        )
     best = keras.callbacks.ModelCheckpoint(
         run_dir / "checkpoint" / "best.weights.h5",
         monitor="val_dice",
