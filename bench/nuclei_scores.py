@@ -42,9 +42,7 @@ def _rows_for(pred, min_distances: list[int]) -> dict[str, np.ndarray]:
         return {"instances": pred.labels}
     out = {"components": remove_small(ndimage.label(pred.mask)[0], MIN_SIZE_PX)}
     for d in min_distances:
-        out[f"distance_watershed(min_distance={d})"] = distance_watershed(
-            pred.mask, d, MIN_SIZE_PX
-        )
+        out[f"distance_watershed(min_distance={d})"] = distance_watershed(pred.mask, d, MIN_SIZE_PX)
     return out
 
 

@@ -91,6 +91,7 @@ def instance_card(run_dir: Path, config: dict) -> dict:
     tuned = read_decode(run_dir)
     instances = DecodeSettings.from_json(tuned.get("instances", {})).to_json()
     fields = {
+        "target": "instance",
         "mode": "tiled",
         "tile": tuned.get("tile", config["tile"]),
         "target_channels": config["target_channels"],

@@ -27,13 +27,15 @@ from segcore.scores import SCORE_NAMES, binary_scores
 from segcore.tiling import predict_tiled
 
 DECODE_FILE = "decode.json"
-#: The grid searched on the validation split.
+#: The values searched on the validation split, in two stages: the two thresholds together (sizes
+#: at their defaults), then the two sizes together (thresholds at the stage-1 best).
 DECODE_GRID = {
     "foreground": (0.4, 0.5, 0.6),
-    "boundary": (0.3, 0.4, 0.5, 0.6, 0.7),
-    "min_marker_px": (2, 6, 12),
-    "min_size_px": (4, 10, 20),
+    "boundary": (0.2, 0.3, 0.4, 0.5, 0.6),
+    "min_marker_px": (2, 4, 8, 16),
+    "min_size_px": (4, 8, 16, 32),
 }
+DECODE_STAGES = (("foreground", "boundary"), ("min_marker_px", "min_size_px"))
 
 
 def tile_settings(config: dict, overrides: dict | None = None) -> tuple[int, float, int]:
@@ -112,26 +114,34 @@ def evaluate_instances(run_dir: Path, model, tta: bool = False) -> tuple[list[di
 def tune_decoding(
     run_dir: Path, model, tile: dict | None = None
 ) -> tuple[DecodeSettings, float, list[dict]]:
-    """Best decoding settings on the validation split: (settings, mean DSB score, all trials)."""
+    """Best decoding settings on the validation split: (settings, mean DSB score, all trials).
+
+    The validation images are predicted once; each stage of `DECODE_STAGES` then tries every
+    combination of its keys' `DECODE_GRID` values, keeping the best settings so far for the rest.
+    """
     cached = [(labels, ch) for _, _, labels, ch in predicted_split(run_dir, "val", model, tile)]
-    trials = []
-    keys = list(DECODE_GRID)
-    for values in itertools.product(*(DECODE_GRID[k] for k in keys)):
-        settings = DecodeSettings(**dict(zip(keys, values, strict=True)))
-        scores = [
-            instance_scores(labels, decode(ch[..., -1], ch[..., 0], settings))
-            for labels, ch in cached
-        ]
-        trials.append(
-            {
-                **settings.to_json(),
-                "dsb_score": float(np.mean([s["dsb_score"] for s in scores])),
-                "f1_iou50": float(np.mean([s["f1_iou50"] for s in scores])),
-                "count_error": float(np.mean([s["count_error"] for s in scores])),
-            }
-        )
-    best = max(trials, key=lambda t: t["dsb_score"])
-    return DecodeSettings.from_json(best), best["dsb_score"], trials
+    trials: list[dict] = []
+    best = DecodeSettings().to_json()
+    for keys in DECODE_STAGES:
+        for values in itertools.product(*(DECODE_GRID[k] for k in keys)):
+            settings = DecodeSettings.from_json({**best, **dict(zip(keys, values, strict=True))})
+            scores = [
+                instance_scores(labels, decode(ch[..., -1], ch[..., 0], settings))
+                for labels, ch in cached
+            ]
+            trials.append(
+                {
+                    **settings.to_json(),
+                    **{
+                        k: float(np.mean([s[k] for s in scores]))
+                        for k in ("dsb_score", "f1_iou50", "count_error")
+                    },
+                }
+            )
+        top = max(trials, key=lambda t: t["dsb_score"])
+        best = DecodeSettings.from_json(top).to_json()
+    top = max(trials, key=lambda t: t["dsb_score"])
+    return DecodeSettings.from_json(top), top["dsb_score"], trials
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         tile["size"] = a.tile
     if a.overlap is not None:
         tile["overlap"] = a.overlap
+    multiple = tile_settings(config, {"tile": tile})[2]
+    if tile["size"] % multiple or not 0.0 <= tile["overlap"] < 1.0:
+        print(
+            f"error: --tile must be a multiple of {multiple}, --overlap in [0, 1)", file=sys.stderr
+        )
+        return 2
     settings, score, trials = tune_decoding(a.run_dir, model, tile)
     best = max(trials, key=lambda t: t["dsb_score"])
     result = {
