@@ -217,7 +217,8 @@ class Engine:
         return merge_flips(np.split(self._run(np.concatenate(flip_views(batch))), 4))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self._run_channels(batch)[..., -1]
+        out = self._session.run([self._output_name], {self._input_name: batch})[0]
+        return out[..., -1]
 
     def _run_channels(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
         """All output channels (N, H, W, K) of an NHWC float32 batch, flip-averaged with tta."""
