@@ -1,7 +1,7 @@
 """Nuclei as objects, side by side: instance scores of exported models on one split of DSB data.
 
     python -m bench.nuclei_scores --data DSB_DIR --split test --model models/A.onnx [...]
-        [--min-distance 2 3 5] [--out bench/results/nuclei.json]
+        [--min-distance 2 3 5] [--out bench/results/nuclei-scores.json]
 
 The split is the seeded one training uses (`segcore.data.make_split`, ``--fractions`` and
 ``--seed``, default 0.8,0.1,0.1 and 42), so ``test`` is the shipped models' test split. Each

@@ -36,6 +36,7 @@ DECODE_GRID = {
     "min_size_px": (4, 8, 16, 32),
 }
 DECODE_STAGES = (("foreground", "boundary"), ("min_marker_px", "min_size_px"))
+TUNE_SCORES = ("dsb_score", "f1_iou50", "count_error", "dice")  # recorded per trial
 
 
 def tile_settings(config: dict, overrides: dict | None = None) -> tuple[int, float, int]:
@@ -126,16 +127,13 @@ def tune_decoding(
         for values in itertools.product(*(DECODE_GRID[k] for k in keys)):
             settings = DecodeSettings.from_json({**best, **dict(zip(keys, values, strict=True))})
             scores = [
-                instance_scores(labels, decode(ch[..., -1], ch[..., 0], settings))
+                image_scores(labels, decode(ch[..., -1], ch[..., 0], settings))
                 for labels, ch in cached
             ]
             trials.append(
                 {
                     **settings.to_json(),
-                    **{
-                        k: float(np.mean([s[k] for s in scores]))
-                        for k in ("dsb_score", "f1_iou50", "count_error")
-                    },
+                    **{k: float(np.mean([s[k] for s in scores])) for k in TUNE_SCORES},
                 }
             )
         top = max(trials, key=lambda t: t["dsb_score"])
@@ -181,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "instances": settings.to_json(),
         "tile": tile,
-        "val": {k: best[k] for k in ("dsb_score", "f1_iou50", "count_error")},
+        "val": {k: best[k] for k in TUNE_SCORES},
         "trials": trials,
     }
     tmp = a.run_dir / f"{DECODE_FILE}.tmp"
