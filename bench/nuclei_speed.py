@@ -58,7 +58,7 @@ def _timed(fn, repeats: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     """Command line; prints the latency and writes the JSON record when ``--out`` is given."""
     p = argparse.ArgumentParser(prog="python -m bench.nuclei_speed", description=__doc__)
-    p.add_argument("--model", type=Path, default=ROOT / "models" / "dsb_unet_bn.onnx")
+    p.add_argument("--model", type=Path, default=ROOT / "models" / "dsb_instance_unet_bn.onnx")
     p.add_argument("--image", type=Path, help="default: a mosaic of samples/dsb")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")

@@ -30,8 +30,8 @@ DECODE_FILE = "decode.json"
 #: The values searched on the validation split, in two stages: the two thresholds together (sizes
 #: at their defaults), then the two sizes together (thresholds at the stage-1 best).
 DECODE_GRID = {
-    "foreground": (0.4, 0.5, 0.6),
-    "boundary": (0.2, 0.3, 0.4, 0.5, 0.6),
+    "foreground": (0.4, 0.5, 0.6, 0.7),
+    "boundary": (0.1, 0.2, 0.3, 0.4, 0.5),
     "min_marker_px": (2, 4, 8, 16),
     "min_size_px": (4, 8, 16, 32),
 }
