@@ -87,3 +87,30 @@ def base_card(name: str, config: dict, run_dir: Path, postprocess: dict) -> dict
     )
     order = ("name", "arch", "arch_kwargs", "dataset", "input_size", "channels")
     return {k: card[k] for k in order} | card
+
+
+def instance_card(run_dir: Path, config: dict) -> dict:
+    """Card fields of an instance model: tiled mode, tile, target channels, decoding settings.
+
+    Decoding settings and the tile are the ones tuned on the validation split
+    (``RUN_DIR/decode.json``, written by ``python -m segcore.instance_eval RUN_DIR --tune``);
+    the defaults otherwise. Empty for semantic models.
+    """
+    if config.get("target") != "instance":
+        return {}
+    from segcore.instance_eval import read_decode
+    from segcore.instances import DecodeSettings
+
+    tuned = read_decode(run_dir)
+    instances = DecodeSettings.from_json(tuned.get("instances", {})).to_json()
+    fields = {
+        "target": "instance",
+        "mode": "tiled",
+        "tile": tuned.get("tile", config["tile"]),
+        "target_channels": config["target_channels"],
+        "instances": instances,
+        "threshold": instances["foreground"],
+    }
+    if "val" in tuned:
+        fields["instances_val_metrics"] = tuned["val"]
+    return fields

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from export import ExportError
-from export.card import base_card, keras_means
+from export.card import base_card, instance_card, keras_means
 from export.convert import OPSET, load_main_model, to_onnx
 from export.graph import to_fp16
 from export.install import install
@@ -67,6 +67,7 @@ def export_run(
         samples = samples[:max_images]
     settings = Postprocess.for_dataset(config["dataset"])
     card = base_card(name, config, run.path, settings.to_json())
+    card.update(instance_card(run.path, config))
 
     model = load_main_model(run.model_path)
     x = model_inputs(samples[:PARITY_IMAGES], size, channels)

@@ -9,10 +9,15 @@ from tqdm import tqdm
 
 from export import ExportError
 from segcore.data import Sample, load_sample
+from segcore.data.layouts import load_labels
 from segcore.infer import Engine
+from segcore.matching import instance_scores
 from segcore.postprocess import Postprocess
 from segcore.preprocess import ImageError, prepare
 from segcore.scores import SCORE_NAMES, binary_scores, summarize
+
+#: Instance scores averaged into an instance model's test metrics (names of the card's keys).
+INSTANCE_METRICS = ("dsb_score", "f1_iou50", "count_error")
 
 
 def model_inputs(samples: list[Sample], size: int, channels: int) -> np.ndarray:
@@ -38,21 +43,29 @@ def score(
 ) -> tuple[dict, dict]:
     """Mean scores over ``samples`` at their original size: (post-processed, raw masks).
 
-    Both come from one model run per batch, finished by the engine twice (``settings``, none).
-    Each is {"n_images": N, "dice": mean, "iou": ..., "precision", "recall", "accuracy"}.
+    Semantic models: one model run per batch, finished by the engine twice (``settings``, none).
+    Each is {"n_images": N, "dice": mean, "iou": ..., "precision", "recall", "accuracy"}; for
+    instance models the post-processed one adds dsb_score, f1_iou50 and count_error.
     """
+    instance = engine.instances is not None
     post_rows, raw_rows = [], []
     size = (engine.input_size, engine.input_size)
     for start in tqdm(range(0, len(samples), batch_size), desc=f"score {engine.name}", leave=False):
         pairs = []
         for sample in samples[start : start + batch_size]:
             try:
-                image, truth = load_sample(sample)
+                pair = load_labels(sample) if instance else load_sample(sample)
             except ImageError as exc:
                 print(f"warning: skipping {exc}", file=sys.stderr)
                 continue
-            pairs.append((engine.load(image), truth))
+            pairs.append((engine.load(pair[0]), pair[1]))
         if not pairs:
+            continue
+        if instance:
+            preds = engine.predict_batch([im for im, _ in pairs], postprocess=False)
+            for (_, truth), pred in zip(pairs, preds, strict=True):
+                raw_rows.append(binary_scores(truth > 0, pred.mask))
+                post_rows.append({**raw_rows[-1], **instance_scores(truth, pred.labels)})
             continue
         x = np.stack([prepare(im.pixels, size, engine.channels) for im, _ in pairs])
         for (im, truth), prob in zip(pairs, engine.probabilities(x), strict=True):
@@ -65,4 +78,8 @@ def score(
 def means(rows: list[dict[str, float]]) -> dict:
     """{"n_images": N, score: mean, ...} from per-image score rows."""
     summary = summarize(rows)
-    return {"n_images": len(rows), **{k: summary[k]["mean"] for k in SCORE_NAMES}}
+    out = {"n_images": len(rows), **{k: summary[k]["mean"] for k in SCORE_NAMES}}
+    for k in INSTANCE_METRICS:
+        if rows and k in rows[0]:
+            out[k] = float(np.mean([r[k] for r in rows]))
+    return out

@@ -57,6 +57,8 @@ def evaluate_run(
     threshold = config["threshold"] if threshold is None else threshold
     test = read_split(run_dir / "split.json")["test"]
     model = model if model is not None else load_model(run_dir)
+    if config.get("target") == "instance":
+        return _evaluate_instance_run(run_dir, config, model, tta)
     rows, kept = [], []
     for start in range(0, len(test), batch_size):
         pairs = []
@@ -81,6 +83,29 @@ def evaluate_run(
     writer.writerows({k: (f"{v:.5f}" if k != "image" else v) for k, v in r.items()} for r in rows)
     write_text(run_dir / f"test_per_image{suffix}.csv", text.getvalue())
     write_text(run_dir / f"test_metrics{suffix}.json", json.dumps(summary, indent=1))
+    _write_triptychs(run_dir / "triptychs", rows, kept, seed=config.get("seed", 0))
+    return summary
+
+
+def _evaluate_instance_run(run_dir: Path, config: dict, model, tta: bool) -> dict:
+    """`evaluate_run` for instance models: tiled at native scale, DSB score, F1, count error."""
+    from segcore.instance_eval import evaluate_instances, read_decode, summarize_instances
+    from segcore.matching import INSTANCE_SCORE_NAMES
+
+    rows, kept = evaluate_instances(run_dir, model, tta)
+    summary = {
+        "tta": tta,
+        "decode": read_decode(run_dir).get("instances", "defaults"),
+        **summarize_instances(rows),
+    }
+    suffix = "_tta" if tta else ""
+    with open(run_dir / f"test_per_image{suffix}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["image", *SCORE_NAMES, *INSTANCE_SCORE_NAMES])
+        writer.writeheader()
+        writer.writerows(
+            {k: (f"{v:.5f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows
+        )
+    (run_dir / f"test_metrics{suffix}.json").write_text(json.dumps(summary, indent=1))
     _write_triptychs(run_dir / "triptychs", rows, kept, seed=config.get("seed", 0))
     return summary
 

@@ -19,7 +19,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from segcore.postprocess import Postprocess, to_image_size
+from segcore.instances import DecodeSettings, decode, measure_objects
+from segcore.postprocess import Postprocess, count_components, to_image_size
 from segcore.preprocess import (
     MAX_PIXELS,
     NORMALIZATION,
@@ -29,13 +30,16 @@ from segcore.preprocess import (
     merge_flips,
     open_image,
     prepare,
+    to_model_input,
     to_rgb_array,
 )
+from segcore.tiling import predict_tiled
 
 CARD_KEYS = ("input_size", "channels")
 #: `Engine.load` keeps decoded pixels at least this many times the model input on each side.
 REDUCE_TO = 2
 REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA", "I", "F", "CMYK")
+MODES = ("resize", "tiled")
 OPTIMIZATION_LEVELS = {
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -69,6 +73,13 @@ class Prediction:
     area_pct: float
     components: int
     seconds: float
+    labels: np.ndarray | None = None  # HxW int32 instance ids, 0 = background (instance models)
+    objects: list[dict] | None = None  # one dict per instance (segcore.instances.OBJECT_COLUMNS)
+
+    @property
+    def count(self) -> int:
+        """Number of objects: instances for instance models, connected components otherwise."""
+        return int(self.labels.max()) if self.labels is not None else self.components
 
 
 EngineInput = ImageSource | np.ndarray | LoadedImage
@@ -125,6 +136,10 @@ def read_card(path: Path) -> dict:
         raise ModelError(f"{path}: threshold must be a number from 0 to 1, not {threshold!r}")
     if card.get("normalization", NORMALIZATION) != NORMALIZATION:
         raise ModelError(f"{path}: unsupported normalization {card['normalization']!r}")
+    if card.get("mode", "resize") not in MODES:
+        raise ModelError(f"{path}: unknown mode {card['mode']!r} (expected one of {MODES})")
+    if card.get("mode") == "tiled" and "tile" not in card:
+        raise ModelError(f"{path}: a tiled model card needs tile size and overlap")
     return card
 
 
@@ -174,6 +189,10 @@ class Engine:
             if pp
             else Postprocess.for_dataset(self.card.get("dataset", ""))
         )
+        self.mode: str = self.card.get("mode", "resize")
+        self.instances = (
+            DecodeSettings.from_json(self.card["instances"]) if "instances" in self.card else None
+        )
         self.max_pixels = max_pixels
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -219,11 +238,11 @@ class Engine:
             pixels = _array_to_rgb(image)
             height, width = pixels.shape[:2]
         else:
-            img = open_image(
-                image, draft_size=(self.input_size, self.input_size), max_pixels=self.max_pixels
-            )
+            # tiled models work at native scale: decode at full size
+            draft = None if self.mode == "tiled" else (self.input_size, self.input_size)
+            img = open_image(image, draft_size=draft, max_pixels=self.max_pixels)
             width, height = img.info["full_size"]
-            pixels = to_rgb_array(_reduced(img, self.input_size))
+            pixels = to_rgb_array(img if self.mode == "tiled" else _reduced(img, self.input_size))
         if width * height > self.max_pixels:
             raise ImageError(
                 f"{_display_name(image)}: {width}x{height} is above the "
@@ -244,6 +263,58 @@ class Engine:
     def _run(self, batch: np.ndarray) -> np.ndarray:
         out = self._session.run([self._output_name], {self._input_name: batch})[0]
         return out[..., -1]
+
+    def _run_channels(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
+        """All output channels (N, H, W, K) of an NHWC float32 batch, flip-averaged with tta."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if tta:
+            views = np.split(self._run_channels(np.concatenate(flip_views(batch))), 4)
+            return merge_flips(views)
+        out = self._session.run([self._output_name], {self._input_name: batch})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def tiled_channels(self, pixels: np.ndarray, tta: bool = False) -> np.ndarray:
+        """HxWxK output channels of an HxWx3 uint8 image, by overlapping tiles at native scale."""
+        tile = self.card["tile"]  # read_card checked that tiled cards have one
+        depth = int(self.card.get("arch_kwargs", {}).get("depth", 4))
+        return predict_tiled(
+            to_model_input(pixels, self.channels),
+            lambda batch: self._run_channels(batch, tta),
+            int(tile["size"]),
+            float(tile["overlap"]),
+            multiple=2**depth,
+        )
+
+    def _predict_tiled(
+        self, im: LoadedImage, threshold: float | None, settings: Postprocess, tta: bool
+    ) -> Prediction:
+        """One image at native scale: tiles, then instance decoding or threshold + clean-up."""
+        t0 = time.perf_counter()
+        channels = self.tiled_channels(im.pixels, tta)
+        prob = channels[..., -1]
+        labels = objects = None
+        if self.instances is not None:
+            decoding = self.instances
+            if threshold is not None:
+                decoding = DecodeSettings(**{**decoding.to_json(), "foreground": float(threshold)})
+            labels = decode(prob, channels[..., 0], decoding)
+            objects = measure_objects(labels, im.pixels)
+            mask = labels > 0
+        else:
+            mask = settings.apply(prob > (self.threshold if threshold is None else threshold))
+        area = int(np.count_nonzero(mask))
+        return Prediction(
+            probability=prob,
+            mask=mask,
+            width=im.width,
+            height=im.height,
+            area_px=area,
+            area_pct=100.0 * area / mask.size,
+            components=count_components(mask),
+            seconds=im.seconds + time.perf_counter() - t0,
+            labels=labels,
+            objects=objects,
+        )
 
     def predict(
         self,
@@ -271,6 +342,9 @@ class Engine:
         (`postprocess`), False none, or pass explicit `Postprocess` settings.
         """
         loaded = [self.load(im) for im in images]
+        if self.mode == "tiled":
+            settings = self._settings(postprocess)
+            return [self._predict_tiled(im, threshold, settings, tta) for im in loaded]
         size = (self.input_size, self.input_size)
         results: list[Prediction] = []
         for start in range(0, len(loaded), max(1, batch_size)):
@@ -291,6 +365,14 @@ class Engine:
                 )
         return results
 
+    def _settings(self, postprocess: Postprocess | bool) -> Postprocess:
+        """The clean-up to apply: the card's (True), none (False), or the settings given."""
+        if postprocess is True:
+            return self.postprocess
+        if postprocess is False:
+            return Postprocess.none()
+        return postprocess
+
     def finish(
         self,
         image: LoadedImage,
@@ -306,13 +388,7 @@ class Engine:
         """
         t0 = time.perf_counter()
         thr = self.threshold if threshold is None else float(threshold)
-        if postprocess is True:
-            settings = self.postprocess
-        elif postprocess is False:
-            settings = Postprocess.none()
-        else:
-            settings = postprocess
-        out = to_image_size(prob, (image.height, image.width), thr, settings)
+        out = to_image_size(prob, (image.height, image.width), thr, self._settings(postprocess))
         area = int(np.count_nonzero(out.mask))
         return Prediction(
             probability=out.probability,

@@ -83,3 +83,27 @@ def get_loss(name: str) -> Callable:
 
     loss.__name__ = name
     return loss
+
+
+def get_instance_loss(name: str, n_targets: int) -> Callable:
+    """Loss for instance targets: the named loss on each of ``n_targets`` channels, summed.
+
+    Predictions hold G groups of ``n_targets`` channels (deep-supervision side outputs first,
+    the main output last), each group scored against the same target and weighted 1..G.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+    def loss(y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        y_pred = ops.clip(ops.cast(y_pred, "float32"), EPS, 1.0 - EPS)
+        groups = y_pred.shape[-1] // n_targets
+        weights = channel_weights(groups)
+        total = 0.0
+        for g in range(groups):
+            part = y_pred[..., g * n_targets : (g + 1) * n_targets]
+            total = total + weights[g] * ops.sum(_per_image_channel(name, y_true, part), axis=-1)
+        return total
+
+    loss.__name__ = f"instance_{name}"
+    return loss

@@ -1,7 +1,9 @@
 """Keras training metrics (Dice, IoU, precision, recall, pixel accuracy) on the main output.
 
 Each metric thresholds the main output channel (-1) at 0.5, scores every image with the same
-empty-set convention as `segcore.scores` (0/0 counts as 1.0), and averages over images.
+empty-set convention as `segcore.scores` (0/0 counts as 1.0), and averages over images. The truth
+is the last channel of the target (the only one for semantic models, the foreground of instance
+ones).
 
 What the numbers are:
 - ``val_dice`` (history.csv, the checkpoint rule): the mean per-image Dice on the validation
@@ -24,7 +26,7 @@ METRIC_NAMES = ("dice", "iou", "precision", "recall", "accuracy")
 
 
 def _counts(y_true, y_pred, threshold: float = 0.5):
-    t = ops.cast(ops.cast(y_true, "float32")[..., :1] > 0.5, "float32")
+    t = ops.cast(ops.cast(y_true, "float32")[..., -1:] > 0.5, "float32")
     p = ops.cast(ops.cast(y_pred, "float32")[..., -1:] > threshold, "float32")
     tp = ops.sum(t * p, axis=(1, 2, 3))
     fp = ops.sum((1.0 - t) * p, axis=(1, 2, 3))

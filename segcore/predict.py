@@ -23,6 +23,11 @@ inputs and ``--out`` cover every input exactly once, each writing ``predictions-
 exists and whose row an earlier run of the same command recorded, in the CSV or in the ``.part``
 file an interrupted run leaves; that row is carried over.
 
+Instance models (nuclei as objects) also write ``<stem>_labels.png`` (16-bit instance ids,
+0 = background), ``<stem>_objects.csv`` (one row per nucleus) and ``<stem>_outlines.geojson``
+(one polygon per nucleus), before the mask; their overlay colours each nucleus, and ``count`` is
+the nuclei count.
+
 Exit status: 0 when at least one image succeeded (or a shard had no input), 2 when none did, no
 input was found, or an option is wrong (one line on stderr).
 """
@@ -45,9 +50,19 @@ from segcore.atomic import replacing
 from segcore.data.layouts import DataError, find_images
 from segcore.infer import Engine, LoadedImage, ModelError, Prediction, quiet_onnxruntime_logs
 from segcore.preprocess import ImageError, is_image_file, resize_mask
-from segcore.visualize import overlay
+from segcore.visualize import instance_overlay, overlay
 
-CSV_FIELDS = ("file", "width", "height", "area_px", "area_pct", "components", "seconds", "error")
+CSV_FIELDS = (
+    "file",
+    "width",
+    "height",
+    "area_px",
+    "area_pct",
+    "components",
+    "count",
+    "seconds",
+    "error",
+)
 CSV_NAME = "predictions.csv"
 PARTIAL_SUFFIX = ".part"
 #: The file written last for each image: once it exists, the image's outputs are complete.
@@ -175,14 +190,33 @@ def _save_png(image: Image.Image, path: Path) -> None:
 
 
 def write_outputs(out_dir: Path, stem: str, image: LoadedImage, pred: Prediction) -> None:
-    """Write the overlay PNG, then the full-size 0/255 mask PNG, each atomically.
+    """Write the overlay PNG (and an instance model's labels, objects and outlines), then the
+    full-size 0/255 mask PNG, each atomically.
 
     The mask comes last: its presence marks the image finished for ``--skip-existing``, so any
     other output of an image must be written before it.
     """
-    preview_mask = resize_mask(pred.mask, image.pixels.shape[:2])
-    _save_png(Image.fromarray(overlay(image.pixels, preview_mask)), out_dir / f"{stem}_overlay.png")
+    if pred.labels is not None:
+        write_instance_outputs(out_dir, stem, image, pred)
+    else:
+        preview_mask = resize_mask(pred.mask, image.pixels.shape[:2])
+        _save_png(
+            Image.fromarray(overlay(image.pixels, preview_mask)), out_dir / f"{stem}_overlay.png"
+        )
     _save_png(Image.fromarray(pred.mask.astype("uint8") * 255), out_dir / f"{stem}{DONE_SUFFIX}")
+
+
+def write_instance_outputs(out_dir: Path, stem: str, image: LoadedImage, pred: Prediction) -> None:
+    """Labels PNG, objects CSV, outlines GeoJSON and the coloured-instances overlay of one image."""
+    from segcore.instance_io import save_labels_png, save_objects_csv, save_outlines_geojson
+
+    save_labels_png(out_dir / f"{stem}_labels.png", pred.labels)
+    save_objects_csv(out_dir / f"{stem}_objects.csv", pred.objects or [])
+    save_outlines_geojson(out_dir / f"{stem}_outlines.geojson", pred.labels)
+    _save_png(
+        Image.fromarray(instance_overlay(image.pixels, pred.labels)),
+        out_dir / f"{stem}_overlay.png",
+    )
 
 
 def _row(path: Path, pred: Prediction | None = None, error: str = "") -> dict:
@@ -195,6 +229,7 @@ def _row(path: Path, pred: Prediction | None = None, error: str = "") -> dict:
         "area_px": pred.area_px,
         "area_pct": f"{pred.area_pct:.3f}",
         "components": pred.components,
+        "count": pred.count,
         "seconds": f"{pred.seconds:.4f}",
         "error": "",
     }

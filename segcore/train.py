@@ -26,6 +26,8 @@ from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples" / "isic"
 SCHEDULES = ("plateau", "cosine")
+TARGETS = ("mask", "instance")  # semantic mask, or nuclei as objects (segcore.instances)
+TILE_OVERLAP = 0.25  # tiled (native-scale) prediction of instance models: overlap between tiles
 DATASET_MARKER = "dataset.json"  # written by segcore.data.pack: the packed copy's original dataset
 DEMO_SIZING = {
     "base_filters": 8,
@@ -68,6 +70,7 @@ class TrainConfig:
     skip_unmatched: bool = False
     workers: int = 0
     time_limit: float = 0.0
+    target: str = "mask"
     arch_kwargs: dict = field(default_factory=dict)
 
 
@@ -118,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         help="stop after the last epoch that fits in this many minutes (0 = none)",
     )
     p.add_argument("--deep-supervision", choices=["on", "off"], help="unetpp only")
+    p.add_argument(
+        "--target",
+        choices=TARGETS,
+        help="mask: resized semantic mask (default); instance: boundary + foreground on "
+        "native-scale crops of --img-size (nuclei as objects)",
+    )
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up notices")
     return p
 
@@ -222,6 +231,10 @@ def learning_rate(cfg: TrainConfig, steps_per_epoch: int):
 def arch_kwargs(cfg: TrainConfig) -> dict:
     """Keyword arguments for `segcore.models.build` (recorded in config.json and the card)."""
     kwargs = dict(cfg.arch_kwargs, channels=cfg.channels, depth=cfg.depth)
+    if cfg.target == "instance":
+        from segcore.instances import TARGET_CHANNELS
+
+        kwargs["out_channels"] = len(TARGET_CHANNELS)
     if cfg.base_filters:
         kwargs["base_filters"] = cfg.base_filters
     return kwargs
@@ -231,14 +244,16 @@ def build_model(cfg: TrainConfig, steps_per_epoch: int = 1):
     """Build and compile the model named in the config (call inside the strategy scope if any)."""
     import keras
 
-    from segcore.losses import get_loss
+    from segcore.instances import TARGET_CHANNELS
+    from segcore.losses import get_instance_loss, get_loss
     from segcore.metrics import get_metrics
     from segcore.models import build
 
     model = build(cfg.arch, **arch_kwargs(cfg))
+    instance = cfg.target == "instance"
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch)),
-        loss=get_loss(cfg.loss),
+        loss=get_instance_loss(cfg.loss, len(TARGET_CHANNELS)) if instance else get_loss(cfg.loss),
         metrics=get_metrics(),
     )
     return model
@@ -301,6 +316,11 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
     from segcore.distribute import global_batch_size, setup
 
     topology = setup(cfg.distribute)  # before any computation (starts the processes' link)
+    if cfg.target == "instance" and topology.processes > 1:
+        raise DataError(
+            "--target instance trains in one process (several local devices work); "
+            "unset the KERAS_DISTRIBUTION_* variables"
+        )
 
     import keras
 
@@ -353,8 +373,14 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
 
     t0 = time.perf_counter()
     workers = cfg.workers or default_workers()
-    train_cache = build_cache(split["train"], cfg.img_size, workers)
-    val_cache = build_cache(split["val"], cfg.img_size, workers)
+    if cfg.target == "instance":
+        from segcore.data.crops import build_instance_cache
+
+        train_cache = build_instance_cache(split["train"], workers)
+        val_cache = build_instance_cache(split["val"], workers)
+    else:
+        train_cache = build_cache(split["train"], cfg.img_size, workers)
+        val_cache = build_cache(split["val"], cfg.img_size, workers)
     if len(train_cache) == 0:
         raise DataError("no readable training images")
     log.info(
@@ -386,27 +412,43 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
             batch_size,
         )
     shard = (topology.process_id, topology.processes)
-    train_data = CachedBatches(
-        train_cache.images,
-        train_cache.masks,
-        batch_size,
-        cfg.channels,
-        augment=AugmentConfig() if cfg.augment else None,
-        shuffle=True,
-        seed=cfg.seed,
-        epoch=state["epoch"],
-        drop_remainder=True,
-        shard=shard,
-        workers=workers,
-        max_queue_size=16,
-    )
-    val_data = CachedBatches(
-        val_cache.images[:n_val],
-        val_cache.masks[:n_val],
-        global_batch_size(cfg.batch_size, n_val, topology),
-        cfg.channels,
-        shard=shard,
-    )
+    if cfg.target == "instance":
+        from segcore.data.crops import NativeCrops
+
+        train_data = NativeCrops(
+            train_cache,
+            cfg.img_size,
+            batch_size,
+            cfg.channels,
+            augment=AugmentConfig() if cfg.augment else None,
+            seed=cfg.seed,
+            epoch=state["epoch"],
+            workers=workers,
+            max_queue_size=16,
+        )
+        val_data = NativeCrops(val_cache, cfg.img_size, batch_size, cfg.channels, train=False)
+    else:
+        train_data = CachedBatches(
+            train_cache.images,
+            train_cache.masks,
+            batch_size,
+            cfg.channels,
+            augment=AugmentConfig() if cfg.augment else None,
+            shuffle=True,
+            seed=cfg.seed,
+            epoch=state["epoch"],
+            drop_remainder=True,
+            shard=shard,
+            workers=workers,
+            max_queue_size=16,
+        )
+        val_data = CachedBatches(
+            val_cache.images[:n_val],
+            val_cache.masks[:n_val],
+            global_batch_size(cfg.batch_size, n_val, topology),
+            cfg.channels,
+            shard=shard,
+        )
 
     with topology.scope():
         model = build_model(cfg, len(train_data))
@@ -431,6 +473,14 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
             "n_val": len(val_cache),
             "arch_kwargs": arch_kwargs(cfg),
         }
+        if cfg.target == "instance":
+            from segcore.instances import TARGET_CHANNELS
+
+            config.update(
+                mode="tiled",
+                tile={"size": cfg.img_size, "overlap": TILE_OVERLAP},
+                target_channels=list(TARGET_CHANNELS),
+            )
         # every process runs the saving callbacks (saving a distributed model takes part in
         # collective operations); the others write into a scratch folder that is then removed
         out = run_dir if topology.is_chief else Path(tempfile.mkdtemp(prefix="segcore-process-"))

@@ -5,12 +5,15 @@ Pure numpy + Pillow (no Keras), shared by evaluation, batch prediction and the a
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
 TRUTH_COLOR = (0, 200, 90)
 PRED_COLOR = (255, 64, 64)
+GOLDEN_RATIO_STEP = 0.618034
 
 
 def contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
@@ -53,3 +56,23 @@ def triptych(
     if caption:
         ImageDraw.Draw(canvas).text((4, 3), caption, fill=(0, 0, 0))
     return canvas
+
+
+def label_colors(n: int) -> np.ndarray:
+    """(n + 1) x 3 uint8 distinct bright colours for ids 0..n (row 0, background, is black)."""
+    hues = (np.arange(n) * GOLDEN_RATIO_STEP + 0.1) % 1.0  # neighbouring ids far apart in hue
+    rgb = [colorsys.hsv_to_rgb(h, 0.8, 1.0) for h in hues]
+    return (np.array([(0.0, 0.0, 0.0), *rgb]) * 255).round().astype(np.uint8)
+
+
+def instance_overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """RGB uint8 image with every instance tinted in its own colour and outlined in white."""
+    from skimage.segmentation import find_boundaries
+
+    labels = np.asarray(labels)
+    colors = label_colors(int(labels.max(initial=0))).astype(np.float32)
+    out = image.astype(np.float32).copy()
+    inside = labels > 0
+    out[inside] = (1 - alpha) * out[inside] + alpha * colors[labels[inside]]
+    out[find_boundaries(labels, mode="inner")] = (255, 255, 255)
+    return out.clip(0, 255).astype(np.uint8)

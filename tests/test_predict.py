@@ -73,6 +73,7 @@ def test_folder_with_a_corrupt_file(
         "area_px",
         "area_pct",
         "components",
+        "count",
         "seconds",
         "error",
     ]
@@ -84,6 +85,7 @@ def test_folder_with_a_corrupt_file(
         assert row["error"] == ""
         assert (int(row["width"]), int(row["height"])) == (w, h)
         assert int(row["components"]) == 1 and int(row["area_px"]) > 0
+        assert int(row["count"]) == 1  # a semantic model counts connected components
         stem = Path(row["file"]).stem
         mask = np.asarray(Image.open(out / f"{stem}_mask.png"))
         assert mask.shape == (h, w) and set(np.unique(mask)) == {0, 255}

@@ -1,6 +1,13 @@
 """Dataset handling: find image/mask pairs, split them, decode and cache, feed batches."""
 
-from segcore.data.layouts import FORMATS, DataError, Sample, find_samples, load_sample
+from segcore.data.layouts import (
+    FORMATS,
+    DataError,
+    Sample,
+    find_samples,
+    load_labels,
+    load_sample,
+)
 from segcore.data.split import make_split, read_split, write_split
 
 __all__ = [
@@ -8,6 +15,7 @@ __all__ = [
     "DataError",
     "Sample",
     "find_samples",
+    "load_labels",
     "load_sample",
     "make_split",
     "read_split",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from segcore.preprocess import ImageError, is_image_file, load_image, load_mask, resize_mask
 
@@ -217,6 +218,26 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     return image, mask
 
 
+def load_labels(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one pair keeping objects apart: (HxWx3 uint8 image, HxW int32 instance labels).
+
+    Each mask file is one object (DSB: one nucleus per file), numbered 1..n in file order (where
+    masks overlap the later one wins); a single mask file is split into its 4-connected
+    components. Masks of another size are resized with nearest-neighbour sampling.
+    """
+    from segcore.instances import labels_from_masks
+
+    image = load_image(sample.image)
+    size = image.shape[:2]
+    masks = []
+    for path in sample.masks:
+        m = load_mask(path)
+        masks.append(m if m.shape == size else resize_mask(m, size))
+    if len(masks) == 1:
+        return image, ndimage.label(masks[0])[0].astype(np.int32)
+    return image, labels_from_masks(masks, size)
+
+
 __all__ = [
     "DataError",
     "FORMATS",
@@ -225,5 +246,6 @@ __all__ = [
     "decode_sample",
     "detect_format",
     "find_samples",
+    "load_labels",
     "load_sample",
 ]

@@ -3,6 +3,8 @@
 Every model takes an "image" input (NHWC, dynamic H/W unless `input_size` is given; H and W must
 be divisible by 2**depth) and outputs sigmoid probabilities with K channels: the main prediction
 is the float32 layer named "mask"; deep-supervision models put their side outputs before it.
+Every builder takes ``out_channels`` (default 1): instance models (``--target instance``) use one
+channel per `segcore.instances.TARGET_CHANNELS`, the foreground last.
 """
 
 from __future__ import annotations

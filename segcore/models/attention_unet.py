@@ -33,6 +33,7 @@ def build_attention_unet(
     depth: int = 4,
     dropout: float = 0.0,
     input_size: int | None = None,
+    out_channels: int = 1,
 ) -> keras.Model:
     """Attention U-Net with conv+BN+ReLU blocks, filters base*2**level, bottleneck dropout."""
     inputs = image_input(channels, input_size)
@@ -43,4 +44,4 @@ def build_attention_unet(
         x = up_conv(x, filters, name=f"dec{level}_up")
         x = layers.Concatenate(name=f"dec{level}_concat")([gated, x])
         x = conv_block(x, filters, batch_norm=True, name=f"dec{level}")
-    return keras.Model(inputs, mask_head(x), name="attention_unet")
+    return keras.Model(inputs, mask_head(x, out_channels), name="attention_unet")

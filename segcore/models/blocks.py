@@ -31,14 +31,14 @@ def up_conv(x: keras.KerasTensor, filters: int, *, name: str) -> keras.KerasTens
     return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=name)(x)
 
 
-def sigmoid_head(x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
-    """1x1 convolution to one channel + sigmoid, computed in float32 (safe under mixed precision)."""
-    return layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name=name)(x)
+def sigmoid_head(x: keras.KerasTensor, *, name: str, out_channels: int = 1) -> keras.KerasTensor:
+    """1x1 convolution to `out_channels` + sigmoid, in float32 (safe under mixed precision)."""
+    return layers.Conv2D(out_channels, 1, activation="sigmoid", dtype="float32", name=name)(x)
 
 
-def mask_head(x: keras.KerasTensor) -> keras.KerasTensor:
-    """The main prediction: a `sigmoid_head` named "mask"."""
-    return sigmoid_head(x, name="mask")
+def mask_head(x: keras.KerasTensor, out_channels: int = 1) -> keras.KerasTensor:
+    """The main prediction: a `sigmoid_head` named "mask" (`out_channels` target channels)."""
+    return sigmoid_head(x, name="mask", out_channels=out_channels)
 
 
 def encoder(

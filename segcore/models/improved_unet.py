@@ -62,6 +62,7 @@ def build_improved_unet(
     depth: int = 4,
     dropout: float = 0.3,
     input_size: int | None = None,
+    out_channels: int = 1,
 ) -> keras.Model:
     """Improved U-Net with `depth` stride-2 downsamplings (depth + 1 levels, base*2**level)."""
     inputs = image_input(channels, input_size)
@@ -84,7 +85,9 @@ def build_improved_unet(
         else:
             x = localization_module(x, filters, name=f"dec{level}_localization")
         if level < SUPERVISED_LEVELS:
-            seg = layers.Conv2D(1, 1, dtype="float32", name=f"dec{level}_segmentation")(x)
+            seg = layers.Conv2D(out_channels, 1, dtype="float32", name=f"dec{level}_segmentation")(
+                x
+            )
             if segmentation is not None:
                 up = layers.UpSampling2D(2, dtype="float32", name=f"dec{level}_seg_upsample")
                 seg = layers.Add(dtype="float32", name=f"dec{level}_seg_sum")(

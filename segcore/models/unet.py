@@ -17,6 +17,7 @@ def _build(
     dropout: float,
     input_size: int | None,
     name: str,
+    out_channels: int,
 ) -> keras.Model:
     """U-Net with `depth` max-pool steps, filters base*2**level, dropout at the bottleneck."""
     inputs = image_input(channels, input_size)
@@ -26,7 +27,7 @@ def _build(
         x = up_conv(x, filters, name=f"dec{level}_up")
         x = layers.Concatenate(name=f"dec{level}_concat")([skips[level], x])
         x = conv_block(x, filters, batch_norm=batch_norm, name=f"dec{level}")
-    return keras.Model(inputs, mask_head(x), name=name)
+    return keras.Model(inputs, mask_head(x, out_channels), name=name)
 
 
 def build_unet(
@@ -36,6 +37,7 @@ def build_unet(
     depth: int = 4,
     dropout: float = 0.5,
     input_size: int | None = None,
+    out_channels: int = 1,
 ) -> keras.Model:
     """Classic U-Net: two 3x3 conv+ReLU per level, 2x2 transposed-conv upsampling, no norm."""
     return _build(
@@ -45,6 +47,7 @@ def build_unet(
         depth=depth,
         dropout=dropout,
         input_size=input_size,
+        out_channels=out_channels,
         name="unet",
     )
 
@@ -56,6 +59,7 @@ def build_unet_bn(
     depth: int = 4,
     dropout: float = 0.0,
     input_size: int | None = None,
+    out_channels: int = 1,
 ) -> keras.Model:
     """U-Net with BatchNormalization after each convolution (conv, BN, ReLU)."""
     return _build(
@@ -65,5 +69,6 @@ def build_unet_bn(
         depth=depth,
         dropout=dropout,
         input_size=input_size,
+        out_channels=out_channels,
         name="unet_bn",
     )

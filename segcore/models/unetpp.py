@@ -22,6 +22,7 @@ def build_unetpp(
     dropout: float = 0.0,
     deep_supervision: bool = True,
     input_size: int | None = None,
+    out_channels: int = 1,
 ) -> keras.Model:
     """UNet++ with `depth` down-steps, filters base*2**level, dropout on the deepest node."""
     inputs = image_input(channels, input_size)
@@ -42,9 +43,12 @@ def build_unetpp(
             x = layers.Concatenate(name=f"x{i}{j}_concat")([*(nodes[i, k] for k in range(j)), up])
             nodes[i, j] = conv_block(x, filters, batch_norm=True, name=f"x{i}{j}")
 
-    mask = mask_head(nodes[0, depth])
+    mask = mask_head(nodes[0, depth], out_channels)
     if not deep_supervision:
         return keras.Model(inputs, mask, name="unetpp")
-    sides = [sigmoid_head(nodes[0, j], name=f"side_{j}") for j in range(1, depth)]
+    sides = [
+        sigmoid_head(nodes[0, j], name=f"side_{j}", out_channels=out_channels)
+        for j in range(1, depth)
+    ]
     output = layers.Concatenate(dtype="float32", name="deep_supervision")([*sides, mask])
     return keras.Model(inputs, output, name="unetpp")
