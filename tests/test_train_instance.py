@@ -64,7 +64,7 @@ def test_instance_training_tuning_export_and_predict(tmp_path: Path):
     assert decode["val"]["dsb_score"] == best["dsb_score"]
 
     models = tmp_path / "models"
-    export = _run("export", str(run), "--out-dir", str(models), "--name", "nuclei")
+    export = _run("export", str(run), "--out", str(models), "--name", "nuclei")
     assert export.returncode == 0, export.stderr[-2000:]
     card = json.loads((models / "nuclei.json").read_text())
     assert card["mode"] == "tiled" and card["tile"] == config["tile"]

@@ -26,42 +26,9 @@ from segcore.app.gallery import score_samples
 from segcore.app.segment import OBJECT_COLUMNS, Upload, objects_csv, segment_upload
 from segcore.data import find_samples
 from segcore.infer import Engine, Prediction
+from segcore.instances import measure_objects
 
 DISKS = [(20, 20, 8), (20, 60, 8), (60, 40, 10)]
-
-
-@dataclasses.dataclass(frozen=True)
-class InstancePrediction(Prediction):
-    """A Prediction with the instance fields (`labels`, `objects`) of the shared interface."""
-
-    labels: np.ndarray | None = None
-    objects: list[dict] | None = None
-
-
-def measure(labels: np.ndarray, image: np.ndarray) -> list[dict]:
-    """One dict per label with the interface's object keys."""
-    rows = []
-    gray = image.mean(axis=2)
-    for i, box in enumerate(ndimage.find_objects(labels), start=1):
-        inside = labels == i
-        ys, xs = np.nonzero(inside)
-        area = int(inside.sum())
-        rows.append(
-            {
-                "id": i,
-                "area_px": area,
-                "centroid_x": float(xs.mean()),
-                "centroid_y": float(ys.mean()),
-                "bbox_x0": box[1].start,
-                "bbox_y0": box[0].start,
-                "bbox_x1": box[1].stop,
-                "bbox_y1": box[0].stop,
-                "equivalent_diameter": float(np.sqrt(4 * area / np.pi)),
-                "eccentricity": 0.0,
-                "mean_intensity": float(gray[inside].mean()),
-            }
-        )
-    return rows
 
 
 class InstanceEngine(Engine):
@@ -71,13 +38,9 @@ class InstanceEngine(Engine):
         loaded = [self.load(im) for im in images]
         out = []
         for im, pred in zip(loaded, super().predict_batch(loaded, **options), strict=True):
-            labels, _ = ndimage.label(pred.mask)
-            fields = {f.name: getattr(pred, f.name) for f in dataclasses.fields(pred)}
-            out.append(
-                InstancePrediction(
-                    **fields, labels=labels.astype(np.int32), objects=measure(labels, im.pixels)
-                )
-            )
+            labels = ndimage.label(pred.mask)[0].astype(np.int32)
+            objects = measure_objects(labels, im.pixels)
+            out.append(dataclasses.replace(pred, labels=labels, objects=objects))
         return out
 
 
