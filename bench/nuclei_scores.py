@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from segcore.atomic import write_text
 from segcore.data import find_samples, make_split
 from segcore.data.layouts import load_labels
 from segcore.data.split import parse_fractions
@@ -107,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "results": results,
         }
-        tmp = a.out.with_name(f".{a.out.name}.tmp")
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-        tmp.replace(a.out)
+        write_text(a.out, json.dumps(record, indent=1) + "\n")
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from segcore.atomic import write_text
 from segcore.data import find_samples
 from segcore.infer import Engine
 from segcore.instances import decode, measure_objects
@@ -106,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         f"table {record['objects_seconds_median']:.3f} s"
     )
     if a.out:
-        tmp = a.out.with_name(f".{a.out.name}.tmp")
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-        tmp.replace(a.out)
+        write_text(a.out, json.dumps(record, indent=1) + "\n")
     return 0
 
 

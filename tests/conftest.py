@@ -22,9 +22,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from handmade_models import save_conv1x1_sigmoid_model
 from PIL import Image
 
 from segcore.data import find_samples, load_sample, make_split, write_split
@@ -156,29 +155,9 @@ def tiny_models_dir(tiny_run_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
 def write_bright_model(folder: Path, name: str, channels: int, dataset: str) -> Path:
     """Write a hand-made ONNX model: probability = sigmoid(20 * (mean pixel - 0.5)), and its card."""
-    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, None, None, channels])
-    mask = helper.make_tensor_value_info("mask", TensorProto.FLOAT, [None, None, None, 1])
-    weight = helper.make_tensor(
-        "w", TensorProto.FLOAT, [1, channels, 1, 1], [20.0 / channels] * channels
+    path = save_conv1x1_sigmoid_model(
+        folder / f"{name}.onnx", channels, [20.0 / channels] * channels, [-10.0]
     )
-    bias = helper.make_tensor("b", TensorProto.FLOAT, [1], [-10.0])
-    graph = helper.make_graph(
-        [
-            helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
-            helper.make_node("Conv", ["nchw", "w", "b"], ["logit"]),
-            helper.make_node("Sigmoid", ["logit"], ["prob"]),
-            helper.make_node("Transpose", ["prob"], ["mask"], perm=[0, 2, 3, 1]),
-        ],
-        name,
-        [image],
-        [mask],
-        [weight, bias],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = folder / f"{name}.onnx"
-    onnx.save(model, path)
     card = {
         "name": name,
         "arch": "handmade",

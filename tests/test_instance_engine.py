@@ -12,9 +12,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from handmade_models import save_conv1x1_sigmoid_model
 from PIL import Image
 
 from segcore.infer import Engine, ModelError
@@ -28,27 +27,7 @@ TILE = {"size": 64, "overlap": 0.25}
 
 def write_model(folder: Path, name: str, weights: list[float], bias: list[float]) -> Path:
     """A 1x1-conv ONNX model from 3 input to 2 sigmoid output channels, with a tiled card."""
-    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, None, None, 3])
-    mask = helper.make_tensor_value_info("mask", TensorProto.FLOAT, [None, None, None, 2])
-    graph = helper.make_graph(
-        [
-            helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
-            helper.make_node("Conv", ["nchw", "w", "b"], ["logit"]),
-            helper.make_node("Sigmoid", ["logit"], ["prob"]),
-            helper.make_node("Transpose", ["prob"], ["mask"], perm=[0, 2, 3, 1]),
-        ],
-        name,
-        [image],
-        [mask],
-        [
-            helper.make_tensor("w", TensorProto.FLOAT, [2, 3, 1, 1], weights),
-            helper.make_tensor("b", TensorProto.FLOAT, [2], bias),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, folder / f"{name}.onnx")
+    save_conv1x1_sigmoid_model(folder / f"{name}.onnx", 3, weights, bias)
     card = {
         "name": name,
         "arch": "handmade",

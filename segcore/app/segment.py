@@ -19,6 +19,8 @@ from PIL import Image, UnidentifiedImageError
 
 from segcore.app.pictures import decode, encode, resize_labels
 from segcore.infer import Engine, Prediction
+from segcore.instances import OBJECT_COLUMNS
+from segcore.predict import CSV_FIELDS as PREDICTION_CSV_FIELDS
 from segcore.preprocess import (
     ACCEPTED_FORMATS,
     FORMATS_IN_WORDS,
@@ -39,20 +41,6 @@ ISIC_TRUTH_SUFFIX = "_segmentation"
 APP_MAX_PIXELS = 25_000_000
 #: Uploads segmented in one go; more are listed as left out.
 MAX_BATCH = 20
-#: Per-object table columns shown for instance models (the engine's ``objects`` keys).
-OBJECT_COLUMNS = (
-    "id",
-    "area_px",
-    "centroid_x",
-    "centroid_y",
-    "bbox_x0",
-    "bbox_y0",
-    "bbox_x1",
-    "bbox_y1",
-    "equivalent_diameter",
-    "eccentricity",
-    "mean_intensity",
-)
 
 
 @dataclass(frozen=True)
@@ -273,14 +261,10 @@ def segment_upload(
     )
 
 
+#: The batch CSV: `segcore.predict`'s columns (its error column aside) with the scores against
+#: a given truth and the settings used.
 CSV_COLUMNS = (
-    "file",
-    "width",
-    "height",
-    "area_px",
-    "area_pct",
-    "components",
-    "count",
+    *(c for c in PREDICTION_CSV_FIELDS if c not in ("seconds", "error")),
     "dice",
     "iou",
     "seconds",
