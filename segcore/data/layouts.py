@@ -72,8 +72,11 @@ def detect_format(root: Path) -> str:
         raise DataError(f"{root}: folder does not exist")
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
+    # a DSB sample folder is <id>/images/<id>.png + <id>/masks/ (a plain data set's folder,
+    # images/ + masks/ with other names inside, is not one)
     if (root / "stage1_train").is_dir() or any(
-        (d / "images").is_dir() and (d / "masks").is_dir() for d in _subdirs(root)[:5]
+        (d / "images" / f"{d.name}.png").is_file() and (d / "masks").is_dir()
+        for d in _subdirs(root)[:5]
     ):
         return "dsb"
     if any((root / d).is_dir() for d in ISIC_INPUT_DIRS):

@@ -198,3 +198,16 @@ def test_sample_json_round_trip(isic_dir: Path):
         "masks": ["masks/ISIC_0000000_segmentation.png"],
     }
     assert Sample.from_json(obj, isic_dir) == samples[0]
+
+
+def test_a_folder_of_data_sets_is_not_a_dsb_layout(tmp_path: Path):
+    # samples/ style: isic/images + isic/masks beside another data set is no DSB stage1_train
+    for sub in ("isic/images", "isic/masks", "other/images", "other/masks"):
+        (tmp_path / sub).mkdir(parents=True)
+    with pytest.raises(DataError, match="no dataset found"):
+        detect_format(tmp_path)
+    sample = tmp_path / "dsb" / "abc"
+    (sample / "images").mkdir(parents=True)
+    (sample / "masks").mkdir()
+    (sample / "images" / "abc.png").write_bytes(b"")
+    assert detect_format(tmp_path / "dsb") == "dsb"
