@@ -15,6 +15,8 @@ from segcore.imagestats import distance, usable
 
 #: Another model fits "clearly better" when its distance is below this share of the chosen one's.
 CLEARLY_CLOSER = 0.5
+#: Distances within this factor of the closest count as equally close (same training images).
+SAME_DISTANCE = 1.05
 KIND = {"isic": "skin-lesion photos", "dsb": "microscopy images of cell nuclei"}
 
 
@@ -26,9 +28,17 @@ class Fit:
     distances: dict[str, float | None]
 
     def best(self) -> str | None:
-        """The model whose training images the image is closest to (None without statistics)."""
+        """The model whose training images the image is closest to (None without statistics).
+
+        Models trained on the same images lie at (nearly) the same distance: among those within
+        `SAME_DISTANCE` of the closest, the first in `distances`' order wins (`measure_fit` puts
+        the best test Dice first).
+        """
         known = {k: v for k, v in self.distances.items() if v is not None}
-        return min(known, key=known.__getitem__) if known else None
+        if not known:
+            return None
+        closest = min(known.values())
+        return next(k for k, v in known.items() if v <= closest * SAME_DISTANCE)
 
     def mismatch(self, model: str) -> tuple[bool, str | None]:
         """(the image does not suit ``model``, a model that suits it better or None)."""
@@ -45,13 +55,14 @@ class Fit:
 
 
 def measure_fit(pixels: np.ndarray, entries: list[ModelEntry]) -> Fit:
-    """The image's distance to every model's training statistics."""
+    """The image's distance to every model's training statistics, best test Dice first."""
+    ranked = sorted(entries, key=lambda e: -(e.test_dice or 0.0))
     return Fit(
         {
             e.name: distance(e.card["image_stats"], pixels)
             if usable(e.card.get("image_stats"))
             else None
-            for e in entries
+            for e in ranked
         }
     )
 

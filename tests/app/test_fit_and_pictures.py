@@ -21,8 +21,8 @@ from segcore.app.text import plain
 from segcore.imagestats import training_stats
 
 
-def entry(name: str, dataset: str, stats: dict | None) -> ModelEntry:
-    card = {"dataset": dataset, "input_size": 32, "channels": 3}
+def entry(name: str, dataset: str, stats: dict | None, dice: float = 0.9) -> ModelEntry:
+    card = {"dataset": dataset, "input_size": 32, "channels": 3, "test_metrics": {"dice": dice}}
     if stats is not None:
         card["image_stats"] = stats
     return ModelEntry(name, Path(f"{name}.onnx"), card, None)
@@ -81,3 +81,16 @@ def test_plain_escapes_markdown():
     assert plain("![t](http://host/x.png) a.jpg") == r"\!\[t\]\(http\:\/\/host\/x\.png\) a\.jpg"
     assert plain("<img src=x>") == r"\<img src\=x\>"
     assert plain("plain name 01") == "plain name 01"
+
+
+def test_among_models_of_the_same_training_images_the_best_test_dice_is_suggested():
+    stats = training_stats(fluorescence(60))
+    lesions = entry("lesions", "isic", training_stats(skin_photos(60)))
+    weaker = entry("nuclei_objects", "dsb", stats, dice=0.91)
+    stronger = entry("nuclei", "dsb", stats, dice=0.92)
+    entries = [lesions, weaker, stronger]
+    cells = measure_fit(fluorescence(1, seed=9)[0], entries)
+    assert cells.best() == "nuclei"
+    assert "of nuclei:" in mismatch_message(cells, lesions, entries)
+    assert Fit({"a": 1.0, "b": 0.5, "c": 0.51}).best() == "b"
+    assert Fit({"a": 0.5, "b": 0.3}).best() == "b"
