@@ -251,27 +251,19 @@ class Engine:
         return LoadedImage(pixels, width, height, time.perf_counter() - start)
 
     def probabilities(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
-        """Run the model on NxHxWxC float32 input in [0, 1]; returns NxHxW probabilities.
+        """Run the model on NxHxWxC float32 input in [0, 1]; returns NxHxW probabilities (the
+        main output channel; `channel_maps` has them all).
 
         ``tta`` averages the four flips (identity, horizontal, vertical, both) in one run call.
         """
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if not tta:
-            return self._run(batch)
-        return merge_flips(np.split(self._run(np.concatenate(flip_views(batch))), 4))
+        return self.channel_maps(batch, tta)[..., -1]
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        out = self._session.run([self._output_name], {self._input_name: batch})[0]
-        return out[..., -1]
-
-    def _run_channels(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
+    def channel_maps(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
         """All output channels (N, H, W, K) of an NHWC float32 batch, flip-averaged with tta."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if tta:
-            views = np.split(self._run_channels(np.concatenate(flip_views(batch))), 4)
-            return merge_flips(views)
-        out = self._session.run([self._output_name], {self._input_name: batch})[0]
-        return np.asarray(out, dtype=np.float32)
+            return merge_flips(np.split(self.channel_maps(np.concatenate(flip_views(batch))), 4))
+        return self._session.run([self._output_name], {self._input_name: batch})[0]
 
     def tiled_channels(self, pixels: np.ndarray, tta: bool = False) -> np.ndarray:
         """HxWxK output channels of an HxWx3 uint8 image, by overlapping tiles at native scale."""
@@ -279,7 +271,7 @@ class Engine:
         depth = int(self.card.get("arch_kwargs", {}).get("depth", 4))
         return predict_tiled(
             to_model_input(pixels, self.channels),
-            lambda batch: self._run_channels(batch, tta),
+            lambda batch: self.channel_maps(batch, tta),
             int(tile["size"]),
             float(tile["overlap"]),
             multiple=2**depth,
