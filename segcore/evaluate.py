@@ -76,14 +76,7 @@ def evaluate_run(
             rows.append({"image": sample.name, **binary_scores(truth, pred)})
             kept.append((sample, image, truth, pred))
     summary = {"n_images": len(rows), "tta": tta, "threshold": threshold, **summarize(rows)}
-    suffix = "_tta" if tta else ""
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=["image", *SCORE_NAMES])
-    writer.writeheader()
-    writer.writerows({k: (f"{v:.5f}" if k != "image" else v) for k, v in r.items()} for r in rows)
-    write_text(run_dir / f"test_per_image{suffix}.csv", text.getvalue())
-    write_text(run_dir / f"test_metrics{suffix}.json", json.dumps(summary, indent=1))
-    _write_triptychs(run_dir / "triptychs", rows, kept, seed=config.get("seed", 0))
+    _write_results(run_dir, summary, rows, kept, ["image", *SCORE_NAMES], config)
     return summary
 
 
@@ -98,16 +91,25 @@ def _evaluate_instance_run(run_dir: Path, config: dict, model, tta: bool) -> dic
         "decode": read_decode(run_dir).get("instances", "defaults"),
         **summarize_instances(rows),
     }
-    suffix = "_tta" if tta else ""
-    with open(run_dir / f"test_per_image{suffix}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["image", *SCORE_NAMES, *INSTANCE_SCORE_NAMES])
-        writer.writeheader()
-        writer.writerows(
-            {k: (f"{v:.5f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows
-        )
-    (run_dir / f"test_metrics{suffix}.json").write_text(json.dumps(summary, indent=1))
-    _write_triptychs(run_dir / "triptychs", rows, kept, seed=config.get("seed", 0))
+    columns = ["image", *SCORE_NAMES, *INSTANCE_SCORE_NAMES]
+    _write_results(run_dir, summary, rows, kept, columns, config)
     return summary
+
+
+def _write_results(
+    run_dir: Path, summary: dict, rows: list[dict], kept: list, columns: list[str], config: dict
+) -> None:
+    """test_per_image[_tta].csv, test_metrics[_tta].json (atomically) and the triptychs."""
+    suffix = "_tta" if summary.get("tta") else ""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(
+        {k: (f"{v:.5f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows
+    )
+    write_text(run_dir / f"test_per_image{suffix}.csv", text.getvalue())
+    write_text(run_dir / f"test_metrics{suffix}.json", json.dumps(summary, indent=1))
+    _write_triptychs(run_dir / "triptychs", rows, kept, seed=config.get("seed", 0))
 
 
 def _write_triptychs(folder: Path, rows: list[dict], kept: list, seed: int) -> None:
