@@ -305,8 +305,11 @@ def _announce(cfg: TrainConfig, fmt: str, split: dict, run_dir: Path, demo: bool
 def _plateau(cfg: TrainConfig):
     import keras
 
+    from segcore.callbacks import monitor_for
+
+    monitor, mode = monitor_for(cfg.target)
     return keras.callbacks.ReduceLROnPlateau(
-        monitor="val_dice", mode="max", factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6
+        monitor=monitor, mode=mode, factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6
     )
 
 
@@ -329,6 +332,7 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
         HistoryLogger,
         ResumeCheckpoint,
         TimeLimit,
+        monitor_for,
         read_best_weights,
         read_state,
         restore,
@@ -344,6 +348,7 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
     keras.utils.set_random_seed(cfg.seed)
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    monitor, mode = monitor_for(cfg.target)
     state = {"epoch": 0, "best": None}
     if resume_dir is not None:
         run_dir, fmt = Path(resume_dir), cfg.format  # config.json holds the detected layout
@@ -456,6 +461,8 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
             state = restore(model, run_dir)
             if state["best"] is not None:
                 read_best_weights(run_dir, model)  # a bad file fails now, not after training
+            if state["monitor"] != monitor:  # a run saved under an older rule: compare afresh
+                state["best"] = None
             log.info("resuming %s after epoch %d", run_dir, state["epoch"])
 
         config = asdict(cfg) | {
@@ -472,6 +479,7 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
             "n_train": len(train_cache),
             "n_val": len(val_cache),
             "arch_kwargs": arch_kwargs(cfg),
+            "monitor": monitor,
         }
         if cfg.target == "instance":
             from segcore.instances import TARGET_CHANNELS
@@ -484,9 +492,9 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
         # every process runs the saving callbacks (saving a distributed model takes part in
         # collective operations); the others write into a scratch folder that is then removed
         out = run_dir if topology.is_chief else Path(tempfile.mkdtemp(prefix="segcore-process-"))
-        best = BestWeights(out / "checkpoint" / "best.weights.npz", state["best"])
+        best = BestWeights(out / "checkpoint" / "best.weights.npz", state["best"], monitor, mode)
         callbacks = [
-            keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=cfg.patience),
+            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience),
             best,
             HistoryLogger(out / "history.csv"),
             ResumeCheckpoint(out, best),
@@ -536,8 +544,13 @@ def _finish_config(run_dir: Path) -> None:
     from segcore.history import read_history
 
     config = json.loads((run_dir / "config.json").read_text())
+    from segcore.callbacks import monitor_for
+
     rows = read_history(run_dir / "history.csv")
-    best_row = max(rows, key=lambda r: r.get("val_dice", -1.0)) if rows else {}
+    monitor, mode = monitor_for(config.get("target", "mask"))
+    sign = 1.0 if mode == "max" else -1.0  # max() keeps the first of equal values, as BestWeights
+    scored = [r for r in rows if r.get(monitor) is not None]
+    best_row = max(scored, key=lambda r: sign * r[monitor]) if scored else {}
     config.update(
         train_seconds=round(sum(r["seconds"] for r in rows), 2),
         epochs_completed=len(rows),

@@ -407,6 +407,7 @@ def test_config_json(trained, tiny_dataset_dir: Path):
     assert (config["devices"], config["processes"]) == (1, 1)
     history = read_history(run / "history.csv")
     best = max(history, key=lambda r: r["val_dice"])
+    assert config["monitor"] == "val_dice"
     assert config["best_epoch"] == best["epoch"]
     assert config["best_val_dice"] == pytest.approx(best["val_dice"])
 

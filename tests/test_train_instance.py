@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from segcore.history import read_history
 from segcore.train import parse_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,6 +24,45 @@ def test_target_flag_parses():
     cfg, _ = parse_args(["--data", "d", "--target", "instance"])
     assert cfg.target == "instance"
     assert parse_args(["--data", "d"])[0].target == "mask"
+
+
+class _Model:
+    """What BestWeights reads from a Keras model: its weights."""
+
+    def __init__(self):
+        self.weights = [np.zeros(2, np.float32)]
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+
+def test_best_weights_follow_the_monitor_direction(tmp_path: Path):
+    from segcore.callbacks import BestWeights, improved, monitor_for
+
+    assert monitor_for("mask") == ("val_dice", "max")
+    assert monitor_for("instance") == ("val_loss", "min")
+    assert improved(0.5, None, "min") and improved(0.4, 0.5, "min")
+    assert not improved(0.5, 0.5, "min") and not improved(0.6, 0.5, "min")
+    assert improved(0.6, 0.5, "max") and not improved(0.5, 0.5, "max")
+    path = tmp_path / "best.weights.npz"
+    cb = BestWeights(path, None, "val_loss", "min")
+    cb.set_model(_Model())
+    saved = []
+    for epoch, loss in enumerate([0.9, 0.7, 0.8, 0.7, 0.6]):
+        cb.model.weights = [np.full(2, epoch, np.float32)]
+        cb.on_epoch_end(epoch, {"val_loss": loss, "val_dice": 1.0 - epoch})
+        with np.load(path) as f:
+            saved.append(int(f["w0"][0]))
+    assert saved == [0, 1, 1, 1, 4]  # ties keep the earlier epoch
+    assert cb.best == pytest.approx(0.6)
+
+
+def test_a_state_from_before_the_monitor_was_recorded_reads_as_val_dice(tmp_path: Path):
+    from segcore.callbacks import read_state
+
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "state.json").write_text('{"epoch": 3, "best": 0.8}')
+    assert read_state(tmp_path) == {"epoch": 3, "best": 0.8, "monitor": "val_dice"}
 
 
 def _run(module: str, *args: str) -> subprocess.CompletedProcess:
@@ -46,6 +87,13 @@ def test_instance_training_tuning_export_and_predict(tmp_path: Path):
     assert config["tile"] == {"size": 64, "overlap": 0.25}
     assert config["target_channels"] == ["boundary", "foreground"]
     assert config["arch_kwargs"]["out_channels"] == 2
+    # instance runs keep the epoch of the lowest validation loss (boundary channel included)
+    history = read_history(run / "history.csv")
+    assert config["monitor"] == "val_loss"
+    assert config["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"]
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
+    assert state["monitor"] == "val_loss"
+    assert state["best"] == pytest.approx(min(r["val_loss"] for r in history), rel=1e-5)
     metrics = json.loads((run / "test_metrics.json").read_text())
     for key in ("dice", "dsb_score", "f1_iou50"):
         assert 0.0 <= metrics[key]["mean"] <= 1.0
