@@ -98,11 +98,10 @@ def instance_card(run_dir: Path, config: dict) -> dict:
     """
     if config.get("target") != "instance":
         return {}
-    from segcore.instance_eval import read_decode
-    from segcore.instances import DecodeSettings
+    from segcore.instance_eval import read_decode, run_settings
 
     tuned = read_decode(run_dir)
-    instances = DecodeSettings.from_json(tuned.get("instances", {})).to_json()
+    instances = run_settings(run_dir, config).to_json()
     fields = {
         "target": "instance",
         "mode": "tiled",

@@ -28,14 +28,16 @@ from segcore.tiling import predict_tiled
 
 DECODE_FILE = "decode.json"
 #: The values searched on the validation split, in two stages: the two thresholds together (sizes
-#: at their defaults), then the two sizes together (thresholds at the stage-1 best).
+#: at their defaults), then the two sizes together (thresholds at the stage-1 best). The marker
+#: threshold is ``boundary`` or ``distance``, after the run's marker channel.
 DECODE_GRID = {
     "foreground": (0.4, 0.5, 0.6, 0.7),
     "boundary": (0.1, 0.2, 0.3, 0.4, 0.5),
+    "distance": (0.2, 0.3, 0.4, 0.5, 0.6),
     "min_marker_px": (2, 4, 8, 16),
     "min_size_px": (4, 8, 16, 32),
 }
-DECODE_STAGES = (("foreground", "boundary"), ("min_marker_px", "min_size_px"))
+DECODE_STAGES = (("foreground", "MARKER"), ("min_marker_px", "min_size_px"))
 TUNE_SCORES = ("dsb_score", "f1_iou50", "count_error", "dice")  # recorded per trial
 
 
@@ -49,6 +51,12 @@ def read_decode(run_dir: Path) -> dict:
     """The run's decode.json ({"instances": ..., "tile": ..., "val": ...}), or {} before tuning."""
     path = Path(run_dir) / DECODE_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_settings(run_dir: Path, config: dict) -> DecodeSettings:
+    """The run's decoding: its tuned settings, else the defaults, for its marker channel."""
+    tuned = read_decode(run_dir).get("instances", {})
+    return DecodeSettings.from_json({**tuned, "markers": config.get("markers", "boundary")})
 
 
 def keras_channels(
@@ -101,7 +109,8 @@ def evaluate_instances(run_dir: Path, model, tta: bool = False) -> tuple[list[di
     Returns (rows, kept) where kept holds (sample, image, truth mask, predicted mask) per row.
     """
     found = read_decode(run_dir)
-    settings = DecodeSettings.from_json(found.get("instances", {}))
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    settings = run_settings(run_dir, config)
     rows, kept = [], []
     for sample, image, labels, ch in predicted_split(
         run_dir, "test", model, found.get("tile"), tta
@@ -121,9 +130,12 @@ def tune_decoding(
     combination of its keys' `DECODE_GRID` values, keeping the best settings so far for the rest.
     """
     cached = [(labels, ch) for _, _, labels, ch in predicted_split(run_dir, "val", model, tile)]
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    markers = config.get("markers", "boundary")
     trials: list[dict] = []
-    best = DecodeSettings().to_json()
-    for keys in DECODE_STAGES:
+    best = DecodeSettings(markers=markers).to_json()
+    for stage in DECODE_STAGES:
+        keys = tuple(markers if k == "MARKER" else k for k in stage)
         for values in itertools.product(*(DECODE_GRID[k] for k in keys)):
             settings = DecodeSettings.from_json({**best, **dict(zip(keys, values, strict=True))})
             scores = [

@@ -1,15 +1,20 @@
 """Nuclei as objects: instance targets for training, watershed decoding, per-object measurements.
 
-Instance models predict two sigmoid channels, in this order (`TARGET_CHANNELS`): the nuclei's
-inner *boundary* ring (where touching nuclei meet it is the separating line) and the
-*foreground* (the semantic mask, last, so it stays the main output every semantic consumer
-reads). This is the body/border scheme of the DSB 2018 winners' U-Nets: body = foreground
-without boundary.
+Instance models predict two sigmoid channels: a *marker* channel that tells touching nuclei apart,
+then the *foreground* (the semantic mask, last, so it stays the main output every semantic
+consumer reads). Two marker channels exist (`MARKERS`; ``train --markers``):
+
+- ``boundary``: the nuclei's inner ring (where touching nuclei meet it is the separating line),
+  the body/border scheme of the DSB 2018 winners' U-Nets: body = foreground without boundary;
+- ``distance``: each nucleus' Euclidean distance to its own edge divided by its largest value
+  (1 at the centre, falling to 0 at the edge and where it touches another nucleus), the
+  distance-map regression of DSB 2018 entries and of StarDist's object probability.
 
 Decoding (`decode`) is a marker-controlled watershed (scikit-image): markers are the connected
-bodies (foreground > t and boundary < b) larger than a minimum size, flooded over the inverted
-foreground probability within the thresholded foreground; foreground components that hold no
-marker (very small nuclei) keep one label each. Pure numpy/scipy/scikit-image: no Keras.
+cores (foreground > t and boundary < b, or distance > d) larger than a minimum size, flooded
+within the thresholded foreground over the inverted foreground probability (boundary) or the
+inverted distance (distance); foreground components that hold no marker (very small nuclei) keep
+one label each. Pure numpy/scipy/scikit-image: no Keras.
 """
 
 from __future__ import annotations
@@ -21,7 +26,18 @@ from scipy import ndimage
 from skimage.measure import regionprops_table
 from skimage.segmentation import find_boundaries, watershed
 
-TARGET_CHANNELS = ("boundary", "foreground")
+MARKERS = ("boundary", "distance")  # the marker channel an instance model predicts
+TARGET_CHANNELS = ("boundary", "foreground")  # the default (``--markers boundary``)
+TARGET_SCALE = 255  # targets are stored as uint8: float target = stored / TARGET_SCALE
+
+
+def target_channels(markers: str = "boundary") -> tuple[str, str]:
+    """The output channels of an instance model with this marker channel (foreground last)."""
+    if markers not in MARKERS:
+        raise ValueError(f"unknown markers {markers!r}; choose one of {', '.join(MARKERS)}")
+    return (markers, "foreground")
+
+
 OBJECT_COLUMNS = (
     "id",
     "area_px",
@@ -45,18 +61,42 @@ def labels_from_masks(masks: list[np.ndarray], shape: tuple[int, int]) -> np.nda
     return labels
 
 
-def instance_targets(labels: np.ndarray, boundary_width: int = 2) -> np.ndarray:
-    """HxWx2 uint8 {0, 1} training target (boundary, foreground) from an HxW label image.
+def instance_targets(
+    labels: np.ndarray, boundary_width: int = 2, markers: str = "boundary"
+) -> np.ndarray:
+    """HxWx2 uint8 training target (marker channel, foreground) from an HxW label image, in
+    0..TARGET_SCALE (the binary channels are 0 or TARGET_SCALE).
 
-    The boundary is each object's inner ring, ``boundary_width`` pixels thick; between two
-    touching objects it is both rings, so body = foreground & ~boundary separates them.
+    ``boundary``: each object's inner ring, ``boundary_width`` pixels thick; between two touching
+    objects it is both rings, so body = foreground & ~boundary separates them. ``distance``:
+    `normalized_distance` of each object.
     """
     labels = np.asarray(labels)
     fg = labels > 0
-    ring = find_boundaries(labels, mode="inner")
-    if boundary_width > 1:
-        ring = ndimage.binary_dilation(ring, iterations=boundary_width - 1) & fg
-    return np.stack([ring, fg], axis=-1).astype(np.uint8)
+    target_channels(markers)  # a bad name fails here
+    if markers == "distance":
+        first = np.rint(normalized_distance(labels) * TARGET_SCALE).astype(np.uint8)
+    else:
+        ring = find_boundaries(labels, mode="inner")
+        if boundary_width > 1:
+            ring = ndimage.binary_dilation(ring, iterations=boundary_width - 1) & fg
+        first = ring.astype(np.uint8) * TARGET_SCALE
+    return np.stack([first, fg.astype(np.uint8) * TARGET_SCALE], axis=-1)
+
+
+def normalized_distance(labels: np.ndarray) -> np.ndarray:
+    """HxW float32: each object's distance to the nearest pixel outside it (background or another
+    object) divided by that object's largest distance; 0 on the background, 1 at each centre."""
+    labels = np.asarray(labels)
+    if not labels.any():
+        return np.zeros(labels.shape, dtype=np.float32)
+    fg = labels > 0
+    edge = find_boundaries(labels, mode="inner")  # object pixels next to another label or 0
+    dist = np.where(fg, ndimage.distance_transform_edt(fg & ~edge) + 1.0, 0.0)
+    n = int(labels.max())
+    peak = np.asarray(ndimage.maximum(dist, labels, index=np.arange(1, n + 1)), dtype=np.float64)
+    scale = np.concatenate([[1.0], np.where(peak > 0, peak, 1.0)])
+    return (dist / scale[labels]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -67,6 +107,8 @@ class DecodeSettings:
     boundary: float = 0.5  # boundary probability below which a foreground pixel is body
     min_marker_px: int = 4  # smaller body components are not markers
     min_size_px: int = 8  # objects smaller than this after flooding are dropped
+    markers: str = "boundary"  # what the model's first channel is (`MARKERS`)
+    distance: float = 0.5  # distance-map value above which a foreground pixel is a core
 
     @classmethod
     def from_json(cls, obj: dict) -> DecodeSettings:
@@ -80,12 +122,17 @@ class DecodeSettings:
 
 
 def decode(
-    foreground: np.ndarray, boundary: np.ndarray, settings: DecodeSettings = DecodeSettings()
+    foreground: np.ndarray, marker_map: np.ndarray, settings: DecodeSettings = DecodeSettings()
 ) -> np.ndarray:
-    """HxW int32 labels (0 = background, ids 1..n) from foreground and boundary probability maps."""
+    """HxW int32 labels (0 = background, ids 1..n) from the foreground probability and the
+    marker channel (boundary probability or distance map, as ``settings.markers`` says)."""
     fg = np.asarray(foreground, dtype=np.float32)
+    second = np.asarray(marker_map, dtype=np.float32)
     mask = fg > settings.foreground
-    body = mask & (np.asarray(boundary, dtype=np.float32) < settings.boundary)
+    if settings.markers == "distance":
+        body, relief = mask & (second > settings.distance), -second
+    else:
+        body, relief = mask & (second < settings.boundary), -fg
     markers, n = ndimage.label(body)
     if n:
         sizes = np.bincount(markers.ravel(), minlength=n + 1)
@@ -95,7 +142,7 @@ def decode(
             keep = np.cumsum(~small) - 1  # new ids for kept markers; background stays 0
             keep[small] = 0
             markers = keep[markers].astype(np.int32)
-    labels = watershed(-fg, markers, mask=mask) if markers.any() else np.zeros_like(markers)
+    labels = watershed(relief, markers, mask=mask) if markers.any() else np.zeros_like(markers)
     orphans, n_orphans = ndimage.label(mask & (labels == 0))
     if n_orphans:
         labels = np.where(orphans > 0, orphans + labels.max(), labels)

@@ -71,12 +71,14 @@ class TrainConfig:
     workers: int = 0
     time_limit: float = 0.0
     target: str = "mask"
+    markers: str = "boundary"
     arch_kwargs: dict = field(default_factory=dict)
 
 
 def _parser() -> argparse.ArgumentParser:
     """The flags; every default is None so that a flag the user gave can be told apart."""
     from segcore.distribute import STRATEGIES
+    from segcore.instances import MARKERS
     from segcore.losses import LOSSES
     from segcore.models import ARCHITECTURES
 
@@ -127,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
         help="mask: resized semantic mask (default); instance: boundary + foreground on "
         "native-scale crops of --img-size (nuclei as objects)",
     )
+    p.add_argument(
+        "--markers",
+        choices=MARKERS,
+        help="with --target instance: the channel that separates touching nuclei, their inner "
+        "boundary ring (default) or a distance-to-edge map",
+    )
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up notices")
     return p
 
@@ -145,6 +153,8 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, str | None]:
         given["arch_kwargs"] = {"deep_supervision": a.deep_supervision == "on"}
     if a.resume is not None:
         return config_for_resume(Path(a.resume), given), a.resume
+    if a.markers is not None and a.target != "instance":
+        raise DataError(f"--markers {a.markers}: only with --target instance")
     cfg = TrainConfig(**((DEMO_SIZING if a.data is None else {}) | given))
     check_config(cfg)
     return cfg, None
@@ -232,9 +242,9 @@ def arch_kwargs(cfg: TrainConfig) -> dict:
     """Keyword arguments for `segcore.models.build` (recorded in config.json and the card)."""
     kwargs = dict(cfg.arch_kwargs, channels=cfg.channels, depth=cfg.depth)
     if cfg.target == "instance":
-        from segcore.instances import TARGET_CHANNELS
+        from segcore.instances import target_channels
 
-        kwargs["out_channels"] = len(TARGET_CHANNELS)
+        kwargs["out_channels"] = len(target_channels(cfg.markers))
     if cfg.base_filters:
         kwargs["base_filters"] = cfg.base_filters
     return kwargs
@@ -244,7 +254,7 @@ def build_model(cfg: TrainConfig, steps_per_epoch: int = 1):
     """Build and compile the model named in the config (call inside the strategy scope if any)."""
     import keras
 
-    from segcore.instances import TARGET_CHANNELS
+    from segcore.instances import target_channels
     from segcore.losses import get_instance_loss, get_loss
     from segcore.metrics import get_metrics
     from segcore.models import build
@@ -253,7 +263,11 @@ def build_model(cfg: TrainConfig, steps_per_epoch: int = 1):
     instance = cfg.target == "instance"
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch)),
-        loss=get_instance_loss(cfg.loss, len(TARGET_CHANNELS)) if instance else get_loss(cfg.loss),
+        loss=(
+            get_instance_loss(cfg.loss, len(target_channels(cfg.markers)))
+            if instance
+            else get_loss(cfg.loss)
+        ),
         metrics=get_metrics(),
     )
     return model
@@ -381,8 +395,8 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
     if cfg.target == "instance":
         from segcore.data.crops import build_instance_cache
 
-        train_cache = build_instance_cache(split["train"], workers)
-        val_cache = build_instance_cache(split["val"], workers)
+        train_cache = build_instance_cache(split["train"], workers, cfg.markers)
+        val_cache = build_instance_cache(split["val"], workers, cfg.markers)
     else:
         train_cache = build_cache(split["train"], cfg.img_size, workers)
         val_cache = build_cache(split["val"], cfg.img_size, workers)
@@ -482,12 +496,12 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
             "monitor": monitor,
         }
         if cfg.target == "instance":
-            from segcore.instances import TARGET_CHANNELS
+            from segcore.instances import target_channels
 
             config.update(
                 mode="tiled",
                 tile={"size": cfg.img_size, "overlap": TILE_OVERLAP},
-                target_channels=list(TARGET_CHANNELS),
+                target_channels=list(target_channels(cfg.markers)),
             )
         # every process runs the saving callbacks (saving a distributed model takes part in
         # collective operations); the others write into a scratch folder that is then removed

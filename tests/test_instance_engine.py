@@ -25,7 +25,9 @@ from segcore.predict import main as predict_main
 TILE = {"size": 64, "overlap": 0.25}
 
 
-def write_model(folder: Path, name: str, weights: list[float], bias: list[float]) -> Path:
+def write_model(
+    folder: Path, name: str, weights: list[float], bias: list[float], markers: str = "boundary"
+) -> Path:
     """A 1x1-conv ONNX model from 3 input to 2 sigmoid output channels, with a tiled card."""
     save_conv1x1_sigmoid_model(folder / f"{name}.onnx", 3, weights, bias)
     card = {
@@ -39,7 +41,14 @@ def write_model(folder: Path, name: str, weights: list[float], bias: list[float]
         "threshold": 0.5,
         "mode": "tiled",
         "tile": TILE,
-        "instances": {"foreground": 0.5, "boundary": 0.5, "min_marker_px": 4, "min_size_px": 8},
+        "instances": {
+            "foreground": 0.5,
+            "boundary": 0.5,
+            "distance": 0.5,
+            "markers": markers,
+            "min_marker_px": 4,
+            "min_size_px": 8,
+        },
     }
     (folder / f"{name}.json").write_text(json.dumps(card))
     return folder / f"{name}.onnx"
@@ -49,28 +58,31 @@ def write_model(folder: Path, name: str, weights: list[float], bias: list[float]
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("instance_models")
     write_model(folder, "two_channel", [0, 20, 0, 20, 0, 0], [-10.0, -10.0])
+    write_model(folder, "distance", [0, 20, 0, 20, 0, 0], [-10.0, -10.0], markers="distance")
     write_model(folder, "constant", [0.0] * 6, [0.0, float(np.log(0.7 / 0.3))])
     return folder
 
 
-def painted_nuclei(shape=(90, 150)) -> tuple[np.ndarray, np.ndarray]:
-    """(RGB image, truth labels): 3 nuclei, two of them touching; red = nucleus, green = ring."""
+def painted_nuclei(shape=(90, 150), markers: str = "boundary") -> tuple[np.ndarray, np.ndarray]:
+    """(RGB image, truth labels): 3 nuclei, two of them touching; red = nucleus, green = the
+    marker target (inner ring, or distance map)."""
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     discs = [(45, 40, 16), (45, 71, 16), (30, 120, 12)]
     masks = [(yy - cy) ** 2 + (xx - cx) ** 2 <= r**2 for cy, cx, r in discs]
     masks[1] &= ~masks[0]
     labels = labels_from_masks(masks, shape)
-    target = instance_targets(labels)
+    target = instance_targets(labels, markers=markers)
     image = np.zeros((*shape, 3), np.uint8)
-    image[..., 0] = target[..., 1] * 255
-    image[..., 1] = target[..., 0] * 255
+    image[..., 0] = target[..., 1]  # targets are stored 0..255
+    image[..., 1] = target[..., 0]
     return image, labels
 
 
-def test_engine_decodes_touching_nuclei_across_tiles(models: Path):
-    engine = Engine(models / "two_channel.onnx")
-    assert engine.mode == "tiled" and engine.instances is not None
-    image, truth = painted_nuclei()
+@pytest.mark.parametrize("markers, name", [("boundary", "two_channel"), ("distance", "distance")])
+def test_engine_decodes_touching_nuclei_across_tiles(models: Path, markers: str, name: str):
+    engine = Engine(models / f"{name}.onnx")
+    assert engine.mode == "tiled" and engine.instances.markers == markers
+    image, truth = painted_nuclei(markers=markers)
     pred = engine.predict(image)
     assert pred.labels is not None and pred.labels.shape == truth.shape
     assert pred.labels.dtype == np.int32

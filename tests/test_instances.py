@@ -13,6 +13,7 @@ from segcore.instances import (
     instance_targets,
     labels_from_masks,
     measure_objects,
+    normalized_distance,
     remove_small,
 )
 
@@ -55,7 +56,7 @@ def test_targets_separate_touching_objects():
 
 def test_decode_recovers_touching_discs_from_perfect_maps():
     labels = touching_discs()
-    target = instance_targets(labels).astype(np.float32)
+    target = instance_targets(labels).astype(np.float32) / 255
     pred = decode(target[..., 1], target[..., 0])
     assert pred.dtype == np.int32 and pred.max() == 2
     # each predicted object is one of the discs
@@ -63,6 +64,37 @@ def test_decode_recovers_touching_discs_from_perfect_maps():
         ids = np.unique(pred[labels == i])
         assert len(ids) == 1 and ids[0] > 0
         assert (pred == ids[0]).sum() == pytest.approx((labels == i).sum(), rel=0.1)
+
+
+def test_distance_target_is_one_at_each_centre_and_falls_to_the_edges():
+    labels = touching_discs()
+    dist = normalized_distance(labels)
+    assert dist.dtype == np.float32 and dist[labels == 0].max() == 0.0
+    for i in (1, 2):
+        inside = dist[labels == i]
+        assert inside.max() == pytest.approx(1.0) and inside.min() > 0.0
+    # where the discs touch the map falls to its edge value: two separate cores above 0.5
+    from scipy import ndimage
+
+    assert ndimage.label(dist > 0.5)[1] == 2
+    target = instance_targets(labels, markers="distance")
+    assert target.dtype == np.uint8 and target[..., 0].max() == 255
+    np.testing.assert_array_equal(target[..., 1] > 0, labels > 0)
+    assert not normalized_distance(np.zeros((5, 5), np.int32)).any()
+    with pytest.raises(ValueError, match="markers"):
+        instance_targets(labels, markers="centroids")
+
+
+def test_decode_with_distance_markers_recovers_touching_discs():
+    labels = touching_discs()
+    target = instance_targets(labels, markers="distance").astype(np.float32) / 255
+    settings = DecodeSettings(markers="distance", distance=0.5)
+    pred = decode(target[..., 1], target[..., 0], settings)
+    assert pred.max() == 2
+    for i in (1, 2):
+        ids = np.unique(pred[labels == i])
+        assert len(ids) == 1 and ids[0] > 0
+    assert DecodeSettings.from_json(settings.to_json()) == settings
 
 
 def test_watershed_splits_two_touching_discs():

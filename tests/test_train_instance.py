@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from segcore.history import read_history
+from segcore.instance_eval import DECODE_GRID
 from segcore.train import parse_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,12 +73,24 @@ def _run(module: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_markers_flag_parses_and_needs_an_instance_target():
+    from segcore.data import DataError
+
+    assert parse_args(["--data", "d", "--target", "instance"])[0].markers == "boundary"
+    cfg, _ = parse_args(["--data", "d", "--target", "instance", "--markers", "distance"])
+    assert cfg.markers == "distance"
+    with pytest.raises(DataError, match="--markers distance: only with --target instance"):
+        parse_args(["--data", "d", "--markers", "distance"])
+
+
 @pytest.mark.slow
-def test_instance_training_tuning_export_and_predict(tmp_path: Path):
+@pytest.mark.parametrize("markers", ["boundary", "distance"])
+def test_instance_training_tuning_export_and_predict(markers: str, tmp_path: Path):
     run = tmp_path / "run"
     train = _run(
         "segcore.train",
-        *("--data", str(DSB_SAMPLES), "--target", "instance", "--arch", "unet_bn"),
+        *("--data", str(DSB_SAMPLES), "--target", "instance", "--markers", markers),
+        *("--arch", "unet_bn"),
         *("--base-filters", "4", "--depth", "2", "--img-size", "64", "--epochs", "2"),
         *("--batch-size", "4", "--split", "0.6,0.2,0.2", "--workers", "1", "--out", str(run)),
     )
@@ -85,7 +98,8 @@ def test_instance_training_tuning_export_and_predict(tmp_path: Path):
     config = json.loads((run / "config.json").read_text())
     assert config["target"] == "instance" and config["mode"] == "tiled"
     assert config["tile"] == {"size": 64, "overlap": 0.25}
-    assert config["target_channels"] == ["boundary", "foreground"]
+    assert config["target_channels"] == [markers, "foreground"]
+    assert config["markers"] == markers
     assert config["arch_kwargs"]["out_channels"] == 2
     # instance runs keep the epoch of the lowest validation loss (boundary channel included)
     history = read_history(run / "history.csv")
@@ -107,7 +121,10 @@ def test_instance_training_tuning_export_and_predict(tmp_path: Path):
     tune = _run("segcore.instance_eval", str(run), "--tune")
     assert tune.returncode == 0, tune.stderr[-2000:]
     decode = json.loads((run / "decode.json").read_text())
-    assert set(decode["instances"]) == {"foreground", "boundary", "min_marker_px", "min_size_px"}
+    assert decode["instances"]["markers"] == markers
+    tried = {key for key in DECODE_GRID if len({t[key] for t in decode["trials"]}) > 1}
+    other = {"boundary": "distance", "distance": "boundary"}[markers]
+    assert tried == set(DECODE_GRID) - {other}  # the run's marker threshold is searched
     best = max(decode["trials"], key=lambda t: t["dsb_score"])
     assert decode["val"]["dsb_score"] == best["dsb_score"]
 

@@ -2,7 +2,7 @@
 
 `build_instance_cache` decodes every image at its own size with its per-nucleus masks kept apart
 (an int32 label image), and turns the labels into the two-channel instance target of
-`segcore.instances`. `NativeCrops` feeds square crops of those full-size arrays: random position,
+`segcore.instances` (marker channel: boundary or distance; stored as uint8 0..TARGET_SCALE). `NativeCrops` feeds square crops of those full-size arrays: random position,
 scale jitter (the crop covers ``crop / s`` source pixels, resampled to ``crop``), flips,
 90-degree turns and brightness/contrast; images smaller than the crop are padded by mirroring,
 never stretched. Validation crops are a fixed grid (no jitter), so val scores are comparable.
@@ -22,7 +22,7 @@ from PIL import Image
 
 from segcore.data.augment import AugmentConfig, augment_intensity
 from segcore.data.layouts import Sample, load_labels
-from segcore.instances import instance_targets
+from segcore.instances import TARGET_SCALE, instance_targets
 from segcore.preprocess import ImageError, to_model_input
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ MAX_CROPS_PER_IMAGE = 4  # large images give up to this many crops per epoch
 
 @dataclass
 class InstanceCache:
-    """Full-size images (HxWx3 uint8), their targets (HxWx2 uint8) and labels, per sample."""
+    """Full-size images (HxWx3 uint8), their targets (HxWx2 uint8, 0..TARGET_SCALE) and labels."""
 
     images: list[np.ndarray]
     targets: list[np.ndarray]
@@ -44,8 +44,13 @@ class InstanceCache:
         return len(self.samples)
 
 
-def build_instance_cache(samples: list[Sample], workers: int | None = None) -> InstanceCache:
-    """Decode all samples at native size with a thread pool; unreadable pairs are logged, skipped."""
+def build_instance_cache(
+    samples: list[Sample], workers: int | None = None, markers: str = "boundary"
+) -> InstanceCache:
+    """Decode all samples at native size with a thread pool; unreadable pairs are logged, skipped.
+
+    ``markers`` names the targets' first channel (`segcore.instances.MARKERS`).
+    """
     workers = workers or min(8, os.cpu_count() or 1)
 
     def job(sample: Sample):
@@ -53,7 +58,7 @@ def build_instance_cache(samples: list[Sample], workers: int | None = None) -> I
             image, labels = load_labels(sample)
         except ImageError as exc:
             return sample, None, str(exc)
-        return sample, (image, instance_targets(labels), labels), None
+        return sample, (image, instance_targets(labels, markers=markers), labels), None
 
     cache = InstanceCache([], [], [], [])
     with ThreadPoolExecutor(workers) as pool:
@@ -113,7 +118,7 @@ def grid_origins(shape: tuple[int, ...], crop: int) -> list[tuple[int, int]]:
 
 
 class NativeCrops(keras.utils.PyDataset):
-    """Batches of (float32 image crops, float32 target crops) at native scale."""
+    """Batches of (float32 image crops, float32 target crops in [0, 1]) at native scale."""
 
     def __init__(
         self,
@@ -188,7 +193,7 @@ class NativeCrops(keras.utils.PyDataset):
         idx = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         pairs = [self._one(self._items[j], rng) for j in idx]
         images = np.stack([p[0] for p in pairs])
-        targets = np.stack([p[1] for p in pairs]).astype(np.float32)
+        targets = np.stack([p[1] for p in pairs]).astype(np.float32) / TARGET_SCALE
         x = to_model_input(images, self.channels)
         if self.augment is not None:
             x = augment_intensity(x, rng, self.augment)

@@ -76,6 +76,7 @@ def test_validation_crops_are_a_fixed_grid():
     data = NativeCrops(cache, crop=64, batch_size=8, train=False)
     x, y = data[0]
     assert len(x) == len(grid_origins((100, 130), 64)) + 1 == 5
-    np.testing.assert_array_equal(y[0], cache.targets[0][:64, :64])
+    np.testing.assert_array_equal(y[0], cache.targets[0][:64, :64] / 255.0)
+    assert set(np.unique(y)) <= {0.0, 1.0}
     np.testing.assert_array_equal(x, data[0][0])
     assert crops_per_image((40, 50), 64) == 1 and crops_per_image((1000, 1000), 64) == 4
