@@ -51,7 +51,7 @@ from PIL import Image
 from bench.records import write_records
 from export.graph import count_macs, to_fp16, to_fp32
 from segcore.data import DataError, find_samples
-from segcore.infer import Engine, read_card
+from segcore.infer import Engine, quiet_onnxruntime_logs, read_card
 from segcore.preprocess import ImageError, load_image, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -393,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=20, help="timed batch-1 calls per model")
     p.add_argument("--tag", default=socket.gethostname(), help="result file suffix (default: host)")
     args = p.parse_args(argv)
+    quiet_onnxruntime_logs()
     models = sorted(args.models_dir.glob("*.onnx"))
     if not models:
         print(f"error: no .onnx models in {args.models_dir}", file=sys.stderr)

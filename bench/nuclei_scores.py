@@ -28,7 +28,7 @@ from segcore.atomic import write_text
 from segcore.data import find_samples, make_split
 from segcore.data.layouts import load_labels
 from segcore.data.split import parse_fractions
-from segcore.infer import Engine
+from segcore.infer import Engine, quiet_onnxruntime_logs
 from segcore.instances import distance_watershed, remove_small
 from segcore.matching import instance_scores
 from segcore.scores import dice
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-distance", type=int, nargs="+", default=[3])
     p.add_argument("--out", type=Path, help="JSON results (default: print only)")
     a = p.parse_args(argv)
+    quiet_onnxruntime_logs()
     _, samples = find_samples(a.data, "dsb")
     split = make_split(samples, parse_fractions(a.fractions), a.seed)[a.split]
     results = score_models(a.model, split, a.min_distance)

@@ -25,7 +25,7 @@ from PIL import Image
 
 from segcore.atomic import write_text
 from segcore.data import find_samples
-from segcore.infer import Engine
+from segcore.infer import Engine, quiet_onnxruntime_logs
 from segcore.instances import decode, measure_objects
 from segcore.preprocess import load_image
 
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
+    quiet_onnxruntime_logs()
     engine = Engine(a.model, threads=a.threads)
     if engine.instances is None:
         print(

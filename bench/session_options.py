@@ -31,7 +31,7 @@ from bench.inference import (
     sample_images,
 )
 from bench.records import write_records
-from segcore.infer import OPTIMIZATION_LEVELS, Engine, LoadedImage
+from segcore.infer import OPTIMIZATION_LEVELS, Engine, LoadedImage, quiet_onnxruntime_logs
 from segcore.preprocess import prepare
 
 
@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--tag", default=socket.gethostname(), help="result file suffix (default: host)")
     args = p.parse_args(argv)
+    quiet_onnxruntime_logs()
     engine = Engine(args.model)
     level = OPTIMIZATION_LEVELS[engine.card.get("ort_optimization", "extended")]
     size = (engine.input_size, engine.input_size)

@@ -56,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # this command's own process: models trained under JAX export under TensorFlow
         os.environ["KERAS_BACKEND"] = "tensorflow"
         quiet_tensorflow(args.verbose, force=True)
+        if not args.verbose:
+            from segcore.infer import quiet_onnxruntime_logs
+
+            quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
         from export.pipeline import export_run  # TensorFlow loads only for a valid run
 
         card = export_run(

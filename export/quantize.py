@@ -24,7 +24,7 @@ from export.graph import to_fp32
 from export.install import install, installed_line
 from export.precision import ACTIVATIONS, CALIBRATION_IMAGES, PRECISIONS, with_precision
 from export.run_folder import split_from_card
-from segcore.infer import ModelError, read_card
+from segcore.infer import ModelError, quiet_onnxruntime_logs, read_card
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -97,6 +97,7 @@ def convert(
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = parse_args(argv)
+    quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
     out = args.out or args.model.parent
     try:
         card = convert(

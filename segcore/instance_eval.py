@@ -33,7 +33,7 @@ DECODE_FILE = "decode.json"
 DECODE_GRID = {
     "foreground": (0.4, 0.5, 0.6, 0.7),
     "boundary": (0.1, 0.2, 0.3, 0.4, 0.5),
-    "distance": (0.2, 0.3, 0.4, 0.5, 0.6),
+    "distance": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
     "min_marker_px": (2, 4, 8, 16),
     "min_size_px": (4, 8, 16, 32),
 }
