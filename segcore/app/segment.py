@@ -58,12 +58,14 @@ class Upload:
 
 
 def figures_of(pred: Prediction) -> dict[str, float | int]:
-    """The scalar fields of a `Prediction` (sizes, area, counts, seconds), without its arrays."""
+    """The scalar fields of a `Prediction` (sizes, area, counts, seconds), without its arrays,
+    and its ``count`` (instances for instance models: touching nuclei are one component)."""
     out = {}
     for field in dataclasses.fields(pred):
         value = getattr(pred, field.name)
         if isinstance(value, bool | int | float | np.integer | np.floating):
             out[field.name] = value.item() if isinstance(value, np.generic) else value
+    out["count"] = int(pred.count)
     return out
 
 

@@ -68,6 +68,29 @@ def test_instance_result_keeps_labels_and_objects(result):
     assert sorted(o["area_px"] for o in result.objects)[-1] > 300  # the radius-10 disk
 
 
+def test_the_count_is_of_instances_not_of_components():
+    """Two touching nuclei are one connected component but two objects: the page, the batch CSV
+    and the figures count two."""
+    from segcore.app.segment import figures_of
+
+    labels = np.zeros((20, 30), np.int32)
+    labels[5:15, 5:15], labels[5:15, 15:25] = 1, 2
+    pred = Prediction(
+        probability=(labels > 0).astype(np.float32),
+        mask=labels > 0,
+        width=30,
+        height=20,
+        area_px=200,
+        area_pct=100 * 200 / 600,
+        components=1,
+        seconds=0.0,
+        labels=labels,
+        objects=measure_objects(labels, np.zeros((20, 30, 3), np.uint8)),
+    )
+    figures = figures_of(pred)
+    assert (figures["count"], figures["components"]) == (2, 1)
+
+
 def render_result(data: bytes) -> None:
     """AppTest script: the Segment page's view of one pickled result."""
     import pickle
