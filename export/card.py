@@ -101,7 +101,7 @@ def instance_card(run_dir: Path, config: dict) -> dict:
     from segcore.instance_eval import read_decode, run_settings
 
     tuned = read_decode(run_dir)
-    instances = run_settings(run_dir, config).to_json()
+    instances = run_settings(tuned, config).to_json()
     fields = {
         "target": "instance",
         "mode": "tiled",

@@ -53,9 +53,10 @@ def read_decode(run_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def run_settings(run_dir: Path, config: dict) -> DecodeSettings:
-    """The run's decoding: its tuned settings, else the defaults, for its marker channel."""
-    tuned = read_decode(run_dir).get("instances", {})
+def run_settings(decoded: dict, config: dict) -> DecodeSettings:
+    """A run's decoding from its `read_decode` dict and config: the tuned settings, else the
+    defaults, for the run's marker channel."""
+    tuned = decoded.get("instances", {})
     return DecodeSettings.from_json({**tuned, "markers": config.get("markers", "boundary")})
 
 
@@ -110,7 +111,7 @@ def evaluate_instances(run_dir: Path, model, tta: bool = False) -> tuple[list[di
     """
     found = read_decode(run_dir)
     config = json.loads((Path(run_dir) / "config.json").read_text())
-    settings = run_settings(run_dir, config)
+    settings = run_settings(found, config)
     rows, kept = [], []
     for sample, image, labels, ch in predicted_split(
         run_dir, "test", model, found.get("tile"), tta

@@ -27,7 +27,6 @@ from skimage.measure import regionprops_table
 from skimage.segmentation import find_boundaries, watershed
 
 MARKERS = ("boundary", "distance")  # the marker channel an instance model predicts
-TARGET_CHANNELS = ("boundary", "foreground")  # the default (``--markers boundary``)
 TARGET_SCALE = 255  # targets are stored as uint8: float target = stored / TARGET_SCALE
 
 

@@ -555,11 +555,10 @@ def save_best_model(cfg: TrainConfig, run_dir: Path) -> Path:
 
 
 def _finish_config(run_dir: Path) -> None:
+    from segcore.callbacks import monitor_for
     from segcore.history import read_history
 
     config = json.loads((run_dir / "config.json").read_text())
-    from segcore.callbacks import monitor_for
-
     rows = read_history(run_dir / "history.csv")
     monitor, mode = monitor_for(config.get("target", "mask"))
     sign = 1.0 if mode == "max" else -1.0  # max() keeps the first of equal values, as BestWeights

@@ -2,7 +2,8 @@
 
 `build_instance_cache` decodes every image at its own size with its per-nucleus masks kept apart
 (an int32 label image), and turns the labels into the two-channel instance target of
-`segcore.instances` (marker channel: boundary or distance; stored as uint8 0..TARGET_SCALE). `NativeCrops` feeds square crops of those full-size arrays: random position,
+`segcore.instances` (marker channel: boundary or distance; stored as uint8 0..TARGET_SCALE).
+`NativeCrops` feeds square crops of those full-size arrays: random position,
 scale jitter (the crop covers ``crop / s`` source pixels, resampled to ``crop``), flips,
 90-degree turns and brightness/contrast; images smaller than the crop are padded by mirroring,
 never stretched. Validation crops are a fixed grid (no jitter), so val scores are comparable.

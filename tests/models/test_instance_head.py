@@ -1,4 +1,4 @@
-"""Every registered architecture takes the instance head: K = len(TARGET_CHANNELS) outputs."""
+"""Every registered architecture takes the instance head: K = len(target_channels()) outputs."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import keras
 import numpy as np
 import pytest
 
-from segcore.instances import TARGET_CHANNELS
+from segcore.instances import target_channels
 from segcore.losses import get_instance_loss
 from segcore.metrics import get_metrics
 from segcore.models import ARCHITECTURES, build, main_output_model
 
-K = len(TARGET_CHANNELS)
+K = len(target_channels())
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
