@@ -27,17 +27,19 @@ from segcore.scores import SCORE_NAMES, binary_scores
 from segcore.tiling import predict_tiled
 
 DECODE_FILE = "decode.json"
-#: The values searched on the validation split, in two stages: the two thresholds together (sizes
-#: at their defaults), then the two sizes together (thresholds at the stage-1 best). The marker
-#: threshold is ``boundary`` or ``distance``, after the run's marker channel.
+#: The values searched on the validation split, in two stages: the two thresholds together (the
+#: object filters at their defaults), then the two sizes and the peak filter together (thresholds
+#: at the stage-1 best). The marker threshold is ``boundary`` or ``distance``, after the run's
+#: marker channel.
 DECODE_GRID = {
     "foreground": (0.4, 0.5, 0.6, 0.7),
     "boundary": (0.1, 0.2, 0.3, 0.4, 0.5),
     "distance": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
     "min_marker_px": (2, 4, 8, 16),
     "min_size_px": (4, 8, 16, 32),
+    "min_peak": (0.0, 0.9, 0.95, 0.97, 0.99),
 }
-DECODE_STAGES = (("foreground", "MARKER"), ("min_marker_px", "min_size_px"))
+DECODE_STAGES = (("foreground", "MARKER"), ("min_marker_px", "min_size_px", "min_peak"))
 TUNE_SCORES = ("dsb_score", "f1_iou50", "count_error", "dice")  # recorded per trial
 
 

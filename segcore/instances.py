@@ -108,6 +108,7 @@ class DecodeSettings:
     min_size_px: int = 8  # objects smaller than this after flooding are dropped
     markers: str = "boundary"  # what the model's first channel is (`MARKERS`)
     distance: float = 0.5  # distance-map value above which a foreground pixel is a core
+    min_peak: float = 0.0  # objects whose highest foreground probability is below this are dropped
 
     @classmethod
     def from_json(cls, obj: dict) -> DecodeSettings:
@@ -145,13 +146,26 @@ def decode(
     orphans, n_orphans = ndimage.label(mask & (labels == 0))
     if n_orphans:
         labels = np.where(orphans > 0, orphans + labels.max(), labels)
-    return remove_small(labels.astype(np.int32), settings.min_size_px)
+    labels = labels.astype(np.int32)
+    peaks = None
+    if settings.min_peak > 0 and labels.any():
+        index = np.arange(1, int(labels.max()) + 1)
+        peaks = np.concatenate([[0.0], ndimage.maximum(fg, labels, index=index)])
+    return remove_small(labels, settings.min_size_px, peaks, settings.min_peak)
 
 
-def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Drop objects smaller than ``min_size`` pixels and renumber the rest 1..n in order."""
+def remove_small(
+    labels: np.ndarray,
+    min_size: int,
+    peaks: np.ndarray | None = None,
+    min_peak: float = 0.0,
+) -> np.ndarray:
+    """Drop objects smaller than ``min_size`` pixels (and, given ``peaks``, one value per id
+    from 0, those whose peak is below ``min_peak``); renumber the rest 1..n in order."""
     sizes = np.bincount(labels.ravel())
     keep = sizes >= max(1, min_size)
+    if peaks is not None:
+        keep &= np.asarray(peaks)[: sizes.size] >= min_peak
     keep[0] = False
     ids = np.zeros(sizes.size, dtype=np.int32)
     ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)

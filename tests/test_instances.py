@@ -116,6 +116,27 @@ def test_decode_keeps_markerless_small_objects_and_drops_specks():
     assert pred.max() == 1 and (pred == 1).sum() == 9 and pred[10, 10] == 0
 
 
+def test_decode_drops_objects_whose_peak_is_below_min_peak():
+    fg = np.zeros((20, 30), np.float32)
+    fg[2:8, 2:8] = 0.99  # confident object
+    fg[10:16, 20:26] = 0.8  # faint object: above the foreground threshold, peak 0.8
+    fg[12, 22] = 0.93
+    boundary = np.zeros_like(fg)
+    kept_all = decode(fg, boundary, DecodeSettings(foreground=0.5, min_peak=0.0))
+    assert kept_all.max() == 2
+    pred = decode(fg, boundary, DecodeSettings(foreground=0.5, min_peak=0.95))
+    assert pred.max() == 1 and (pred == 1).sum() == 36 and pred[2, 2] == 1 and pred[12, 22] == 0
+    # the peak, not the mean, decides: the faint object's single 0.93 pixel keeps it at 0.9
+    assert decode(fg, boundary, DecodeSettings(foreground=0.5, min_peak=0.9)).max() == 2
+
+
+def test_remove_small_with_peaks():
+    labels = np.array([[1, 1, 0, 2], [1, 1, 0, 2], [0, 0, 3, 3]], dtype=np.int32)
+    peaks = np.array([0.0, 0.99, 0.5, 0.97])
+    out = remove_small(labels, 2, peaks, 0.9)
+    np.testing.assert_array_equal(out, [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 2, 2]])
+
+
 def test_decode_empty_prediction():
     pred = decode(np.zeros((8, 8)), np.zeros((8, 8)))
     assert pred.shape == (8, 8) and pred.max() == 0
@@ -128,9 +149,11 @@ def test_remove_small_renumbers():
 
 
 def test_decode_settings_round_trip():
-    s = DecodeSettings(foreground=0.4, boundary=0.6, min_marker_px=3, min_size_px=9)
+    s = DecodeSettings(foreground=0.4, boundary=0.6, min_marker_px=3, min_size_px=9, min_peak=0.9)
     assert DecodeSettings.from_json(s.to_json()) == s
     assert DecodeSettings.from_json({"boundary": 0.3, "unknown": 1}).boundary == 0.3
+    # a card written before the peak filter existed decodes as it did: no peak filter
+    assert DecodeSettings.from_json({"foreground": 0.7}).min_peak == 0.0
 
 
 def test_measure_objects_by_hand():
