@@ -10,9 +10,13 @@ from segcore.app.benchmarks import (
     e2e_figure,
     latency_figure,
     latency_table,
+    load_nuclei,
     load_results,
     model_table,
+    nuclei_caption,
+    nuclei_table,
     precision_table,
+    scores_as_text,
     scores_figure,
     training_figure,
     training_table,
@@ -24,6 +28,10 @@ from segcore.app.settings import bench_dir
 DICE = st.column_config.NumberColumn(format="%.3f")
 MS = st.column_config.NumberColumn(format="%.1f")
 TWO = st.column_config.NumberColumn(format="%.2f")
+INSTANCE_COLUMNS = {
+    **{label: DICE for _, label in INSTANCE_SCORES if label != "count error"},
+    "count error": st.column_config.NumberColumn(format="percent"),
+}
 #: The inference columns that fit the page's width; the expander below shows all of them.
 MAIN_LATENCY_COLUMNS = (
     "model",
@@ -46,13 +54,14 @@ st.caption(
 
 entries = ui.shipped_models()
 inference, training, problems = load_results(bench_dir())
-for problem in problems:
+nuclei_scores, nuclei_speed, nuclei_problems = load_nuclei(bench_dir())
+for problem in problems + nuclei_problems:
     st.warning(f"Skipped a benchmark file: {problem}")
 
 st.subheader("Models")
 models = model_table(entries)
 st.dataframe(
-    models,
+    scores_as_text(models),
     hide_index=True,
     width="stretch",
     column_config={
@@ -63,8 +72,6 @@ st.dataframe(
         "test Dice": DICE,
         "test IoU": DICE,
         "params": st.column_config.NumberColumn(format="localized"),
-        **{label: DICE for _, label in INSTANCE_SCORES if label != "count error"},
-        "count error": st.column_config.NumberColumn(format="percent"),
     },
 )
 scored = models.dropna(subset=["test Dice"])
@@ -72,6 +79,21 @@ if len(scored):
     left, right = st.columns(2)
     left.plotly_chart(scores_figure(scored), key="scores")
     right.plotly_chart(accuracy_figure(scored), key="accuracy")
+
+if nuclei_scores is not None or nuclei_speed is not None:
+    st.subheader("Nuclei as objects")
+    if nuclei_scores is not None:
+        st.dataframe(
+            nuclei_table(nuclei_scores),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "method": st.column_config.TextColumn(width="medium"),
+                **INSTANCE_COLUMNS,
+                "Dice": DICE,
+            },
+        )
+    st.caption(nuclei_caption(nuclei_scores, nuclei_speed))
 
 st.subheader("Inference speed")
 if inference:

@@ -1,7 +1,10 @@
 """Benchmark tables and charts: model cards plus ``bench/results`` (inference and training speed).
 
 ``inference-*.json`` files (written by ``python -m bench.inference``) hold lists of per-model
-records; ``train.json`` (``python -m bench.train``) a list of training-throughput records.
+records; ``train.json`` (``python -m bench.train``) a list of training-throughput records;
+``nuclei-scores.json`` (``python -m bench.nuclei_scores``) the instance scores of nuclei models and
+their baselines on one split, and ``nuclei-speed.json`` (``python -m bench.nuclei_speed``) the end
+to end time of one image with instances.
 """
 
 from __future__ import annotations
@@ -47,6 +50,80 @@ def load_results(folder: Path) -> tuple[list[dict], list[dict], list[str]]:
         training = [r for r in records if "train_img_s" in r]
         problems += bad
     return inference, training, problems
+
+
+def _object(path: Path) -> tuple[dict | None, list[str]]:
+    """The JSON object in ``path`` (None if the file is absent), and a message if unreadable."""
+    if not path.is_file():
+        return None, []
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return None, [f"{path.name}: unreadable ({exc})"]
+    if not isinstance(data, dict):
+        return None, [f"{path.name}: expected a JSON object"]
+    return data, []
+
+
+def load_nuclei(folder: Path) -> tuple[dict | None, dict | None, list[str]]:
+    """(instance scores, instance speed, problems) from ``nuclei-scores.json`` and
+    ``nuclei-speed.json`` in ``folder``; None for a file that is absent or unreadable."""
+    scores, bad_scores = _object(folder / "nuclei-scores.json")
+    speed, bad_speed = _object(folder / "nuclei-speed.json")
+    if scores is not None and not isinstance(scores.get("results"), list):
+        scores, bad_scores = None, ["nuclei-scores.json: no list of results"]
+    return scores, speed, bad_scores + bad_speed
+
+
+def nuclei_table(scores: dict) -> pd.DataFrame:
+    """One row per scored method: model, method and the instance and semantic scores."""
+    rows = [
+        {
+            "model": r.get("model"),
+            "method": r.get("method"),
+            **{label: r.get(key) for key, label in INSTANCE_SCORES},
+            "Dice": r.get("dice"),
+            "images": r.get("n_images", scores.get("n_images")),
+        }
+        for r in scores["results"]
+        if isinstance(r, dict)
+    ]
+    return pd.DataFrame(rows)
+
+
+def nuclei_caption(scores: dict | None, speed: dict | None) -> str:
+    """What the nuclei table was scored on, and the end-to-end time of one large image."""
+    parts = []
+    if scores is not None:
+        split, n = scores.get("split", "?"), scores.get("n_images", "?")
+        parts.append(
+            f"Scores on the DSB {split} split ({n} images; `python -m bench.nuclei_scores`, "
+            f"{str(scores.get('date', ''))[:10]}): the DSB 2018 score is the mean over IoU "
+            "thresholds 0.50-0.95 of TP/(TP+FP+FN); count error is |found - true| / true per "
+            "image, averaged."
+        )
+    seconds = (speed or {}).get("e2e_seconds_median")
+    if isinstance(seconds, int | float):
+        size = "x".join(str(v) for v in speed.get("size", [])) or "one"
+        parts.append(
+            f"Speed: a {size} image with instances ({speed.get('nuclei', '?')} nuclei) takes "
+            f"{seconds:.2f} s end to end with {speed.get('model', 'the model')} on "
+            f"{speed.get('threads', '?')} threads (`python -m bench.nuclei_speed`)."
+        )
+    return " ".join(parts)
+
+
+def scores_as_text(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a model table whose instance-score columns are text, with a dash where a model
+    has none (a semantic model) instead of the table widget's grey "None"."""
+    out = table.copy()
+    for key, label in INSTANCE_SCORES:
+        if label in out.columns:
+            fmt = "{:.1%}" if key == "count_error" else "{:.3f}"
+            out[label] = [
+                fmt.format(v) if isinstance(v, int | float) and v == v else "–" for v in out[label]
+            ]
+    return out
 
 
 def model_table(entries: list[ModelEntry]) -> pd.DataFrame:

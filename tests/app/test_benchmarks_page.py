@@ -6,15 +6,20 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from pagetools import problems, texts, warnings
 
 from segcore.app.benchmarks import (
     latency_figure,
     latency_table,
+    load_nuclei,
     load_results,
     model_table,
+    nuclei_caption,
+    nuclei_table,
     precision_table,
+    scores_as_text,
     training_figure,
     training_table,
 )
@@ -169,3 +174,82 @@ def test_precision_records_get_their_own_table():
     assert comparison["batch 1 ms"].tolist() == [50.0, 25.0]
     assert comparison["speed-up vs fp32"].iloc[1] == 2.0
     assert precision_table(records[:1]).empty
+
+
+NUCLEI_SCORES = {
+    "split": "test",
+    "n_images": 60,
+    "date": "2026-11-23T12:00:00+00:00",
+    "results": [
+        {
+            "model": "sem",
+            "method": "components",
+            "dsb_score": 0.55,
+            "f1_iou50": 0.82,
+            "count_error": 0.11,
+            "dice": 0.92,
+            "n_images": 60,
+        },
+        {
+            "model": "inst",
+            "method": "instances",
+            "dsb_score": 0.62,
+            "f1_iou50": 0.878,
+            "count_error": 0.081,
+            "dice": 0.926,
+            "n_images": 60,
+        },
+    ],
+}
+NUCLEI_SPEED = {
+    "model": "inst",
+    "size": [1024, 1024],
+    "threads": 2,
+    "nuclei": 479,
+    "e2e_seconds_median": 0.756,
+}
+
+
+def test_benchmarks_page_shows_nuclei_scores_and_speed(
+    app_env, bright_models_dir: Path, bench_dir: Path, open_page
+):
+    (bench_dir / "nuclei-scores.json").write_text(json.dumps(NUCLEI_SCORES))
+    (bench_dir / "nuclei-speed.json").write_text(json.dumps(NUCLEI_SPEED))
+    app_env(models=bright_models_dir, bench=bench_dir)
+    at = open_page("benchmarks")
+    assert not problems(at)
+    assert "Nuclei as objects" in [h.value for h in at.subheader]
+    nuclei = at.dataframe[1].value
+    assert nuclei["method"].tolist() == ["components", "instances"]
+    assert nuclei["DSB score"].tolist() == [0.55, 0.62]
+    assert nuclei["count error"].tolist() == [0.11, 0.081]
+    caption = " ".join(c.value for c in at.caption)
+    assert "test split (60 images" in caption and "0.76 s end to end" in caption
+
+
+def test_nuclei_files_absent_broken_or_misshapen(tmp_path: Path):
+    assert load_nuclei(tmp_path) == (None, None, [])
+    (tmp_path / "nuclei-scores.json").write_text("{not json")
+    (tmp_path / "nuclei-speed.json").write_text("[1, 2]")
+    scores, speed, bad = load_nuclei(tmp_path)
+    assert scores is None and speed is None
+    assert [b.split(":")[0] for b in bad] == ["nuclei-scores.json", "nuclei-speed.json"]
+    (tmp_path / "nuclei-scores.json").write_text(json.dumps({"results": "none"}))
+    assert load_nuclei(tmp_path)[2][0] == "nuclei-scores.json: no list of results"
+    (tmp_path / "nuclei-scores.json").write_text(json.dumps(NUCLEI_SCORES))
+    (tmp_path / "nuclei-speed.json").unlink()
+    scores, speed, bad = load_nuclei(tmp_path)
+    assert scores == NUCLEI_SCORES and speed is None and not bad
+    assert nuclei_table(scores)["images"].tolist() == [60, 60]
+    assert "Speed" not in nuclei_caption(scores, None)
+    assert nuclei_caption(None, NUCLEI_SPEED).startswith("Speed: a 1024x1024 image")
+
+
+def test_scores_as_text_puts_a_dash_where_a_model_has_no_instance_scores():
+    table = pd.DataFrame(
+        {"model": ["inst", "sem"], "DSB score": [0.6221, None], "count error": [0.0812, None]}
+    )
+    out = scores_as_text(table)
+    assert out["DSB score"].tolist() == ["0.622", "–"]
+    assert out["count error"].tolist() == ["8.1%", "–"]
+    assert table["DSB score"].iloc[0] == 0.6221  # the original table is left as it was
