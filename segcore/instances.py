@@ -92,10 +92,19 @@ def normalized_distance(labels: np.ndarray) -> np.ndarray:
     fg = labels > 0
     edge = find_boundaries(labels, mode="inner")  # object pixels next to another label or 0
     dist = np.where(fg, ndimage.distance_transform_edt(fg & ~edge) + 1.0, 0.0)
-    n = int(labels.max())
-    peak = np.asarray(ndimage.maximum(dist, labels, index=np.arange(1, n + 1)), dtype=np.float64)
-    scale = np.concatenate([[1.0], np.where(peak > 0, peak, 1.0)])
+    peak = label_maxima(dist, labels)
+    scale = np.where(peak > 0, peak, 1.0)
     return (dist / scale[labels]).astype(np.float32)
+
+
+def label_maxima(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The largest of ``values`` over each label id 0..labels.max() (0 where an id is absent and
+    for the background). ``np.maximum.at`` is ~50x faster than ``ndimage.maximum`` with an index
+    on a 1024x1024 image with 500 objects."""
+    inside = labels > 0
+    out = np.zeros(int(labels.max()) + 1, dtype=np.float64)
+    np.maximum.at(out, labels[inside], np.asarray(values, dtype=np.float64)[inside])
+    return out
 
 
 @dataclass(frozen=True)
@@ -149,9 +158,7 @@ def decode(
     labels = labels.astype(np.int32)
     peaks = None
     if settings.min_peak > 0 and labels.any():
-        inside = labels > 0  # np.maximum.at: ~50x faster than ndimage.maximum with an index
-        peaks = np.zeros(int(labels.max()) + 1, dtype=np.float32)
-        np.maximum.at(peaks, labels[inside], fg[inside])
+        peaks = label_maxima(fg, labels)
     return remove_small(labels, settings.min_size_px, peaks, settings.min_peak)
 
 

@@ -26,15 +26,21 @@ LAYOUT = {
 }
 
 
-def _records(path: Path) -> tuple[list[dict], list[str]]:
-    """The list of dict records in one JSON file, and a message if it is unreadable."""
+def _read_json(path: Path, kind: type, what: str) -> tuple[list | dict | None, list[str]]:
+    """The JSON value in ``path`` if it is a ``kind`` (else None and a message naming the file)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        return [], [f"{path.name}: unreadable ({exc})"]
-    if not isinstance(data, list):
-        return [], [f"{path.name}: expected a list of records"]
-    return [r for r in data if isinstance(r, dict)], []
+        return None, [f"{path.name}: unreadable ({exc})"]
+    if not isinstance(data, kind):
+        return None, [f"{path.name}: expected {what}"]
+    return data, []
+
+
+def _records(path: Path) -> tuple[list[dict], list[str]]:
+    """The list of dict records in one JSON file, and a message if it is unreadable."""
+    data, bad = _read_json(path, list, "a list of records")
+    return [r for r in data or [] if isinstance(r, dict)], bad
 
 
 def load_results(folder: Path) -> tuple[list[dict], list[dict], list[str]]:
@@ -54,15 +60,7 @@ def load_results(folder: Path) -> tuple[list[dict], list[dict], list[str]]:
 
 def _object(path: Path) -> tuple[dict | None, list[str]]:
     """The JSON object in ``path`` (None if the file is absent), and a message if unreadable."""
-    if not path.is_file():
-        return None, []
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        return None, [f"{path.name}: unreadable ({exc})"]
-    if not isinstance(data, dict):
-        return None, [f"{path.name}: expected a JSON object"]
-    return data, []
+    return _read_json(path, dict, "a JSON object") if path.is_file() else (None, [])
 
 
 def load_nuclei(folder: Path) -> tuple[dict | None, dict | None, list[str]]:
