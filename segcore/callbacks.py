@@ -84,7 +84,7 @@ def restore(model: keras.Model, run_dir: Path) -> dict:
     try:
         model.load_weights(path)
     except Exception as exc:  # h5py and Keras raise many types for a bad file
-        raise DataError(f"{path}: unreadable checkpoint ({_reason(exc)})") from None
+        raise DataError(f"{path}: unreadable checkpoint ({reason(exc)})") from None
     return state
 
 
@@ -95,14 +95,14 @@ def read_best_weights(run_dir: Path, model: keras.Model) -> list[np.ndarray]:
         with np.load(path) as saved:
             weights = [saved[f"w{i}"] for i in range(len(saved.files))]
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: unreadable best weights ({_reason(exc)})") from None
+        raise DataError(f"{path}: unreadable best weights ({reason(exc)})") from None
     shapes = [tuple(w.shape) for w in model.weights]
     if [w.shape for w in weights] != shapes:
         raise DataError(f"{path}: best weights of another model ({len(weights)} arrays)")
     return weights
 
 
-def _reason(exc: Exception) -> str:
+def reason(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
 

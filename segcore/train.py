@@ -72,6 +72,7 @@ class TrainConfig:
     time_limit: float = 0.0
     target: str = "mask"
     markers: str = "boundary"
+    init_from: str = ""
     arch_kwargs: dict = field(default_factory=dict)
 
 
@@ -134,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=MARKERS,
         help="with --target instance: the channel that separates touching nuclei, their inner "
         "boundary ring (default) or a distance-to-edge map",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="fine-tune: start from the weights of a trained model of the same architecture and "
+        "outputs (a .keras file, or a run folder's best.keras); use a lower --lr",
     )
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up notices")
     return p
@@ -271,6 +278,33 @@ def build_model(cfg: TrainConfig, steps_per_epoch: int = 1):
         metrics=get_metrics(),
     )
     return model
+
+
+def init_weights(model, source: str) -> Path:
+    """Load the weights of a saved model (a .keras file or a run folder) into ``model``, the
+    fine-tuning start; DataError (one line naming the file) when it is unreadable or its layers
+    differ. Returns the file read."""
+    import keras
+
+    from segcore.callbacks import reason
+
+    path = Path(source)
+    if path.is_dir():
+        path = path / "best.keras"
+    if not path.is_file():
+        raise DataError(f"--init-from {source}: no such model (a .keras file or a run folder)")
+    try:
+        weights = keras.saving.load_model(path, compile=False).get_weights()
+    except Exception as exc:  # Keras raises many types for a damaged or foreign file
+        raise DataError(f"{path}: not a readable Keras model ({reason(exc)})") from None
+    shapes = [tuple(w.shape) for w in model.weights]
+    if [tuple(w.shape) for w in weights] != shapes:
+        raise DataError(
+            f"{path}: another architecture or output than this run's (--arch, --base-filters, "
+            "--depth, --channels, --target must match the saved model)"
+        )
+    model.set_weights(weights)
+    return path
 
 
 def _default_out(cfg: TrainConfig, dataset: str) -> Path:
@@ -478,6 +512,8 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
             if state["monitor"] != monitor:  # a run saved under an older rule: compare afresh
                 state["best"] = None
             log.info("resuming %s after epoch %d", run_dir, state["epoch"])
+        elif cfg.init_from:
+            log.info("starting from the weights of %s", init_weights(model, cfg.init_from))
 
         config = asdict(cfg) | {
             "dataset": dataset_name(fmt, cfg.data),

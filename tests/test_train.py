@@ -471,6 +471,44 @@ def test_out_folder_holding_a_run_is_refused(trained, tiny_dataset_dir: Path, ca
     assert (run / "split.json").read_text() == before
 
 
+@pytest.mark.slow
+def test_init_from_starts_where_the_saved_model_ended(
+    trained, tiny_dataset_dir: Path, tmp_path: Path
+):
+    import keras
+
+    run = tmp_path / "tuned"
+    extra = ("--lr", "1e-12", "--init-from", str(trained[0]))
+    assert main(train_args(tiny_dataset_dir, run, 1, *extra)) == 0
+    start = keras.saving.load_model(trained[0] / "best.keras", compile=False).get_weights()
+    after = keras.saving.load_model(run / "best.keras", compile=False).get_weights()
+    for a, b in zip(start, after, strict=True):  # a step of 1e-12 leaves them where they began
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert json.loads((run / "config.json").read_text())["init_from"] == str(trained[0])
+
+
+@pytest.mark.slow
+def test_init_from_refuses_a_missing_damaged_or_foreign_model(trained, tmp_path: Path):
+    from segcore.models import build
+    from segcore.train import init_weights
+
+    model = build("unet", channels=3, depth=2, base_filters=4)
+    other = build("unet", channels=3, depth=2, base_filters=8)
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes(b"PK\x03\x04 cut short")
+    cases = {
+        tmp_path / "absent.keras": "no such model",
+        damaged: "not a readable Keras model",
+        trained[0]: "another architecture or output",
+    }
+    for source, words in cases.items():
+        target = other if source == trained[0] else model
+        with pytest.raises(DataError) as info:
+            init_weights(target, str(source))
+        assert words in str(info.value) and "\n" not in str(info.value)
+    assert init_weights(model, str(trained[0])) == trained[0] / "best.keras"
+
+
 # --- resume -------------------------------------------------------------------------------------
 
 
