@@ -164,6 +164,8 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, str | None]:
         raise DataError(f"--markers {a.markers}: only with --target instance")
     cfg = TrainConfig(**((DEMO_SIZING if a.data is None else {}) | given))
     check_config(cfg)
+    if cfg.init_from:
+        init_path(cfg.init_from)  # a typo fails now, before the data are read
     return cfg, None
 
 
@@ -280,6 +282,16 @@ def build_model(cfg: TrainConfig, steps_per_epoch: int = 1):
     return model
 
 
+def init_path(source: str) -> Path:
+    """The model file --init-from names (a .keras file, or a run folder's best.keras)."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "best.keras"
+    if not path.is_file():
+        raise DataError(f"--init-from {source}: no such model (a .keras file or a run folder)")
+    return path
+
+
 def init_weights(model, source: str) -> Path:
     """Load the weights of a saved model (a .keras file or a run folder) into ``model``, the
     fine-tuning start; DataError (one line naming the file) when it is unreadable or its layers
@@ -288,11 +300,7 @@ def init_weights(model, source: str) -> Path:
 
     from segcore.callbacks import reason
 
-    path = Path(source)
-    if path.is_dir():
-        path = path / "best.keras"
-    if not path.is_file():
-        raise DataError(f"--init-from {source}: no such model (a .keras file or a run folder)")
+    path = init_path(source)
     try:
         weights = keras.saving.load_model(path, compile=False).get_weights()
     except Exception as exc:  # Keras raises many types for a damaged or foreign file

@@ -507,6 +507,8 @@ def test_init_from_refuses_a_missing_damaged_or_foreign_model(trained, tmp_path:
             init_weights(target, str(source))
         assert words in str(info.value) and "\n" not in str(info.value)
     assert init_weights(model, str(trained[0])) == trained[0] / "best.keras"
+    with pytest.raises(DataError, match="no such model"):  # at parsing, before any data is read
+        parse_args(["--init-from", str(tmp_path / "absent.keras")])
 
 
 # --- resume -------------------------------------------------------------------------------------
