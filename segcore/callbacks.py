@@ -96,10 +96,14 @@ def read_best_weights(run_dir: Path, model: keras.Model) -> list[np.ndarray]:
             weights = [saved[f"w{i}"] for i in range(len(saved.files))]
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: unreadable best weights ({reason(exc)})") from None
-    shapes = [tuple(w.shape) for w in model.weights]
-    if [w.shape for w in weights] != shapes:
+    if not fits(model, weights):
         raise DataError(f"{path}: best weights of another model ({len(weights)} arrays)")
     return weights
+
+
+def fits(model: keras.Model, weights: list[np.ndarray]) -> bool:
+    """Whether ``weights`` has one array of the right shape for each of ``model``'s weights."""
+    return [tuple(w.shape) for w in weights] == [tuple(w.shape) for w in model.weights]
 
 
 def reason(exc: Exception) -> str:

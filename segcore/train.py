@@ -298,15 +298,14 @@ def init_weights(model, source: str) -> Path:
     differ. Returns the file read."""
     import keras
 
-    from segcore.callbacks import reason
+    from segcore.callbacks import fits, reason
 
     path = init_path(source)
     try:
         weights = keras.saving.load_model(path, compile=False).get_weights()
     except Exception as exc:  # Keras raises many types for a damaged or foreign file
         raise DataError(f"{path}: not a readable Keras model ({reason(exc)})") from None
-    shapes = [tuple(w.shape) for w in model.weights]
-    if [tuple(w.shape) for w in weights] != shapes:
+    if not fits(model, weights):
         raise DataError(
             f"{path}: another architecture or output than this run's (--arch, --base-filters, "
             "--depth, --channels, --target must match the saved model)"
