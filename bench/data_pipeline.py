@@ -28,21 +28,22 @@ from segcore.atomic import write_text
 from segcore.data import find_samples
 from segcore.data.augment import AugmentConfig
 from segcore.data.cache import build_cache, default_workers
-from segcore.quiet import quiet_tensorflow
+from segcore.data.layouts import FORMATS
+from segcore.paths import REPO_ROOT
+from segcore.training.quiet import quiet_tensorflow
 
 if TYPE_CHECKING:
     import keras
 
-    from segcore.data.batches import CachedBatches
+    from segcore.training.feeders import CachedBatches
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = RESULTS_DIR / "data_pipeline.json"
 
 
 def display_path(path: Path) -> str:
     """The path relative to the repository when inside it (results stay comparable)."""
     path = path.resolve()
-    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    return str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
 
 
 def tile(array: np.ndarray, n: int) -> np.ndarray:
@@ -88,13 +89,14 @@ def timed_epochs(run_epoch: Callable[[], int], epochs: int, label: str) -> list[
     return rates
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark, print images/s, append the record to the results file."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench.data_pipeline", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--data", type=Path, default=ROOT / "samples" / "isic", help="dataset folder")
-    p.add_argument("--format", default="auto", choices=["auto", "isic", "dsb", "plain"])
+    p.add_argument(
+        "--data", type=Path, default=REPO_ROOT / "samples" / "isic", help="dataset folder"
+    )
+    p.add_argument("--format", default="auto", choices=FORMATS)
     p.add_argument("--img-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
@@ -102,27 +104,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=1000, help="tile a smaller set up to this many")
     p.add_argument("--workers", type=int, default=0, help="worker threads (0 = as training)")
     p.add_argument("--no-augment", dest="augment", action="store_false")
-    p.add_argument("--out", type=Path, default=RESULTS, help="JSON list to append the record to")
+    p.add_argument("--out", type=Path, default=RESULTS, help="JSON file to append the record to")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up notices")
-    a = p.parse_args(argv)
-    quiet_tensorflow(a.verbose)
+    return p
 
-    import keras
 
-    from segcore.data.batches import CachedBatches
-    from segcore.runinfo import library_versions
+def append_record(path: Path, record: dict) -> None:
+    """Append ``record`` to the JSON list in ``path`` (atomically; created when missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(path.read_text()) if path.exists() else []
+    write_text(path, json.dumps(old + [record], indent=1))
 
-    workers = a.workers or default_workers()
 
-    fmt, samples = find_samples(a.data, a.format)
-    start = time.perf_counter()
-    cache = build_cache(samples, a.img_size, workers)
-    cache_seconds = time.perf_counter() - start
-    print(
-        f"cached {len(cache)} {fmt} pairs at {a.img_size}px in {cache_seconds:.2f} s "
-        f"({len(cache) / cache_seconds:.1f} img/s decode+resize, {workers} threads)"
-    )
-    images, masks = tile(cache.images, a.images), tile(cache.masks, a.images)
+def measure(
+    a: argparse.Namespace, images: np.ndarray, masks: np.ndarray, workers: int
+) -> tuple[list[float], list[float]]:
+    """img/s per timed epoch: batches made in the main thread, and by ``workers`` threads feeding
+    a small model as Keras' fit would."""
+    from segcore.training.feeders import CachedBatches
+
     aug = AugmentConfig() if a.augment else None
 
     def dataset(**kwargs) -> CachedBatches:
@@ -137,13 +137,37 @@ def main(argv: list[str] | None = None) -> int:
             **kwargs,
         )
 
-    print(f"{len(images)} images, batch {a.batch_size}, augment {a.augment}")
     serial_ds = dataset()
     serial = timed_epochs(lambda: main_thread_epoch(serial_ds), a.epochs, "main thread")
     threaded_ds, model = dataset(workers=workers, max_queue_size=16), pooling_model(a.channels)
     threaded = timed_epochs(
         lambda: worker_epoch(threaded_ds, model), a.epochs, f"{workers} workers"
     )
+    return serial, threaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print images/s, append the record to the results file."""
+    a = _parser().parse_args(argv)
+    quiet_tensorflow(a.verbose)
+
+    import keras
+
+    from segcore.training.runinfo import library_versions
+
+    workers = a.workers or default_workers()
+
+    fmt, samples = find_samples(a.data, a.format)
+    start = time.perf_counter()
+    cache = build_cache(samples, a.img_size, workers)
+    cache_seconds = time.perf_counter() - start
+    print(
+        f"cached {len(cache)} {fmt} pairs at {a.img_size}px in {cache_seconds:.2f} s "
+        f"({len(cache) / cache_seconds:.1f} img/s decode+resize, {workers} threads)"
+    )
+    images, masks = tile(cache.images, a.images), tile(cache.masks, a.images)
+    print(f"{len(images)} images, batch {a.batch_size}, augment {a.augment}")
+    serial, threaded = measure(a, images, masks, workers)
 
     record = {
         "data": display_path(a.data),
@@ -166,9 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "library_versions": library_versions(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    old = json.loads(a.out.read_text()) if a.out.exists() else []
-    write_text(a.out, json.dumps(old + [record], indent=1))
+    append_record(a.out, record)
     print(f"appended to {a.out}")
     return 0
 

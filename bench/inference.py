@@ -1,6 +1,6 @@
 """Inference benchmark: precisions against each other and the machine, onnxruntime vs Keras.
 
-    python -m bench.inference [--models-dir models] [--repeats N] [--tag NAME]
+    python -m bench.inference [--models-dir models] [--repeats N] [--out FILE]
 
 First the machine's own float32 matrix-multiply rate (numpy sgemm, `gemm_gflops`). Then for every
 shipped model family (``<name>.onnx`` and the ``<name>_int8.onnx`` derived from it) it times, on
@@ -48,14 +48,17 @@ import numpy as np
 import onnx
 from PIL import Image
 
-from bench.records import write_records
+from bench.records import add_out_flag, write_records
 from export.graph import count_macs, to_fp16, to_fp32
-from segcore.data import DataError, find_samples
-from segcore.infer import Engine, quiet_onnxruntime_logs, read_card
-from segcore.preprocess import ImageError, load_image, prepare
+from segcore.card import ModelCard
+from segcore.data import find_samples
+from segcore.errors import DataError, ImageError
+from segcore.infer import Engine
+from segcore.onnx_runner import quiet_onnxruntime_logs
+from segcore.paths import REPO_ROOT
+from segcore.preprocess import load_image, prepare
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES_DIR = ROOT / "samples"
+SAMPLES_DIR = REPO_ROOT / "samples"
 PHOTO_SIZE = (3000, 2000)  # width, height
 THROUGHPUT_BATCH = 8
 
@@ -106,7 +109,7 @@ def speed(run_batch: Callable[[np.ndarray], object], x: np.ndarray, repeats: int
     }
 
 
-def keras_model(card: dict):
+def keras_model(card: ModelCard):
     """The Keras twin of an exported model: (model, "run_dir" | "rebuilt_random")."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -116,8 +119,8 @@ def keras_model(card: dict):
     if card.get("run_dir") and best.is_file():
         return load_main_model(best), "run_dir"
     kwargs = dict(card.get("arch_kwargs") or {})
-    kwargs.setdefault("channels", card["channels"])
-    return main_output_model(build(card["arch"], **kwargs)), "rebuilt_random"
+    kwargs.setdefault("channels", card.channels)
+    return main_output_model(build(card.arch, **kwargs)), "rebuilt_random"
 
 
 def photo_jpeg(image: np.ndarray, size: tuple[int, int] = PHOTO_SIZE) -> bytes:
@@ -166,7 +169,7 @@ class Family:
 
 def families(paths: list[Path], workdir: Path) -> list[Family]:
     """Group ``paths`` by the model they derive from and build their fp32/fp16/int8 engines."""
-    cards = {p: read_card(p.with_suffix(".json")) for p in paths}
+    cards = {p: ModelCard.read(p.with_suffix(".json")) for p in paths}
     out = []
     for path in paths:
         card = cards[path]
@@ -186,7 +189,7 @@ def families(paths: list[Path], workdir: Path) -> list[Family]:
             onnx.save(graph, model)
             engines[precision] = Engine(model, path.with_suffix(".json"))
         engines |= {p: Engine(f) for p, f in files.items() if p not in graphs}
-        size, channels = int(card["input_size"]), int(card["channels"])
+        size, channels = card.input_size, card.channels
         images, inputs = sample_images(card.get("dataset", ""), THROUGHPUT_BATCH)
         while len(images) < THROUGHPUT_BATCH:
             images += images
@@ -293,7 +296,7 @@ def bench_keras(card: dict, x: np.ndarray, repeats: int) -> dict:
     ``predict_on_batch`` is Keras' leanest call; ``predict`` (what most code calls, with its
     per-call data-adapter overhead) is timed at batch 1 too.
     """
-    from segcore.runinfo import device_description
+    from segcore.training.runinfo import device_description
 
     model, weights = keras_model(card)
     import keras  # loaded by keras_model with the backend it chose
@@ -315,7 +318,7 @@ def bench_models(paths: list[Path], repeats: int) -> list[dict]:
     TensorFlow is imported only after all onnxruntime timings: its idle thread pools would
     otherwise compete with onnxruntime's threads for the same cores.
     """
-    from segcore.runinfo import library_versions
+    from segcore.training.runinfo import library_versions
 
     gemm = gemm_gflops()
     with tempfile.TemporaryDirectory(prefix="segcore-bench-") as tmp:
@@ -389,9 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.inference", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    p.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
     p.add_argument("--repeats", type=int, default=20, help="timed batch-1 calls per model")
-    p.add_argument("--tag", default=socket.gethostname(), help="result file suffix (default: host)")
+    add_out_flag(p, "inference")
     args = p.parse_args(argv)
     quiet_onnxruntime_logs()
     models = sorted(args.models_dir.glob("*.onnx"))
@@ -399,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no .onnx models in {args.models_dir}", file=sys.stderr)
         return 2
     records = bench_models(models, args.repeats)
-    out = write_records("inference", args.tag, records)
+    out = write_records(args.out, records)
     print_table(records)
     print(f"wrote {out}")
     return 0

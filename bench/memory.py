@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.records import write_records
+from bench.records import add_out_flag, write_records
+from segcore.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = (1000, 4000, 8900)
 
 
@@ -55,9 +54,9 @@ def peak_rss(command: Sequence[str]) -> tuple[int, int, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.split("\n")[0])
-    p.add_argument("--model", type=Path, default=ROOT / "models" / "isic_improved_unet.onnx")
+    p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "isic_improved_unet.onnx")
     p.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
-    p.add_argument("--tag", default=socket.gethostname(), help="result file suffix (default: host)")
+    add_out_flag(p, "memory")
     args = p.parse_args(argv)
     if not args.model.is_file():
         print(f"error: --model {args.model}: not found", file=sys.stderr)
@@ -91,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" peak {peak / 1e6:7.0f} MB, {seconds:5.1f} s, exit {status}"
             )
     print(f"(importing segcore.infer alone peaks at {base_bytes / 1e6:.0f} MB)")
-    path = write_records("memory", args.tag, records)
+    path = write_records(args.out, records)
     print(f"wrote {path}")
     return 0
 

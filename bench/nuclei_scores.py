@@ -1,6 +1,6 @@
 """Nuclei as objects, side by side: instance scores of exported models on one split of DSB data.
 
-    python -m bench.nuclei_scores --data DSB_DIR --split test --model models/A.onnx [...]
+    python -m bench.nuclei_scores --data DSB_DIR --subset test --model models/A.onnx [...]
         [--min-distance 2 3 5] [--out bench/results/nuclei-scores.json]
 
 The split is the seeded one training uses (`segcore.data.make_split`, ``--fractions`` and
@@ -9,7 +9,7 @@ semantic model is scored twice: connected components of its mask, and a distance
 watershed on that mask (`segcore.instances.distance_watershed`, one row per
 ``--min-distance``); an instance model is scored on its own labels. Each row gives the mean
 DSB 2018 score, F1 at IoU 0.5, relative count error and Dice over the images, and is printed and
-written to ``--out``. Choose ``--min-distance`` on ``--split val``, then run ``test`` once.
+written to ``--out``. Choose ``--min-distance`` on ``--subset val``, then run ``test`` once.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from tqdm import tqdm
 from segcore.atomic import write_text
 from segcore.data import find_samples, make_split
 from segcore.data.layouts import load_labels
-from segcore.data.split import parse_fractions
-from segcore.infer import Engine, quiet_onnxruntime_logs
+from segcore.data.split import SPLIT_NAMES, parse_fractions
+from segcore.infer import Engine
 from segcore.instances import distance_watershed, remove_small
 from segcore.matching import instance_scores
+from segcore.onnx_runner import quiet_onnxruntime_logs
 from segcore.scores import dice
 
-ROOT = Path(__file__).resolve().parents[1]
 MIN_SIZE_PX = 8  # the baselines drop objects smaller than this, as the default decoding does
 
 
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command line; prints a table and writes the JSON results."""
     p = argparse.ArgumentParser(prog="python -m bench.nuclei_scores", description=__doc__)
     p.add_argument("--data", required=True, type=Path, help="DSB stage1_train (or its parent)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--subset", default="test", choices=SPLIT_NAMES, help="which split to score")
+    p.add_argument("--split", dest="subset", choices=SPLIT_NAMES, help=argparse.SUPPRESS)
     p.add_argument("--fractions", default="0.8,0.1,0.1")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--model", required=True, type=Path, action="append", help="ONNX model(s)")
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     quiet_onnxruntime_logs()
     _, samples = find_samples(a.data, "dsb")
-    split = make_split(samples, parse_fractions(a.fractions), a.seed)[a.split]
+    split = make_split(samples, parse_fractions(a.fractions), a.seed)[a.subset]
     results = score_models(a.model, split, a.min_distance)
     print(f"{a.split} split: {len(split)} images (seed {a.seed}, {a.fractions})")
     print(f"{'model':<24} {'method':<38} {'DSB':>6} {'F1@.5':>6} {'count err':>9} {'Dice':>6}")

@@ -25,16 +25,17 @@ from PIL import Image
 
 from segcore.atomic import write_text
 from segcore.data import find_samples
-from segcore.infer import Engine, quiet_onnxruntime_logs
+from segcore.infer import Engine
 from segcore.instances import decode, measure_objects
+from segcore.onnx_runner import quiet_onnxruntime_logs
+from segcore.paths import REPO_ROOT
 from segcore.preprocess import load_image
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = 1024
 CELL = 256
 
 
-def mosaic(samples_dir: Path = ROOT / "samples" / "dsb", size: int = SIZE) -> np.ndarray:
+def mosaic(samples_dir: Path = REPO_ROOT / "samples" / "dsb", size: int = SIZE) -> np.ndarray:
     """A size x size RGB mosaic of real DSB sample images at native scale (CELL-pixel cells)."""
     _, samples = find_samples(samples_dir, "dsb")
     images = [load_image(s.image) for s in samples]
@@ -59,7 +60,7 @@ def _timed(fn, repeats: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     """Command line; prints the latency and writes the JSON record when ``--out`` is given."""
     p = argparse.ArgumentParser(prog="python -m bench.nuclei_speed", description=__doc__)
-    p.add_argument("--model", type=Path, default=ROOT / "models" / "dsb_instance_unet_bn.onnx")
+    p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "dsb_instance_unet_bn.onnx")
     p.add_argument("--image", type=Path, help="default: a mosaic of samples/dsb")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": engine.name,
         "image": str(a.image) if a.image else f"{SIZE}x{SIZE} mosaic of samples/dsb",
         "size": list(pixels.shape[:2]),
-        "tile": engine.card["tile"],
+        "tile": engine.card.tile.to_json(),
         "precision": engine.card.get("precision"),
         "threads": a.threads,
         "nuclei": int(labels.max()),

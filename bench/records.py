@@ -1,21 +1,39 @@
-"""Where the benchmarks keep what they measured: ``bench/results/<kind>-<tag>.json``."""
+"""Where the benchmarks keep what they measured: ``bench/results/<kind>-<host>.json`` by default,
+or the file ``--out`` names."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import socket
 from pathlib import Path
 
 from export.table import RESULTS_DIR
 from segcore.atomic import write_text
 
 
-def write_records(kind: str, tag: str, records: list[dict]) -> Path:
-    """Write ``records`` atomically to ``RESULTS_DIR/<kind>-<tag>.json``; return that path.
+def default_path(kind: str) -> Path:
+    """``RESULTS_DIR/<kind>-<host>.json`` (the host name made safe for a file name)."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
+    return RESULTS_DIR / f"{kind}-{host}.json"
 
-    The tag (a host name by default) is made safe for a file name.
-    """
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{kind}-{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)}.json"
+
+def add_out_flag(parser: argparse.ArgumentParser, kind: str) -> None:
+    """``--out FILE`` (default `default_path`), and the old ``--tag NAME`` (the file's suffix)."""
+    parser.add_argument(
+        "--out", type=Path, default=default_path(kind), help="results file (JSON) to write"
+    )
+    parser.add_argument(
+        "--tag",
+        type=lambda tag: RESULTS_DIR / f"{kind}-{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)}.json",
+        dest="out",
+        help=argparse.SUPPRESS,
+    )
+
+
+def write_records(path: Path, records: list[dict]) -> Path:
+    """Write ``records`` atomically to ``path`` (creating its folder); return that path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(records, indent=1) + "\n")
     return path

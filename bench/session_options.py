@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,14 +23,15 @@ import onnxruntime as ort
 
 from bench.inference import (
     PHOTO_SIZE,
-    ROOT,
     THROUGHPUT_BATCH,
     interleaved,
     machine,
     sample_images,
 )
-from bench.records import write_records
-from segcore.infer import OPTIMIZATION_LEVELS, Engine, LoadedImage, quiet_onnxruntime_logs
+from bench.records import add_out_flag, write_records
+from segcore.infer import Engine, LoadedImage
+from segcore.onnx_runner import OPTIMIZATION_LEVELS, quiet_onnxruntime_logs
+from segcore.paths import REPO_ROOT
 from segcore.preprocess import prepare
 
 
@@ -63,9 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.session_options", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--model", type=Path, default=ROOT / "models" / "isic_improved_unet.onnx")
+    p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "isic_improved_unet.onnx")
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--tag", default=socket.gethostname(), help="result file suffix (default: host)")
+    add_out_flag(p, "session-options")
     args = p.parse_args(argv)
     quiet_onnxruntime_logs()
     engine = Engine(args.model)
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{r['intra_op_threads']:>8}{r['allow_spinning']!s:>6}{r['execution_mode']:>12}"
             f"{r['batch1_with_finish_ms_median']:>14.1f}{r['batch8_images_per_s']:>10.2f}"
         )
-    out = write_records("session-options", args.tag, records)
+    out = write_records(args.out, records)
     print(f"wrote {out}")
     return 0
 

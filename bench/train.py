@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bench.data_pipeline import append_record
 from export.table import RESULTS_DIR
-from segcore.atomic import write_text
-from segcore.data import DataError
-from segcore.distribute import STRATEGIES
-from segcore.quiet import quiet_tensorflow
+from segcore.errors import DataError
+from segcore.training.distribute import STRATEGIES
+from segcore.training.quiet import quiet_tensorflow
 
 if TYPE_CHECKING:
     import keras
 
-    from segcore.data.batches import CachedBatches
+    from segcore.training.feeders import CachedBatches
 
 RESULTS = RESULTS_DIR / "train.json"
 
@@ -72,8 +72,7 @@ def pipeline_rate(ds: CachedBatches, batches: int) -> float:
     return count / (time.perf_counter() - t)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print one line per measurement."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.split("\n")[0])
     p.add_argument("--arch", default="unet", help="an architecture of segcore.models")
     p.add_argument("--base-filters", type=int, default=None)
@@ -86,20 +85,85 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--distribute", default="none", choices=STRATEGIES, help="as segcore.train")
-    p.add_argument("--out", type=Path, default=RESULTS, help="JSON list to append the record to")
+    p.add_argument("--out", type=Path, default=RESULTS, help="JSON file to append the record to")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up notices")
+    return p
+
+
+def measure(a: argparse.Namespace, topology, ds, batch_size: int) -> tuple[object, float, float]:
+    """(model, end-to-end img/s over the timed epochs, model-only img/s on one cached batch)."""
+    import keras
+
+    from segcore.models import build
+    from segcore.training.losses import get_loss
+
+    kwargs = {"base_filters": a.base_filters} if a.base_filters else {}
+    with topology.scope():
+        model = build(a.arch, **kwargs)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("bce_dice"))
+        timer, seconds = epoch_timer()
+        model.fit(ds, epochs=a.epochs, callbacks=[timer], verbose=0)
+        e2e = len(ds) * batch_size / float(np.median(seconds[1:]))
+        x, y = ds[0]
+        model.train_on_batch(x, y)
+        t = time.perf_counter()
+        steps = max(5, len(ds) // 2)
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        keras.ops.convert_to_numpy(model.trainable_variables[0])
+        compute = steps * batch_size / (time.perf_counter() - t)
+    return model, e2e, compute
+
+
+def train_record(
+    a: argparse.Namespace,
+    model,
+    rates: tuple[float, float, float],
+    batch_size: int,
+    workers: int,
+    topology,
+) -> dict:
+    """The results record: settings, (end-to-end, model-only, pipeline) img/s and the machine."""
+    import keras
+
+    from segcore.training.runinfo import device_description, library_versions
+
+    return {
+        "arch": a.arch,
+        "params": int(model.count_params()),
+        "img_size": a.img_size,
+        "batch_size": batch_size,
+        "distribute": a.distribute,
+        "devices": topology.devices,
+        "precision": "bf16" if a.mixed_precision else "fp32",
+        "data": "real" if a.data else "random",
+        "augment": a.augment,
+        "workers": workers,
+        "train_img_s": round(rates[0], 1),
+        "model_only_img_s": round(rates[1], 1),
+        "pipeline_img_s": round(rates[2], 1),
+        "device": device_description(),
+        "backend": keras.backend.backend(),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "library_versions": library_versions(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print one line per measurement."""
+    p = _parser()
     a = p.parse_args(argv)
     quiet_tensorflow(a.verbose)
 
     import keras
 
     from segcore.data.augment import AugmentConfig
-    from segcore.data.batches import CachedBatches
     from segcore.data.cache import default_workers
-    from segcore.distribute import global_batch_size, setup
-    from segcore.losses import get_loss
-    from segcore.models import ARCHITECTURES, build
-    from segcore.runinfo import device_description, library_versions
+    from segcore.models import ARCHITECTURES
+    from segcore.training.distribute import global_batch_size, setup
+    from segcore.training.feeders import CachedBatches
 
     if a.arch not in ARCHITECTURES:
         p.error(f"--arch {a.arch}: choose one of {', '.join(ARCHITECTURES)}")
@@ -111,60 +175,22 @@ def main(argv: list[str] | None = None) -> int:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     workers = a.workers or default_workers()
     images, masks = load_arrays(a.data, a.img_size, a.images)
-    aug = AugmentConfig() if a.augment else None
     batch_size = global_batch_size(a.batch_size, len(images), topology)
     ds = CachedBatches(
         images,
         masks,
         batch_size,
-        augment=aug,
+        augment=AugmentConfig() if a.augment else None,
         shuffle=True,
         drop_remainder=True,
         workers=workers,
         max_queue_size=32,
     )
     pipe = pipeline_rate(ds, 8)
-    kwargs = {"base_filters": a.base_filters} if a.base_filters else {}
-    with topology.scope():
-        model = build(a.arch, **kwargs)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("bce_dice"))
-        timer, seconds = epoch_timer()
-        model.fit(ds, epochs=a.epochs, callbacks=[timer], verbose=0)
-        n_epoch = len(ds) * batch_size
-        e2e = n_epoch / float(np.median(seconds[1:]))
-        x, y = ds[0]
-        model.train_on_batch(x, y)
-        t = time.perf_counter()
-        steps = max(5, len(ds) // 2)
-        for _ in range(steps):
-            model.train_on_batch(x, y)
-        keras.ops.convert_to_numpy(model.trainable_variables[0])
-        compute = steps * batch_size / (time.perf_counter() - t)
-    record = {
-        "arch": a.arch,
-        "params": int(model.count_params()),
-        "img_size": a.img_size,
-        "batch_size": batch_size,
-        "distribute": a.distribute,
-        "devices": topology.devices,
-        "precision": "bf16" if a.mixed_precision else "fp32",
-        "data": "real" if a.data else "random",
-        "augment": a.augment,
-        "workers": workers,
-        "train_img_s": round(e2e, 1),
-        "model_only_img_s": round(compute, 1),
-        "pipeline_img_s": round(pipe, 1),
-        "device": device_description(),
-        "backend": keras.backend.backend(),
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "library_versions": library_versions(),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
+    model, e2e, compute = measure(a, topology, ds, batch_size)
+    record = train_record(a, model, (e2e, compute, pipe), batch_size, workers, topology)
     print(json.dumps(record))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    old = json.loads(a.out.read_text()) if a.out.exists() else []
-    write_text(a.out, json.dumps(old + [record], indent=1))
+    append_record(a.out, record)
     return 0
 
 

@@ -3,6 +3,8 @@
 Kept free of heavy imports so the command checks its arguments before TensorFlow loads.
 """
 
+from segcore.errors import UserError
 
-class ExportError(RuntimeError):
+
+class ExportError(UserError):
     """A run that cannot be exported, or a model that fails its checks; one-line message."""

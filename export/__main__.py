@@ -17,7 +17,7 @@ from export import ExportError
 from export.install import installed_line
 from export.precision import ACTIVATIONS, PRECISIONS
 from export.run_folder import read_run
-from segcore.quiet import quiet_tensorflow
+from segcore.training.quiet import quiet_tensorflow
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["KERAS_BACKEND"] = "tensorflow"
         quiet_tensorflow(args.verbose, force=True)
         if not args.verbose:
-            from segcore.infer import quiet_onnxruntime_logs
+            from segcore.onnx_runner import quiet_onnxruntime_logs
 
             quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
         from export.pipeline import export_run  # TensorFlow loads only for a valid run

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from segcore.imagestats import run_image_stats
 from segcore.scores import SCORE_NAMES
+from segcore.training.config import RunConfig, read_decode
 
 SOURCES = {
     "isic": {
@@ -89,24 +90,22 @@ def base_card(name: str, config: dict, run_dir: Path, postprocess: dict) -> dict
     return {k: card[k] for k in order} | card
 
 
-def instance_card(run_dir: Path, config: dict) -> dict:
+def instance_card(run_dir: Path, config: RunConfig) -> dict:
     """Card fields of an instance model: tiled mode, tile, target channels, decoding settings.
 
     Decoding settings and the tile are the ones tuned on the validation split
     (``RUN_DIR/decode.json``, written by ``python -m segcore.instance_eval RUN_DIR --tune``);
     the defaults otherwise. Empty for semantic models.
     """
-    if config.get("target") != "instance":
+    if config.settings.target != "instance":
         return {}
-    from segcore.instance_eval import read_decode, run_settings
-
     tuned = read_decode(run_dir)
-    instances = run_settings(tuned, config).to_json()
+    instances = config.card(tuned.get("instances")).instances.to_json()
     fields = {
         "target": "instance",
         "mode": "tiled",
-        "tile": tuned.get("tile", config["tile"]),
-        "target_channels": config["target_channels"],
+        "tile": tuned.get("tile", config.raw["tile"]),
+        "target_channels": config.raw["target_channels"],
         "instances": instances,
         "threshold": instances["foreground"],
     }

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import sys
 from pathlib import Path
+
+from segcore.atomic import temporary_name
+
+log = logging.getLogger(__name__)
 
 
 def install(model: Path, history: Path | None, card: dict, out_dir: Path, name: str) -> None:
@@ -18,12 +22,12 @@ def install(model: Path, history: Path | None, card: dict, out_dir: Path, name: 
         if source is None:
             continue
         if not source.is_file():
-            print(f"warning: {source} not found; not copied", file=sys.stderr)
+            log.warning("%s not found; not copied", source)
             continue
-        tmp = out_dir / f".{name}{suffix}.tmp"
+        tmp = temporary_name(out_dir / f"{name}{suffix}")
         shutil.copyfile(source, tmp)
         staged.append((tmp, out_dir / f"{name}{suffix}"))
-    tmp = out_dir / f".{name}.json.tmp"
+    tmp = temporary_name(out_dir / f"{name}.json")
     tmp.write_text(json.dumps(card, indent=1) + "\n")
     staged.append((tmp, out_dir / f"{name}.json"))
     for tmp, final in staged:

@@ -22,9 +22,11 @@ from export.install import install
 from export.precision import PRECISIONS, with_precision
 from export.run_folder import RunFolder
 from export.verify import model_inputs, parity, score
+from segcore.data import Sample
 from segcore.infer import Engine
 from segcore.postprocess import Postprocess
-from segcore.runinfo import library_versions
+from segcore.training.config import RunConfig
+from segcore.training.runinfo import library_versions
 
 #: Largest ONNX-vs-Keras probability difference accepted for a float32 export.
 PARITY_TOLERANCE = 1e-4
@@ -35,11 +37,10 @@ PARITY_IMAGES = 4
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def default_name(config: dict, precision: str) -> str:
+def default_name(config: RunConfig, precision: str) -> str:
     """``<dataset>_<arch>``, with ``_fp16`` / ``_int8`` for the lower precisions."""
-    return f"{config['dataset']}_{config['arch']}" + (
-        "" if precision == "fp32" else f"_{precision}"
-    )
+    suffix = "" if precision == "fp32" else f"_{precision}"
+    return f"{config.dataset}_{config.settings.arch}{suffix}"
 
 
 def export_run(
@@ -57,30 +58,26 @@ def export_run(
     """
     if precision not in PRECISIONS:
         raise ExportError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    config = run.config
-    name = name or default_name(config, precision)
+    name = name or default_name(run.config, precision)
     if not NAME_PATTERN.match(name):
         raise ExportError(f"--name {name!r}: use letters, digits, '_', '-' and '.'")
-    size, channels = int(config["img_size"]), int(config["channels"])
     split_name, samples = run.eval_split()
-    if max_images:
-        samples = samples[:max_images]
-    settings = Postprocess.for_dataset(config["dataset"])
-    card = base_card(name, config, run.path, settings.to_json())
-    card.update(instance_card(run.path, config))
-
+    samples = samples[:max_images] if max_images else samples
+    settings = Postprocess.for_dataset(run.config.dataset)
+    card = base_card(name, run.config.raw, run.path, settings.to_json())
+    card.update(instance_card(run.path, run.config))
+    size, channels = run.config.settings.img_size, run.config.settings.channels
     model = load_main_model(run.model_path)
     x = model_inputs(samples[:PARITY_IMAGES], size, channels)
     keras_probs = np.asarray(model.predict(x, verbose=0))[..., -1]
     proto, dynamic = to_onnx(model, channels, size)
-
     with tempfile.TemporaryDirectory(prefix="segcore-export-") as tmp:
         fp32, diff = _check_fastest(
             proto, Path(tmp) / "fp32", name, card, keras_probs, x, PARITY_TOLERANCE
         )
         metrics, raw = score(fp32, samples, settings)
         card.update(
-            ort_optimization=fp32.card["ort_optimization"],
+            ort_optimization=fp32.card.ort_optimization,
             opset=OPSET,
             dynamic_size=dynamic,
             precision="fp32",
@@ -96,44 +93,45 @@ def export_run(
         final = fp32.model_path
         if precision == "int8":
             variant = with_precision(
-                proto,
-                card,
-                run.split,
-                "int8",
-                Path(tmp) / "int8",
-                fp32_test=(metrics, raw),
-                max_images=max_images,
-                activations=activations,
-            )
+                proto, card, run.split, "int8", Path(tmp) / "int8", fp32_test=(metrics, raw),
+                max_images=max_images, activations=activations,
+            )  # fmt: skip
             card.update(variant.card)
             final = variant.path
         elif precision == "fp16":
-            half, diff16 = _check_fastest(
-                to_fp16(proto),
-                Path(tmp) / "fp16",
-                name,
-                card,
-                keras_probs,
-                x,
-                FP16_PARITY_TOLERANCE,
-            )
-            metrics16, raw16 = score(half, samples, settings)
-            card.update(
-                precision="fp16",
-                ort_optimization=half.card["ort_optimization"],
-                fp32_parity_max_abs_diff=card["parity_max_abs_diff"],
-                parity_max_abs_diff=diff16,
-                parity_tolerance=FP16_PARITY_TOLERANCE,
-                fp32_test_dice=metrics["dice"],
-                fp16_test_dice=metrics16["dice"],
-                fp32_onnx_bytes=fp32.model_path.stat().st_size,
-                test_metrics=metrics16,
-                test_metrics_no_postprocess=raw16,
-            )
-            final = half.model_path
+            card["fp32_onnx_bytes"] = fp32.model_path.stat().st_size
+            final = _half(proto, Path(tmp) / "fp16", card, (keras_probs, x), samples, settings)
         card["onnx_bytes"] = final.stat().st_size
         install(final, run.history_path, card, out_dir, name)
     return card
+
+
+def _half(
+    proto: onnx.ModelProto,
+    folder: Path,
+    card: dict,
+    reference: tuple[np.ndarray, np.ndarray],
+    samples: list[Sample],
+    settings: Postprocess,
+) -> Path:
+    """Check and score the float16-weights variant; updates ``card`` and returns its file."""
+    keras_probs, x = reference
+    half, diff16 = _check_fastest(
+        to_fp16(proto), folder, card["name"], card, keras_probs, x, FP16_PARITY_TOLERANCE
+    )
+    metrics16, raw16 = score(half, samples, settings)
+    card.update(
+        precision="fp16",
+        ort_optimization=half.card.ort_optimization,
+        fp32_parity_max_abs_diff=card["parity_max_abs_diff"],
+        parity_max_abs_diff=diff16,
+        parity_tolerance=FP16_PARITY_TOLERANCE,
+        fp32_test_dice=card["test_metrics"]["dice"],
+        fp16_test_dice=metrics16["dice"],
+        test_metrics=metrics16,
+        test_metrics_no_postprocess=raw16,
+    )
+    return half.model_path
 
 
 def _check_fastest(

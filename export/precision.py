@@ -23,10 +23,11 @@ import onnx
 from export import ExportError
 from export.graph import boundary_convs, to_fp16
 from export.verify import score
-from segcore.data import Sample, load_sample
+from segcore.data import Sample
+from segcore.data.layouts import readable
 from segcore.infer import Engine
 from segcore.postprocess import Postprocess
-from segcore.preprocess import ImageError, prepare
+from segcore.preprocess import prepare
 
 PRECISIONS = ("fp32", "fp16", "int8")
 #: Largest test Dice an int8 (or fp16) model may lose against float32 before export refuses it.
@@ -208,14 +209,10 @@ def quantize(
 def _inputs(samples: list[Sample], engine: Engine) -> np.ndarray:
     """The engine's model inputs (NHWC float32) for ``samples``' images; unreadable ones skipped."""
     size = (engine.input_size, engine.input_size)
-    images = []
-    for sample in samples:
-        try:
-            loaded = engine.load(load_sample(sample)[0])
-        except ImageError as exc:
-            print(f"warning: skipping {exc}", file=sys.stderr)
-            continue
-        images.append(prepare(loaded.pixels, size, engine.channels))
+    images = [
+        prepare(engine.load(image).pixels, size, engine.channels)
+        for _, image, _ in readable(samples)
+    ]
     if not images:
         raise ExportError("no readable training image to calibrate int8 on")
     return np.stack(images)

@@ -24,7 +24,9 @@ from export.graph import to_fp32
 from export.install import install, installed_line
 from export.precision import ACTIVATIONS, CALIBRATION_IMAGES, PRECISIONS, with_precision
 from export.run_folder import split_from_card
-from segcore.infer import ModelError, quiet_onnxruntime_logs, read_card
+from segcore.card import ModelCard
+from segcore.errors import ModelError
+from segcore.onnx_runner import quiet_onnxruntime_logs
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,7 +59,7 @@ def convert(
 ) -> dict:
     """Write ``model`` at ``precision`` into ``out``; returns the new card. Raises ExportError."""
     try:
-        source = read_card(model.with_suffix(".json"))
+        source = ModelCard.read(model.with_suffix(".json")).raw
         proto = onnx.load(model)
     except ModelError as exc:
         raise ExportError(str(exc)) from exc

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export import ExportError
-from segcore.data import DataError, Sample, find_samples, make_split, read_split
+from segcore.data import Sample, find_samples, make_split, read_split
 from segcore.data.split import parse_fractions
+from segcore.errors import DataError
+from segcore.training.config import RunConfig
 
 REQUIRED_CONFIG = ("arch", "dataset", "img_size", "channels")
 
@@ -18,7 +20,7 @@ class RunFolder:
     """What export uses from a run: its config, data split and Keras test metrics."""
 
     path: Path
-    config: dict
+    config: RunConfig
     split: dict[str, list[Sample]]
     keras_test_metrics: dict | None
 
@@ -49,10 +51,14 @@ def read_run(path: str | Path) -> RunFolder:
         raise ExportError(
             f"{path}: no best.keras in the run folder (did training finish an epoch?)"
         )
-    config = _read_json(path / "config.json")
-    missing = [k for k in REQUIRED_CONFIG if k not in config]
+    raw = _read_json(path / "config.json")
+    missing = [k for k in REQUIRED_CONFIG if k not in raw]
     if missing:
         raise ExportError(f"{path}/config.json: missing {', '.join(missing)}")
+    try:
+        config = RunConfig.read(path)
+    except DataError as exc:
+        raise ExportError(str(exc)) from None
     if not (path / "split.json").is_file():
         raise ExportError(f"{path}: no split.json in the run folder")
     try:

@@ -17,11 +17,12 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
+from segcore.paths import REPO_ROOT, bench_dir
+
+RESULTS_DIR = bench_dir()
 ARCH_RESULTS = RESULTS_DIR / "architectures.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-PEERS = ROOT / "docs" / "peers.json"
+PEERS = REPO_ROOT / "docs" / "peers.json"
 
 
 def summarize_run(run_dir: Path) -> dict:
@@ -147,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p = argparse.ArgumentParser(prog="python -m export.table", description=__doc__.split("\n")[0])
     p.add_argument("--runs", nargs="*", type=Path, default=[], help="run folders to summarise")
-    p.add_argument("--models-dir", type=Path, default=ROOT / "models")
-    p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    p.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
+    p.add_argument("--readme", type=Path, default=REPO_ROOT / "README.md")
     a = p.parse_args(argv)
     if a.runs:
         records = [summarize_run(r) for r in a.runs if (r / "test_metrics.json").exists()]

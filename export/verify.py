@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 from tqdm import tqdm
 
 from export import ExportError
-from segcore.data import Sample, load_sample
-from segcore.data.layouts import load_labels
+from segcore.data import Sample
+from segcore.data.layouts import readable
 from segcore.infer import Engine
 from segcore.matching import instance_scores
 from segcore.postprocess import Postprocess
-from segcore.preprocess import ImageError, prepare
+from segcore.preprocess import prepare
 from segcore.scores import SCORE_NAMES, binary_scores, summarize
 
 #: Instance scores averaged into an instance model's test metrics (names of the card's keys).
@@ -22,12 +20,7 @@ INSTANCE_METRICS = ("dsb_score", "f1_iou50", "count_error")
 
 def model_inputs(samples: list[Sample], size: int, channels: int) -> np.ndarray:
     """Real images prepared as model input (NxHxWxC float32); unreadable ones are skipped."""
-    images = []
-    for sample in samples:
-        try:
-            images.append(prepare(load_sample(sample)[0], (size, size), channels))
-        except ImageError as exc:
-            print(f"warning: skipping {exc}", file=sys.stderr)
+    images = [prepare(image, (size, size), channels) for _, image, _ in readable(samples)]
     if not images:
         raise ExportError("no readable held-out image to check the export on")
     return np.stack(images)
@@ -51,14 +44,10 @@ def score(
     post_rows, raw_rows = [], []
     size = (engine.input_size, engine.input_size)
     for start in tqdm(range(0, len(samples), batch_size), desc=f"score {engine.name}", leave=False):
-        pairs = []
-        for sample in samples[start : start + batch_size]:
-            try:
-                pair = load_labels(sample) if instance else load_sample(sample)
-            except ImageError as exc:
-                print(f"warning: skipping {exc}", file=sys.stderr)
-                continue
-            pairs.append((engine.load(pair[0]), pair[1]))
+        pairs = [
+            (engine.load(image), truth)
+            for _, image, truth in readable(samples[start : start + batch_size], instance)
+        ]
         if not pairs:
             continue
         if instance:

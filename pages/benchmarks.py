@@ -23,7 +23,7 @@ from segcore.app.benchmarks import (
 )
 from segcore.app.cards import INSTANCE_SCORES
 from segcore.app.navigation import enter
-from segcore.app.settings import bench_dir
+from segcore.paths import bench_dir
 
 DICE = st.column_config.NumberColumn(format="%.3f")
 MS = st.column_config.NumberColumn(format="%.1f")

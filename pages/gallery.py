@@ -19,8 +19,9 @@ from segcore.app.gallery import (
     sort_items,
 )
 from segcore.app.navigation import enter
-from segcore.app.settings import samples_dir
 from segcore.app.text import plain
+from segcore.card import ModelCard
+from segcore.paths import samples_dir
 
 COLUMNS = 2
 NAME_CHARS = 24
@@ -33,11 +34,11 @@ def scored(model_path: str, version: int, folder: str, dataset: str) -> tuple[li
     return score_samples(engine, sample_sets(Path(folder))[dataset])
 
 
-def instance_scores(card: dict) -> list[tuple[str, str, None]]:
+def instance_scores(card: ModelCard) -> list[tuple[str, str, None]]:
     """The card's held-out instance scores (DSB score, F1 at IoU 0.5, count error) as metrics,
     for instance models."""
-    metrics = card.get("test_metrics") or {}
-    if "instances" not in card:
+    metrics = card.test_metrics
+    if card.instances is None:
         return []
     shown = []
     for key, label in INSTANCE_SCORES:

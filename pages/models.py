@@ -43,7 +43,7 @@ def show_card(entry: ModelEntry) -> None:
         link = f" ([source]({url}))" if url else ""
         st.markdown(f"**Training data:** {credit}{link}")
         with st.expander("Full model card (JSON)"):
-            st.json(entry.card, expanded=True)
+            st.json(entry.card.raw, expanded=True)
 
 
 enter()

@@ -25,10 +25,11 @@ from segcore.app.segment import (
     segment_upload,
     thumbnail,
 )
-from segcore.app.settings import samples_dir
 from segcore.app.text import plain
 from segcore.data import Sample, load_sample
-from segcore.preprocess import IMAGE_EXTENSIONS, ImageError
+from segcore.errors import ImageError
+from segcore.paths import samples_dir
+from segcore.preprocess import IMAGE_EXTENSIONS
 
 FILE_TYPES = [ext.lstrip(".") for ext in IMAGE_EXTENSIONS]
 log = logging.getLogger("segcore.app")

@@ -6,6 +6,7 @@ partial file under the real name.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,3 +36,8 @@ def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with replacing(path) as tmp:
         tmp.write_text(text)
+
+
+def write_json(path: Path, obj: object) -> None:
+    """Write ``obj`` as indented JSON (one-space indent, final newline) to ``path`` atomically."""
+    write_text(path, json.dumps(obj, indent=1) + "\n")

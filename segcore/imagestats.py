@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from segcore.atomic import write_json
+from segcore.preprocess import LUMA_WEIGHTS
 
 #: Side of the square thumbnail the features are computed on.
 THUMB = 64
@@ -54,7 +55,7 @@ def image_features(pixels: np.ndarray) -> np.ndarray:
     centre-to-border contrast, on a `THUMB`-pixel square thumbnail), as float64."""
     thumb = Image.fromarray(np.asarray(pixels, np.uint8)).resize((THUMB, THUMB), Image.BILINEAR)
     rgb = np.asarray(thumb, np.float64) / 255.0
-    luma = rgb @ np.array([0.299, 0.587, 0.114])
+    luma = rgb @ np.array(LUMA_WEIGHTS)
     top, bottom = rgb.max(axis=2), rgb.min(axis=2)
     saturation = np.where(top > 0, (top - bottom) / np.maximum(top, 1e-6), 0.0)
     hsv = np.asarray(thumb.convert("HSV"), np.float64) / 255.0
@@ -143,7 +144,8 @@ def run_image_stats(run_dir: Path) -> dict | None:
     """``image_stats`` of a run folder's training split (``split.json``), or None when its
     images cannot be read here (the card is then written without them)."""
     from segcore.data import read_split
-    from segcore.preprocess import ImageError, load_image
+    from segcore.errors import ImageError
+    from segcore.preprocess import load_image
 
     try:
         train = read_split(Path(run_dir) / "split.json")["train"]
@@ -162,18 +164,10 @@ def card_training_images(card: dict, data: Path) -> list[Path]:
     return [s.image for s in split["train"]]
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    """Write ``obj`` as indented JSON atomically (temporary file, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Fill ``image_stats`` into model cards from their training split under ``--data``."""
-    from segcore.data import DataError
-    from segcore.preprocess import ImageError, load_image
+    from segcore.errors import DataError, ImageError
+    from segcore.preprocess import load_image
 
     parser = argparse.ArgumentParser(prog="python -m segcore.imagestats", description=__doc__)
     parser.add_argument("cards", nargs="+", type=Path, help="model cards (models/<name>.json)")
@@ -191,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: {exc}", file=sys.stderr)
             return 2
         card["image_stats"] = stats
-        _write_json(path, card)
+        write_json(path, card)
         print(f"{path}: image_stats from {stats['n_images']} training images")
     return 0
 

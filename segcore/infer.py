@@ -1,33 +1,35 @@
 """The onnxruntime inference engine: decode any image, run an exported model, clean up the mask.
 
-One `Engine` wraps one ONNX model (``<name>.onnx``) and its card (``<name>.json`` beside it, written
-by ``python -m export``). It is safe to share between threads: it holds one InferenceSession (whose
-``run`` is thread-safe) and no per-call state. Importing this module never imports TensorFlow or
-Keras; pre-processing is `segcore.preprocess`, the same code training uses.
+One `Engine` wraps one model and its card (`segcore.card.ModelCard`): by default an ONNX model
+(``<name>.onnx``) run by onnxruntime (`segcore.onnx_runner.OnnxRunner`) with the card beside it
+(``<name>.json``, written by ``python -m export``). The pipeline around the model is the same for
+any runner (`Engine.from_runner`: evaluation passes a Keras model's): decoding, pre-processing,
+whole-image or tiled run, test-time flips, post-processing and instance decoding, all read from
+the card. It is safe to share between threads: the runner's session is thread-safe and the engine
+keeps no per-call state. Importing this module never imports TensorFlow or Keras; pre-processing
+is `segcore.preprocess`, the same code training uses.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
+from segcore.card import ModelCard, TileSpec
+from segcore.errors import ImageError, ModelError
 from segcore.instances import DecodeSettings, decode, measure_objects
+from segcore.onnx_runner import OnnxRunner
 from segcore.postprocess import Postprocess, count_components, to_image_size
 from segcore.preprocess import (
     MAX_PIXELS,
-    NORMALIZATION,
-    ImageError,
     ImageSource,
-    flip_views,
-    merge_flips,
+    flip_averaged,
     open_image,
     prepare,
     to_model_input,
@@ -35,20 +37,11 @@ from segcore.preprocess import (
 )
 from segcore.tiling import predict_tiled
 
-CARD_KEYS = ("input_size", "channels")
 #: `Engine.load` keeps decoded pixels at least this many times the model input on each side.
 REDUCE_TO = 2
 REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA", "I", "F", "CMYK")
-MODES = ("resize", "tiled")
-OPTIMIZATION_LEVELS = {
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
-
-
-class ModelError(ValueError):
-    """A model file or card that cannot be used; the message names the file."""
+#: A model runner: NHWC float32 batch in [0, 1] -> NHWK output channels (the main one last).
+Runner = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -59,6 +52,10 @@ class LoadedImage:
     width: int
     height: int
     seconds: float
+
+
+#: The columns of a prediction's figures in every CSV (`segcore.predict` and the app).
+FIGURE_COLUMNS = ("width", "height", "area_px", "area_pct", "components", "count", "seconds")
 
 
 @dataclass(frozen=True)
@@ -76,83 +73,59 @@ class Prediction:
     labels: np.ndarray | None = None  # HxW int32 instance ids, 0 = background (instance models)
     objects: list[dict] | None = None  # one dict per instance (segcore.instances.OBJECT_COLUMNS)
 
+    @classmethod
+    def of(
+        cls,
+        probability: np.ndarray,
+        mask: np.ndarray,
+        seconds: float,
+        components: int | None = None,
+        labels: np.ndarray | None = None,
+        objects: list[dict] | None = None,
+    ) -> Prediction:
+        """A prediction with its area and component count measured from ``mask``."""
+        area = int(np.count_nonzero(mask))
+        return cls(
+            probability=probability,
+            mask=mask,
+            width=int(mask.shape[1]),
+            height=int(mask.shape[0]),
+            area_px=area,
+            area_pct=100.0 * area / mask.size,
+            components=count_components(mask) if components is None else components,
+            seconds=seconds,
+            labels=labels,
+            objects=objects,
+        )
+
     @property
     def count(self) -> int:
         """Number of objects: instances for instance models, connected components otherwise."""
         return int(self.labels.max()) if self.labels is not None else self.components
 
+    def figures(self) -> dict[str, int | float]:
+        """The scalar figures (`FIGURE_COLUMNS`) as plain Python numbers."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "area_px": self.area_px,
+            "area_pct": float(self.area_pct),
+            "components": int(self.components),
+            "count": self.count,
+            "seconds": float(self.seconds),
+        }
+
+
+def figure_cells(figures: dict) -> dict[str, str | int]:
+    """A prediction's figures (`Prediction.figures`) as CSV cells: the one row shape of
+    ``predictions.csv`` and the app's batch CSV (area to 0.001 %, seconds to 0.1 ms)."""
+    cells: dict[str, str | int] = {k: figures.get(k, "") for k in FIGURE_COLUMNS}
+    cells["area_pct"] = f"{figures.get('area_pct', 0.0):.3f}"
+    cells["seconds"] = f"{figures.get('seconds', 0.0):.4f}"
+    return cells
+
 
 EngineInput = ImageSource | np.ndarray | LoadedImage
-
-
-def default_providers() -> list[str]:
-    """CUDA then CPU when this onnxruntime build has CUDA, else CPU alone."""
-    if "CUDAExecutionProvider" in ort.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def quiet_onnxruntime_logs() -> None:
-    """Show only fatal onnxruntime messages in this process: for entry points, never on import.
-
-    On a machine without a usable GPU, onnxruntime-gpu logs the CUDA provider's "failed to load,
-    falling back to CPU" at error level through its process-wide default logger, which session
-    options do not reach. Real failures still raise Python exceptions.
-    """
-    ort.set_default_logger_severity(4)
-
-
-def read_card(path: Path) -> dict:
-    """Read a model card and check what the engine needs from it; raises ModelError.
-
-    Checks: a JSON object with `CARD_KEYS`; ``input_size`` a positive whole number divisible by
-    the model's stride (2 ** ``arch_kwargs.depth`` when the card names the depth); ``channels``
-    1 or 3; ``threshold`` (when present) a number in [0, 1]; the normalization we implement.
-    """
-    try:
-        card = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{path}: model card not found (python -m export writes it)") from None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: unreadable model card ({exc})") from exc
-    if not isinstance(card, dict):
-        raise ModelError(f"{path}: model card is not a JSON object")
-    missing = [k for k in CARD_KEYS if k not in card]
-    if missing:
-        raise ModelError(f"{path}: model card lacks {', '.join(missing)}")
-    arch = card.get("arch_kwargs")
-    depth = _whole_number(arch.get("depth")) if isinstance(arch, dict) else None
-    stride = 2**depth if depth is not None and depth >= 0 else 1
-    size = _whole_number(card["input_size"])
-    if size is None or size <= 0 or size % stride:
-        rule = f" divisible by {stride} (2**depth, the model's stride)" if stride > 1 else ""
-        raise ModelError(
-            f"{path}: input_size must be a positive whole number{rule}, not {card['input_size']!r}"
-        )
-    if _whole_number(card["channels"]) not in (1, 3):
-        raise ModelError(f"{path}: channels must be 1 or 3, not {card['channels']!r}")
-    threshold = card.get("threshold")
-    if "threshold" in card and not (_is_number(threshold) and 0.0 <= threshold <= 1.0):
-        raise ModelError(f"{path}: threshold must be a number from 0 to 1, not {threshold!r}")
-    if card.get("normalization", NORMALIZATION) != NORMALIZATION:
-        raise ModelError(f"{path}: unsupported normalization {card['normalization']!r}")
-    if card.get("mode", "resize") not in MODES:
-        raise ModelError(f"{path}: unknown mode {card['mode']!r} (expected one of {MODES})")
-    if card.get("mode") == "tiled" and "tile" not in card:
-        raise ModelError(f"{path}: a tiled model card needs tile size and overlap")
-    return card
-
-
-def _is_number(value: object) -> bool:
-    """True for a JSON number (int or float), false for bools, strings and the rest."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _whole_number(value: object) -> int | None:
-    """A JSON number with no fraction as an int (256 or 256.0), else None."""
-    if not _is_number(value) or value != value or not float(value).is_integer():
-        return None
-    return int(value)
 
 
 class Engine:
@@ -173,56 +146,37 @@ class Engine:
         use. ``max_pixels`` caps the accepted image size; ``threads`` sets onnxruntime's
         intra-op threads (default: one per core).
         """
-        self.model_path = Path(model_path)
-        if not self.model_path.is_file():
-            raise ModelError(f"{self.model_path}: model file not found")
-        self.card = read_card(
-            Path(card_path) if card_path else self.model_path.with_suffix(".json")
-        )
-        self.name: str = self.card.get("name", self.model_path.stem)
-        self.input_size = int(self.card["input_size"])
-        self.channels = int(self.card["channels"])
-        self.threshold = float(self.card.get("threshold", 0.5))
-        pp = self.card.get("postprocess")
-        self.postprocess = (
-            Postprocess.from_json(pp)
-            if pp
-            else Postprocess.for_dataset(self.card.get("dataset", ""))
-        )
-        self.mode: str = self.card.get("mode", "resize")
-        self.instances = (
-            DecodeSettings.from_json(self.card["instances"]) if "instances" in self.card else None
-        )
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise ModelError(f"{model_path}: model file not found")
+        card = ModelCard.read(Path(card_path) if card_path else model_path.with_suffix(".json"))
+        runner = OnnxRunner(model_path, card, providers, threads)
+        self._setup(card, runner, max_pixels)
+        self.model_path = model_path
+        self.providers: list[str] = runner.providers
+
+    @classmethod
+    def from_runner(
+        cls, card: ModelCard, runner: Runner, *, max_pixels: int = MAX_PIXELS
+    ) -> Engine:
+        """An engine around any runner (evaluation passes a Keras model's)."""
+        engine = cls.__new__(cls)
+        engine._setup(card, runner, max_pixels)
+        engine.model_path = None
+        engine.providers = []
+        return engine
+
+    def _setup(self, card: ModelCard, runner: Runner, max_pixels: int) -> None:
+        self.card = card
+        self.name = card.name
+        self.input_size = card.input_size
+        self.channels = card.channels
+        self.threshold = card.threshold
+        self.postprocess = card.postprocess
+        self.mode = card.mode
+        self.instances = card.instances
         self.max_pixels = max_pixels
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        # measured by bench.session_options (bench/results/session-options-*.json): one thread
-        # per core, no spinning, sequential execution were fastest for a batch-1 call followed
-        # by full-size finishing, and as fast as any for batch 8; spinning workers steal the
-        # cores that decoding, resizing and clean-up need next
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # the card names the level whose parity with Keras export checked: ORT_ENABLE_ALL (NCHWc
-        # layouts, ~16% faster on CPU) moved one instance-norm U-Net by 8e-4, EXTENDED by 4e-6
-        level = self.card.get("ort_optimization", "extended")
-        if level not in OPTIMIZATION_LEVELS:
-            raise ModelError(f"{self.model_path}: unknown ort_optimization {level!r} in the card")
-        options.graph_optimization_level = OPTIMIZATION_LEVELS[level]
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        try:
-            self._session = ort.InferenceSession(
-                str(self.model_path), options, providers=list(providers or default_providers())
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"{self.model_path}: not a usable ONNX model ({exc})") from exc
-        self.providers: list[str] = self._session.get_providers()
-        inp = self._session.get_inputs()[0]
-        if isinstance(inp.shape[-1], int) and inp.shape[-1] != self.channels:
-            raise ModelError(
-                f"{self.model_path}: input has {inp.shape[-1]} channels, card says {self.channels}"
-            )
-        self._input_name = inp.name
-        self._output_name = self._session.get_outputs()[0].name
+        self._run = runner
 
     def load(self, image: EngineInput) -> LoadedImage:
         """Decode a path, bytes, file object or array into RGB pixels; raises ImageError.
@@ -261,20 +215,19 @@ class Engine:
     def channel_maps(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
         """All output channels (N, H, W, K) of an NHWC float32 batch, flip-averaged with tta."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if tta:
-            return merge_flips(np.split(self.channel_maps(np.concatenate(flip_views(batch))), 4))
-        return self._session.run([self._output_name], {self._input_name: batch})[0]
+        return np.asarray((flip_averaged(self._run) if tta else self._run)(batch))
 
     def tiled_channels(self, pixels: np.ndarray, tta: bool = False) -> np.ndarray:
         """HxWxK output channels of an HxWx3 uint8 image, by overlapping tiles at native scale."""
-        tile = self.card["tile"]  # read_card checked that tiled cards have one
-        depth = int(self.card.get("arch_kwargs", {}).get("depth", 4))
+        tile = self.card.tile
+        if tile is None:  # resize-mode models: one window of the card's input size
+            tile = TileSpec(self.input_size, 0.0)
         return predict_tiled(
             to_model_input(pixels, self.channels),
             lambda batch: self.channel_maps(batch, tta),
-            int(tile["size"]),
-            float(tile["overlap"]),
-            multiple=2**depth,
+            tile.size,
+            tile.overlap,
+            multiple=self.card.stride,
         )
 
     def _predict_tiled(
@@ -294,19 +247,8 @@ class Engine:
             mask = labels > 0
         else:
             mask = settings.apply(prob > (self.threshold if threshold is None else threshold))
-        area = int(np.count_nonzero(mask))
-        return Prediction(
-            probability=prob,
-            mask=mask,
-            width=im.width,
-            height=im.height,
-            area_px=area,
-            area_pct=100.0 * area / mask.size,
-            components=count_components(mask),
-            seconds=im.seconds + time.perf_counter() - t0,
-            labels=labels,
-            objects=objects,
-        )
+        seconds = im.seconds + time.perf_counter() - t0
+        return Prediction.of(prob, mask, seconds, labels=labels, objects=objects)
 
     def predict(
         self,
@@ -381,17 +323,8 @@ class Engine:
         t0 = time.perf_counter()
         thr = self.threshold if threshold is None else float(threshold)
         out = to_image_size(prob, (image.height, image.width), thr, self._settings(postprocess))
-        area = int(np.count_nonzero(out.mask))
-        return Prediction(
-            probability=out.probability,
-            mask=out.mask,
-            width=image.width,
-            height=image.height,
-            area_px=area,
-            area_pct=100.0 * area / out.mask.size,
-            components=out.components,
-            seconds=seconds + time.perf_counter() - t0,
-        )
+        seconds += time.perf_counter() - t0
+        return Prediction.of(out.probability, out.mask, seconds, components=out.components)
 
 
 def _reduced(img: Image.Image, input_size: int) -> Image.Image:

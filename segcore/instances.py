@@ -15,6 +15,9 @@ cores (foreground > t and boundary < b, or distance > d) larger than a minimum s
 within the thresholded foreground over the inverted foreground probability (boundary) or the
 inverted distance (distance); foreground components that hold no marker (very small nuclei) keep
 one label each. Pure numpy/scipy/scikit-image: no Keras.
+
+scipy and scikit-image are imported inside the functions that use them, so importing this module
+(for its settings and names) keeps every command's ``--help`` instant.
 """
 
 from __future__ import annotations
@@ -22,9 +25,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import ndimage
-from skimage.measure import regionprops_table
-from skimage.segmentation import find_boundaries, watershed
+
+from segcore.preprocess import LUMA_WEIGHTS
 
 MARKERS = ("boundary", "distance")  # the marker channel an instance model predicts
 TARGET_SCALE = 255  # targets are stored as uint8: float target = stored / TARGET_SCALE
@@ -70,6 +72,9 @@ def instance_targets(
     objects it is both rings, so body = foreground & ~boundary separates them. ``distance``:
     `normalized_distance` of each object.
     """
+    from scipy import ndimage
+    from skimage.segmentation import find_boundaries
+
     labels = np.asarray(labels)
     fg = labels > 0
     target_channels(markers)  # a bad name fails here
@@ -86,6 +91,9 @@ def instance_targets(
 def normalized_distance(labels: np.ndarray) -> np.ndarray:
     """HxW float32: each object's distance to the nearest pixel outside it (background or another
     object) divided by that object's largest distance; 0 on the background, 1 at each centre."""
+    from scipy import ndimage
+    from skimage.segmentation import find_boundaries
+
     labels = np.asarray(labels)
     if not labels.any():
         return np.zeros(labels.shape, dtype=np.float32)
@@ -135,6 +143,9 @@ def decode(
 ) -> np.ndarray:
     """HxW int32 labels (0 = background, ids 1..n) from the foreground probability and the
     marker channel (boundary probability or distance map, as ``settings.markers`` says)."""
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
     fg = np.asarray(foreground, dtype=np.float32)
     second = np.asarray(marker_map, dtype=np.float32)
     mask = fg > settings.foreground
@@ -186,7 +197,9 @@ def distance_watershed(mask: np.ndarray, min_distance: int = 3, min_size: int = 
     The baseline the instance model is compared against (markers = peaks of the Euclidean
     distance transform at least ``min_distance`` apart, within each connected component).
     """
+    from scipy import ndimage
     from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
 
     mask = np.asarray(mask, dtype=bool)
     components, _ = ndimage.label(mask)
@@ -207,10 +220,12 @@ def measure_objects(labels: np.ndarray, image: np.ndarray) -> list[dict]:
     Coordinates are pixels with x to the right and y down; the bounding box is half-open
     [x0, x1) x [y0, y1); mean intensity is of the image's luma (0-255).
     """
+    from skimage.measure import regionprops_table
+
     if not np.any(labels):
         return []
     image = np.asarray(image)
-    gray = image if image.ndim == 2 else image[..., :3] @ np.array([0.299, 0.587, 0.114])
+    gray = image if image.ndim == 2 else image[..., :3] @ np.array(LUMA_WEIGHTS)
     t = regionprops_table(
         np.asarray(labels, dtype=np.int32),
         intensity_image=gray.astype(np.float32),

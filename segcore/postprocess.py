@@ -15,6 +15,9 @@ full size: removed components and filled holes become probability 0 and 1 in the
 whose bilinear upsampling is thresholded. The full-size work is one resize and one comparison,
 done in strips of rows in float32 into float16 probabilities and a bool mask, so a 79-megapixel
 image needs no full-size float32 or label array.
+
+scipy and scikit-image are imported inside the functions that use them, so importing this module
+(for its settings and names) keeps every command's ``--help`` instant.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 #: Rows of full-size float32 probabilities resized at a time by `to_image_size`.
 STRIP_ROWS = 256
@@ -35,11 +37,15 @@ F16_TINY = np.float32(np.finfo(np.float16).smallest_normal)
 
 def count_components(mask: np.ndarray) -> int:
     """Number of 4-connected foreground regions in an HxW bool mask."""
+    from scipy import ndimage
+
     return int(ndimage.label(mask)[1])
 
 
 def keep_largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 4-connected foreground region of an HxW bool mask (empty stays empty)."""
+    from scipy import ndimage
+
     labels, n = ndimage.label(mask)
     if n <= 1:
         return mask.astype(bool, copy=True)
@@ -50,6 +56,8 @@ def keep_largest_component(mask: np.ndarray) -> np.ndarray:
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill background regions enclosed by foreground (not touching the image border)."""
+    from scipy import ndimage
+
     background, n = ndimage.label(~mask)
     if n == 0:
         return mask.astype(bool, copy=True)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
-import re
+import logging
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -46,23 +46,18 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from segcore import cli
 from segcore.atomic import replacing
-from segcore.data.layouts import DataError, find_images
-from segcore.infer import Engine, LoadedImage, ModelError, Prediction, quiet_onnxruntime_logs
-from segcore.preprocess import ImageError, is_image_file, resize_mask
+from segcore.data.layouts import find_images
+from segcore.errors import DataError, ImageError, UserError
+from segcore.infer import FIGURE_COLUMNS, Engine, LoadedImage, Prediction, figure_cells
+from segcore.onnx_runner import quiet_onnxruntime_logs
+from segcore.preprocess import is_image_file, resize_mask
 from segcore.visualize import instance_overlay, overlay
 
-CSV_FIELDS = (
-    "file",
-    "width",
-    "height",
-    "area_px",
-    "area_pct",
-    "components",
-    "count",
-    "seconds",
-    "error",
-)
+log = logging.getLogger(__name__)
+
+CSV_FIELDS = ("file", *FIGURE_COLUMNS, "error")
 CSV_NAME = "predictions.csv"
 PARTIAL_SUFFIX = ".part"
 #: The file written last for each image: once it exists, the image's outputs are complete.
@@ -126,17 +121,6 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
 
 
 # --- shards and finished images -----------------------------------------------------------------
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"K/N"`` -> (K, N) with 1 <= K <= N; ValueError with a one-line reason otherwise."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match:
-        raise ValueError(f"--shard must be K/N, such as 1/4, not {text!r}")
-    k, n = int(match[1]), int(match[2])
-    if n < 1 or not 1 <= k <= n:
-        raise ValueError(f"--shard {text}: K must be 1 to N and N at least 1")
-    return k, n
 
 
 def select_shard(items: Sequence, shard: tuple[int, int] | None) -> list:
@@ -222,17 +206,7 @@ def write_instance_outputs(out_dir: Path, stem: str, image: LoadedImage, pred: P
 def _row(path: Path, pred: Prediction | None = None, error: str = "") -> dict:
     if pred is None:
         return {"file": str(path), "error": error}
-    return {
-        "file": str(path),
-        "width": pred.width,
-        "height": pred.height,
-        "area_px": pred.area_px,
-        "area_pct": f"{pred.area_pct:.3f}",
-        "components": pred.components,
-        "count": pred.count,
-        "seconds": f"{pred.seconds:.4f}",
-        "error": "",
-    }
+    return {"file": str(path), **figure_cells(pred.figures()), "error": ""}
 
 
 def _write_csv(path: Path, rows: Sequence[dict]) -> None:
@@ -270,7 +244,7 @@ def run(
     }
     todo = [p for p in paths if p not in done]
     if done:
-        tqdm.write(f"skipping {len(done)} finished image(s)", file=sys.stderr)
+        log.info("skipping %d finished image(s)", len(done))
     with (
         open(partial, "w", newline="") as f,
         tqdm(total=len(todo), unit="img", desc="predict") as bar,
@@ -286,7 +260,7 @@ def run(
                 try:
                     loaded.append((path, engine.load(path)))
                 except ImageError as exc:
-                    tqdm.write(f"error: {exc}", file=sys.stderr)
+                    log.error("%s", exc)
                     new[path] = _row(path, error=str(exc))
             preds = engine.predict_batch(
                 [im for _, im in loaded],
@@ -313,21 +287,27 @@ def run(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(
-        prog="python -m segcore.predict",
-        description="Segment images with an exported ONNX model: masks, overlays and a CSV.",
+    p = cli.parser(
+        "python -m segcore.predict",
+        "Segment images with an exported ONNX model: masks, overlays and a CSV (instance models\n"
+        "add per-nucleus labels, an objects table and GeoJSON outlines).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("--model", required=True, type=Path, help="models/NAME.onnx (card beside it)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--threshold", type=float, help="probability threshold (default: the card's)")
+    p.add_argument(
+        "--threshold", type=cli.probability, help="probability threshold 0..1 (default: the card's)"
+    )
     p.add_argument("--tta", action="store_true", help="average the four flips")
-    p.add_argument("--batch-size", type=int, default=8, help="images per onnxruntime call")
+    p.add_argument(
+        "--batch-size", type=cli.positive_int, default=8, help="images per onnxruntime call"
+    )
     p.add_argument("--no-postprocess", action="store_true", help="raw thresholded masks")
     p.add_argument("--recursive", action="store_true", help="every image file below a folder")
     p.add_argument(
         "--shard",
         metavar="K/N",
+        type=cli.shard,
         help="predict only the K-th of N interleaved parts of the sorted inputs (K = 1..N)",
     )
     p.add_argument(
@@ -335,41 +315,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="do not redo images an earlier run into --out finished (resume a batch)",
     )
+    p.add_argument("--verbose", action="store_true", help="more messages")
     return p.parse_args(argv)
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = parse_args(argv)
-    try:
-        shard = parse_shard(args.shard) if args.shard is not None else None
-    except ValueError as exc:
-        return _fail(str(exc))
+    cli.setup_logging(args.verbose)
+    return cli.run_command(lambda: _predict(args))
+
+
+def _predict(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
-        return _fail(f"--out {args.out} is a file; give a folder")
+        raise UserError(f"--out {args.out} is a file; give a folder")
     quiet_onnxruntime_logs()
     # open_image refuses an image above MAX_PIXELS itself, before decoding; Pillow's own warning
     # (from 89 megapixels) would only repeat that above the one-line error
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-    try:
-        engine = Engine(args.model)
-    except ModelError as exc:
-        return _fail(str(exc))
+    engine = Engine(args.model)
     paths, empty = expand_inputs(args.inputs, args.recursive)
     if not paths:
-        return _fail(f"no input images found in {', '.join(empty)} (searched {SEARCHED})")
+        raise UserError(f"no input images found in {', '.join(empty)} (searched {SEARCHED})")
     for item in empty:
-        print(f"warning: no images found in {item}", file=sys.stderr)
+        log.warning("no images found in %s", item)
     stems = output_stems(paths)
-    jobs = select_shard(list(zip(paths, stems, strict=True)), shard)
-    name = csv_name(shard)
-    if shard and not jobs:
-        print(f"shard {args.shard} has no input ({len(paths)} in all)", file=sys.stderr)
+    jobs = select_shard(list(zip(paths, stems, strict=True)), args.shard)
+    name = csv_name(args.shard)
+    if args.shard and not jobs:
+        log.info("shard %d/%d has no input (%d in all)", *args.shard, len(paths))
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         rows = run(
@@ -385,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
         )
     except OSError as exc:
-        return _fail(f"cannot write to --out {args.out} ({exc.strerror or exc})")
+        raise UserError(f"cannot write to --out {args.out} ({exc.strerror or exc})") from None
     ok = sum(not r["error"] for r in rows)
     print(f"{ok}/{len(rows)} images segmented -> {args.out / name}", file=sys.stderr)
     return 0 if ok or not rows else 2

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from segcore.errors import ImageError
 
 ImageSource = str | os.PathLike | bytes | BinaryIO
 
@@ -35,12 +38,10 @@ FORMATS_IN_WORDS = (
 )
 
 NORMALIZATION = "divide_by_255"
+#: ITU-R 601 luma weights of R, G and B: the grayscale of one-channel models and of measurements.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: Probability above which a pixel is foreground, unless a model card says otherwise.
 DEFAULT_THRESHOLD = 0.5
-
-
-class ImageError(ValueError):
-    """An input file that cannot be used as an image or mask; the message names the file."""
 
 
 def _source_name(source: ImageSource) -> str:
@@ -210,7 +211,7 @@ def to_model_input(images: np.ndarray, channels: int = 3) -> np.ndarray:
     """
     x = images.astype(np.float32) * (1.0 / 255.0)
     if channels == 1:
-        luma = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        luma = np.array(LUMA_WEIGHTS, dtype=np.float32)
         x = (x @ luma)[..., None]
     elif channels != 3:
         raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -228,10 +229,21 @@ def flip_views(batch: np.ndarray) -> list[np.ndarray]:
 
 
 def merge_flips(preds: list[np.ndarray]) -> np.ndarray:
-    """Undo `flip_views` on four (N, H, W) predictions and average them."""
+    """Undo `flip_views` on four (N, H, W) or (N, H, W, K) predictions and average them."""
     return np.mean(
         [preds[0], preds[1][:, :, ::-1], preds[2][:, ::-1], preds[3][:, ::-1, ::-1]], axis=0
     )
+
+
+def flip_averaged(run: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """Test-time augmentation of a model runner (NHWC batch -> NHWK maps): the four flips of a
+    batch in one call, un-flipped and averaged. The one TTA of the engine and of evaluation."""
+
+    def averaged(batch: np.ndarray) -> np.ndarray:
+        views = np.asarray(run(np.concatenate(flip_views(batch))))
+        return merge_flips(np.split(views, 4))
+
+    return averaged
 
 
 def is_image_file(path: Path) -> bool:

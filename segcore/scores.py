@@ -50,10 +50,12 @@ def iou(truth: np.ndarray, pred: np.ndarray) -> float:
     return binary_scores(truth, pred)["iou"]
 
 
-def summarize(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean and median of every score over per-image rows."""
+def summarize(
+    rows: list[dict[str, float]], names: tuple[str, ...] = SCORE_NAMES
+) -> dict[str, dict[str, float]]:
+    """Mean and median of each named score (default: `SCORE_NAMES`) over per-image rows."""
     out: dict[str, dict[str, float]] = {}
-    for name in SCORE_NAMES:
+    for name in names:
         values = np.array([r[name] for r in rows], dtype=np.float64)
         out[name] = {
             "mean": float(values.mean()) if values.size else float("nan"),

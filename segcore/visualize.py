@@ -1,6 +1,7 @@
 """Pictures of predictions: tinted overlays with contours and image | truth | prediction panels.
 
-Pure numpy + Pillow (no Keras), shared by evaluation, batch prediction and the app.
+Pure numpy + Pillow (no Keras): the one drawing of a prediction, shared by evaluation, batch
+prediction and the app.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from scipy import ndimage
 
 TRUTH_COLOR = (0, 200, 90)
 PRED_COLOR = (255, 64, 64)
+#: Outline drawn around a prediction: a dark line inside a light one, visible on any stain.
+OUTLINE_DARK = (0, 0, 0)
+OUTLINE_LIGHT = (255, 255, 255)
 GOLDEN_RATIO_STEP = 0.618034
 
 
@@ -23,16 +27,31 @@ def contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
     return mask & ~inner
 
 
+def outline_width(shape: tuple[int, ...]) -> int:
+    """Outline thickness for a picture of ``shape``: about one pixel per 300."""
+    return max(1, round(min(shape[:2]) / 300))
+
+
 def overlay(
-    image: np.ndarray, mask: np.ndarray, color=PRED_COLOR, alpha: float = 0.35
+    image: np.ndarray,
+    mask: np.ndarray,
+    opacity: float = 0.35,
+    color: tuple[int, int, int] = PRED_COLOR,
+    truth: np.ndarray | None = None,
 ) -> np.ndarray:
-    """RGB uint8 image with the mask tinted in ``color`` and outlined in full colour."""
-    out = image.astype(np.float32).copy()
-    m = np.asarray(mask, dtype=bool)
-    out[m] = (1 - alpha) * out[m] + alpha * np.asarray(color, np.float32)
-    width = max(1, round(min(m.shape) / 256))
-    out[contour(m, width)] = color
-    return out.clip(0, 255).astype(np.uint8)
+    """The mask tinted over an RGB uint8 image at ``opacity`` (0-1), outlined dark inside light
+    so the edge shows on pink and purple stains too; ``truth`` (if given) outlined in green."""
+    out = image.astype(np.float32)
+    m = np.asarray(mask, bool)
+    out[m] = (1 - opacity) * out[m] + opacity * np.asarray(color, np.float32)
+    out = out.clip(0, 255).astype(np.uint8)
+    width = outline_width(m.shape)
+    edge = contour(m, width)
+    out[contour(m, 2 * width) & ~edge] = OUTLINE_LIGHT
+    out[edge] = OUTLINE_DARK
+    if truth is not None:
+        out[contour(np.asarray(truth, bool), width)] = TRUTH_COLOR
+    return out
 
 
 def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
@@ -65,14 +84,16 @@ def label_colors(n: int) -> np.ndarray:
     return (np.array([(0.0, 0.0, 0.0), *rgb]) * 255).round().astype(np.uint8)
 
 
-def instance_overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.4) -> np.ndarray:
-    """RGB uint8 image with every instance tinted in its own colour and outlined in white."""
+def instance_overlay(image: np.ndarray, labels: np.ndarray, opacity: float = 0.4) -> np.ndarray:
+    """RGB uint8 image with every instance tinted in its own colour at ``opacity`` and the
+    boundaries between objects and background drawn dark."""
     from skimage.segmentation import find_boundaries
 
     labels = np.asarray(labels)
     colors = label_colors(int(labels.max(initial=0))).astype(np.float32)
-    out = image.astype(np.float32).copy()
+    out = image.astype(np.float32)
     inside = labels > 0
-    out[inside] = (1 - alpha) * out[inside] + alpha * colors[labels[inside]]
-    out[find_boundaries(labels, mode="inner")] = (255, 255, 255)
-    return out.clip(0, 255).astype(np.uint8)
+    out[inside] = (1 - opacity) * out[inside] + opacity * colors[labels[inside]]
+    out = out.clip(0, 255).astype(np.uint8)
+    out[find_boundaries(labels, mode="inner")] = OUTLINE_DARK
+    return out

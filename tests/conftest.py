@@ -23,35 +23,32 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic_images
 from handmade_models import save_conv1x1_sigmoid_model
 from PIL import Image
 
 from segcore.data import find_samples, load_sample, make_split, write_split
 from segcore.scores import binary_scores, summarize
 
+#: Fixtures that train a Keras model (directly or through another fixture): a test that needs one
+#: is marked ``slow`` automatically (`pytest -m "not slow"` is the quick inner loop).
+TRAINING_FIXTURES = frozenset({"tiny_run_dir", "tiny_models_dir"})
 TINY_SIZE = 32
 TINY_IMAGES = 12
 BRIGHT_SIZE = 32
 
 
-def make_disk_image(
-    height: int, width: int, centers: list[tuple[int, int, int]], seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """An RGB uint8 image of bright disks (cy, cx, r) on a dark noisy background, and its mask."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:height, :width]
-    mask = np.zeros((height, width), dtype=bool)
-    for cy, cx, r in centers:
-        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
-    noise = rng.integers(0, 40, size=(height, width, 3))
-    image = np.where(mask[..., None], 215 + noise, 10 + noise).astype(np.uint8)
-    return image, mask
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs a trained model (`TRAINING_FIXTURES`) as slow."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
 def disk_image():
-    """`make_disk_image`: (height, width, [(cy, cx, r), ...], seed) -> (RGB image, bool mask)."""
-    return make_disk_image
+    """`synthetic_images.disk_image`: (height, width, [(cy, cx, r), ...], seed) -> (image, mask)."""
+    return synthetic_images.disk_image
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +61,7 @@ def tiny_dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(TINY_IMAGES):
         r = int(rng.integers(5, 11))
         cy, cx = (int(v) for v in rng.integers(r, TINY_SIZE - r, size=2))
-        image, mask = make_disk_image(TINY_SIZE, TINY_SIZE, [(cy, cx, r)], seed=i)
+        image, mask = synthetic_images.disk_image(TINY_SIZE, TINY_SIZE, [(cy, cx, r)], seed=i)
         Image.fromarray(image).save(root / "images" / f"img{i:02d}.png")
         Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / f"img{i:02d}.png")
     return root

@@ -43,10 +43,15 @@ def test_precision_records_of_a_family(bright_models_dir: Path, tmp_path: Path):
 
 
 def test_records_are_written_under_a_file_name_safe_tag(tmp_path: Path, monkeypatch):
+    import argparse
+
     import bench.records
 
     monkeypatch.setattr(bench.records, "RESULTS_DIR", tmp_path / "results")
-    path = bench.records.write_records("inference", "host/a b", [{"model": "m", "ms": 1.5}])
+    parser = argparse.ArgumentParser()
+    bench.records.add_out_flag(parser, "inference")
+    out = parser.parse_args(["--tag", "host/a b"]).out  # the old spelling names the same file
+    path = bench.records.write_records(out, [{"model": "m", "ms": 1.5}])
     assert path == tmp_path / "results" / "inference-host_a_b.json"
     assert json.loads(path.read_text()) == [{"model": "m", "ms": 1.5}]
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left

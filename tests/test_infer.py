@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segcore.infer import Engine, LoadedImage, ModelError, Prediction
-from segcore.preprocess import ImageError
+from segcore.errors import ImageError, ModelError
+from segcore.infer import Engine, LoadedImage, Prediction
 from segcore.scores import dice
 
 

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 from handmade_models import save_conv1x1_sigmoid_model
 from PIL import Image
+from synthetic_images import painted_nuclei
 
-from segcore.infer import Engine, ModelError
+from segcore.errors import ModelError
+from segcore.infer import Engine
 from segcore.instance_io import load_labels_png
-from segcore.instances import OBJECT_COLUMNS, instance_targets, labels_from_masks
+from segcore.instances import OBJECT_COLUMNS
 from segcore.matching import iou_matrix
 from segcore.predict import main as predict_main
 
@@ -63,21 +65,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def painted_nuclei(shape=(90, 150), markers: str = "boundary") -> tuple[np.ndarray, np.ndarray]:
-    """(RGB image, truth labels): 3 nuclei, two of them touching; red = nucleus, green = the
-    marker target (inner ring, or distance map)."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    discs = [(45, 40, 16), (45, 71, 16), (30, 120, 12)]
-    masks = [(yy - cy) ** 2 + (xx - cx) ** 2 <= r**2 for cy, cx, r in discs]
-    masks[1] &= ~masks[0]
-    labels = labels_from_masks(masks, shape)
-    target = instance_targets(labels, markers=markers)
-    image = np.zeros((*shape, 3), np.uint8)
-    image[..., 0] = target[..., 1]  # targets are stored 0..255
-    image[..., 1] = target[..., 0]
-    return image, labels
-
-
 @pytest.mark.parametrize("markers, name", [("boundary", "two_channel"), ("distance", "distance")])
 def test_engine_decodes_touching_nuclei_across_tiles(models: Path, markers: str, name: str):
     engine = Engine(models / f"{name}.onnx")
@@ -108,7 +95,7 @@ def test_image_within_one_tile_equals_whole_image_run(models: Path):
     image = np.random.default_rng(1).integers(0, 255, (50, 61, 3), dtype=np.uint8)
     tiled = engine.tiled_channels(image)
     padded = np.pad(image, ((0, 2), (0, 3), (0, 0)), mode="symmetric")  # to multiples of 4
-    whole = engine._session.run(None, {"image": padded[None].astype(np.float32) / 255})[0][0]
+    whole = engine.channel_maps(padded[None].astype(np.float32) / 255)[0]
     np.testing.assert_allclose(tiled, whole[:50, :61], atol=1e-6)
 
 

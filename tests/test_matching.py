@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_images import box_labels
 
 from segcore.matching import DSB_THRESHOLDS, instance_scores, iou_matrix, match_counts
-
-
-def _labels(*boxes: tuple[int, int, int, int], shape=(20, 20)) -> np.ndarray:
-    out = np.zeros(shape, dtype=np.int32)
-    for i, (r0, c0, r1, c1) in enumerate(boxes, start=1):
-        out[r0:r1, c0:c1] = i
-    return out
 
 
 def test_thresholds_are_the_dsb_ones():
@@ -20,15 +14,17 @@ def test_thresholds_are_the_dsb_ones():
 
 
 def test_iou_matrix_by_hand():
-    truth = _labels((0, 0, 4, 4), (10, 10, 14, 14))  # 16 px each
-    pred = _labels((0, 0, 4, 2), (10, 10, 14, 15))  # 8 px inside the first; 20 px over the second
+    truth = box_labels((0, 0, 4, 4), (10, 10, 14, 14))  # 16 px each
+    pred = box_labels(
+        (0, 0, 4, 2), (10, 10, 14, 15)
+    )  # 8 px inside the first; 20 px over the second
     iou = iou_matrix(truth, pred)
     assert iou.shape == (2, 2)
     np.testing.assert_allclose(iou, [[8 / 16, 0.0], [0.0, 16 / 20]])
 
 
 def test_perfect_prediction_scores_one():
-    truth = _labels((0, 0, 4, 4), (5, 5, 9, 9))
+    truth = box_labels((0, 0, 4, 4), (5, 5, 9, 9))
     s = instance_scores(truth, truth * 3)  # ids need not match
     assert s == {"dsb_score": 1.0, "f1_iou50": 1.0, "count_error": 0.0, "n_true": 2, "n_pred": 2}
 
@@ -36,8 +32,8 @@ def test_perfect_prediction_scores_one():
 def test_hand_computed_dsb_score():
     # truth: A (16 px), B (16 px), C (4 px). pred: A' = A exactly, B' over B with IoU 16/20 = 0.8,
     # D a false object. C is missed.
-    truth = _labels((0, 0, 4, 4), (10, 10, 14, 14), (17, 0, 19, 2))
-    pred = _labels((0, 0, 4, 4), (10, 10, 14, 15), (0, 15, 3, 18))
+    truth = box_labels((0, 0, 4, 4), (10, 10, 14, 14), (17, 0, 19, 2))
+    pred = box_labels((0, 0, 4, 4), (10, 10, 14, 15), (0, 15, 3, 18))
     s = instance_scores(truth, pred)
     # t in .50..0.75 (6 thresholds): TP 2, FP 1, FN 1 -> 2/4; t in .80..0.95 (4): IoU 0.8 is not
     # > 0.8, so TP 1, FP 2, FN 2 -> 1/5
@@ -48,14 +44,14 @@ def test_hand_computed_dsb_score():
 
 
 def test_iou_exactly_half_is_not_a_match():
-    truth = _labels((0, 0, 4, 4))
-    pred = _labels((0, 0, 4, 2))  # IoU 0.5
+    truth = box_labels((0, 0, 4, 4))
+    pred = box_labels((0, 0, 4, 2))  # IoU 0.5
     s = instance_scores(truth, pred)
     assert s["dsb_score"] == 0.0 and s["f1_iou50"] == 0.0
 
 
 def test_split_object_gives_one_match_at_most():
-    truth = _labels((0, 0, 4, 10))  # 40 px
+    truth = box_labels((0, 0, 4, 10))  # 40 px
     pred = np.zeros_like(truth)
     pred[0:4, 0:7] = 1  # IoU 28/40 = 0.7
     pred[0:4, 7:10] = 2  # IoU 0.3
@@ -69,7 +65,7 @@ def test_split_object_gives_one_match_at_most():
 
 def test_empty_truth_and_empty_prediction():
     empty = np.zeros((8, 8), dtype=np.int32)
-    one = _labels((1, 1, 3, 3), shape=(8, 8))
+    one = box_labels((1, 1, 3, 3), shape=(8, 8))
     assert instance_scores(empty, empty) == {
         "dsb_score": 1.0,
         "f1_iou50": 1.0,

@@ -12,20 +12,21 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-ROOT = Path(__file__).parents[1]
+from segcore.paths import REPO_ROOT
+
 #: What the wheel is built from: the package metadata and every folder of Python code
 SOURCES = ("pyproject.toml", "README.md", "segcore", "export", "bench", "pages", "tests")
 
 
 def requirement_lines(name: str) -> set[str]:
     """The requirements a requirements file names (comments and ``-r`` includes left out)."""
-    lines = (ROOT / name).read_text().splitlines()
+    lines = (REPO_ROOT / name).read_text().splitlines()
     specs = (line.split(" #")[0].strip() for line in lines)
     return {str(Requirement(s)) for s in specs if s and not s.startswith(("#", "-"))}
 
 
 def test_requirements_files_match_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
 
     def normal(specs: list[str]) -> set[str]:
@@ -42,11 +43,11 @@ def test_wheel_holds_the_app_and_no_bench(tmp_path: Path):
     pytest.importorskip("setuptools", minversion="64")
     (tmp_path / "src").mkdir()
     for name in SOURCES:
-        if (ROOT / name).is_dir():
+        if (REPO_ROOT / name).is_dir():
             ignore = shutil.ignore_patterns("__pycache__")
-            shutil.copytree(ROOT / name, tmp_path / "src" / name, ignore=ignore)
+            shutil.copytree(REPO_ROOT / name, tmp_path / "src" / name, ignore=ignore)
         else:
-            shutil.copy(ROOT / name, tmp_path / "src" / name)
+            shutil.copy(REPO_ROOT / name, tmp_path / "src" / name)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
         + ["-w", str(tmp_path / "dist"), str(tmp_path / "src")],

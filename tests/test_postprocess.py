@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy import ndimage
+from synthetic_images import box_labels
 
 import segcore.postprocess as postprocess
 from segcore.postprocess import (
@@ -17,10 +18,7 @@ from segcore.preprocess import resize_probabilities
 
 def squares(*boxes: tuple[int, int, int, int], shape=(20, 20)) -> np.ndarray:
     """A bool mask with the filled boxes (y0, x0, y1, x1)."""
-    mask = np.zeros(shape, dtype=bool)
-    for y0, x0, y1, x1 in boxes:
-        mask[y0:y1, x0:x1] = True
-    return mask
+    return box_labels(*boxes, shape=shape) > 0
 
 
 def test_count_components_is_four_connected():

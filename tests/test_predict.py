@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segcore import cli
 from segcore.predict import (
     expand_inputs,
     main,
     output_stems,
-    parse_shard,
     read_finished_rows,
     select_shard,
 )
@@ -198,7 +198,7 @@ def test_shards_partition_any_list():
         assert sorted(x for part in parts for x in part) == items
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
     assert select_shard(items, None) == items
-    assert parse_shard("2/5") == (2, 5) and parse_shard(" 1 / 1 ") == (1, 1)
+    assert cli.shard("2/5") == (2, 5) and cli.shard(" 1 / 1 ") == (1, 1)
 
 
 @pytest.mark.parametrize("value", ["0/3", "4/3", "1/0", "3", "a/b", "-1/2", "1/2/3", ""])

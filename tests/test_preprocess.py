@@ -16,11 +16,11 @@ import pytest
 from PIL import Image
 
 from segcore.data import Sample, load_sample
+from segcore.errors import ImageError
 from segcore.infer import Engine
 from segcore.preprocess import (
     ACCEPTED_FORMATS,
     MAX_PIXELS,
-    ImageError,
     flip_views,
     load_image,
     load_mask,

@@ -127,7 +127,7 @@ def scores_as_text(table: pd.DataFrame) -> pd.DataFrame:
 def model_table(entries: list[ModelEntry]) -> pd.DataFrame:
     """One row per model from its card: size and test accuracy, plus the instance scores
     (DSB score, F1 at IoU 0.5, count error) when any model is an instance model."""
-    instances = any("instances" in e.card for e in entries)
+    instances = any(e.card.instances is not None for e in entries)
     rows = []
     for e in entries:
         metrics = e.card.get("test_metrics") or {}
@@ -144,7 +144,7 @@ def model_table(entries: list[ModelEntry]) -> pd.DataFrame:
         }
         if instances:
             for key, label in INSTANCE_SCORES:
-                row[label] = metrics.get(key) if "instances" in e.card else None
+                row[label] = metrics.get(key) if e.card.instances is not None else None
         row["test images"] = metrics.get("n_images")
         row["train minutes"] = _minutes(e.card.get("train_seconds"))
         rows.append(row)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from segcore.infer import ModelError, read_card
-
-#: Dataset families with bundled samples; a card's dataset may carry a suffix (``dsb256``).
-FAMILIES = ("isic", "dsb")
+from segcore.card import ModelCard
+from segcore.errors import ModelError
 
 EXPORT_HINT = (
     "Train a model with `python -m segcore.train --data DIR` and export it with "
@@ -22,25 +20,24 @@ class ModelEntry:
 
     name: str
     path: Path
-    card: dict
+    card: ModelCard
     history: Path | None
 
     @property
     def dataset(self) -> str:
         """The card's dataset name (``isic``, ``dsb``, ``plain``...) or ``"?"``."""
-        return str(self.card.get("dataset") or "?")
+        return self.card.dataset or "?"
 
     @property
     def family(self) -> str:
         """The dataset family (``isic``, ``dsb``) the card's dataset name starts with, else the
         dataset name itself."""
-        name = self.dataset.lower()
-        return next((f for f in FAMILIES if name.startswith(f)), name)
+        return self.card.family or "?"
 
     @property
     def test_dice(self) -> float | None:
         """Mean test Dice from the card, if recorded."""
-        value = (self.card.get("test_metrics") or {}).get("dice")
+        value = self.card.test_metrics.get("dice")
         return float(value) if isinstance(value, int | float) else None
 
     @property
@@ -52,7 +49,7 @@ class ModelEntry:
     def label(self) -> str:
         """One line for pickers: name, dataset, architecture and test Dice."""
         dice = f"Dice {self.test_dice:.3f}" if self.test_dice is not None else "Dice n/a"
-        return f"{self.name} ({self.dataset}, {self.card.get('arch', '?')}, {dice})"
+        return f"{self.name} ({self.dataset}, {self.card.arch}, {dice})"
 
 
 def list_models(folder: Path) -> tuple[list[ModelEntry], list[str]]:
@@ -63,14 +60,14 @@ def list_models(folder: Path) -> tuple[list[ModelEntry], list[str]]:
         return entries, problems
     for path in sorted(folder.glob("*.onnx")):
         try:
-            card = read_card(path.with_suffix(".json"))
+            card = ModelCard.read(path.with_suffix(".json"))
         except ModelError as exc:
             problems.append(str(exc))
             continue
         history = path.with_suffix(".history.csv")
         entries.append(
             ModelEntry(
-                name=str(card.get("name") or path.stem),
+                name=card.name,
                 path=path,
                 card=card,
                 history=history if history.is_file() else None,

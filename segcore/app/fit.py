@@ -59,7 +59,7 @@ def measure_fit(pixels: np.ndarray, entries: list[ModelEntry]) -> Fit:
     ranked = sorted(entries, key=lambda e: -(e.test_dice or 0.0))
     return Fit(
         {
-            e.name: distance(e.card["image_stats"], pixels)
+            e.name: distance(e.card.get("image_stats"), pixels)
             if usable(e.card.get("image_stats"))
             else None
             for e in ranked

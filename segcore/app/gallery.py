@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from segcore.app.pictures import encode, side_by_side, tinted
-from segcore.data import DataError, Sample, find_samples, load_sample
+from segcore.app.pictures import encode, side_by_side
+from segcore.data import Sample, find_samples, load_sample
+from segcore.errors import DataError, ImageError
 from segcore.infer import Engine
-from segcore.preprocess import ImageError
 from segcore.scores import binary_scores
-from segcore.visualize import mask_to_rgb
+from segcore.visualize import mask_to_rgb, overlay
 
 PANEL_HEIGHT = 200
 ORDERS = ("worst first", "best first", "name")
@@ -67,7 +67,7 @@ def score_samples(
     for (name, image, truth), pred in zip(pairs, preds, strict=True):
         scores = binary_scores(truth, pred.mask)
         picture = side_by_side(
-            [image, mask_to_rgb(truth), tinted(image, pred.mask)], height=PANEL_HEIGHT
+            [image, mask_to_rgb(truth), overlay(image, pred.mask)], height=PANEL_HEIGHT
         )
         labels = getattr(pred, "labels", None)
         count = None if labels is None else int(len(np.unique(labels[labels > 0])))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from segcore.app.settings import REPO_ROOT
+from segcore.paths import REPO_ROOT
 
 #: The browser tab's icon: an emoji, drawn by the browser (a ``:material/...`` icon would be
 #: fetched from an internet font host).

@@ -1,5 +1,5 @@
-"""The Segment page's pictures: overlays with an opacity and a contrasting outline, probability
-heat maps, coloured instances, and compact PNG/JPEG previews for the cache.
+"""The Segment page's pictures: probability heat maps, label resizing, and compact PNG/JPEG
+previews for the cache (the overlays themselves are `segcore.visualize`'s, as in the CLI).
 
 Pure numpy + Pillow + scipy. Previews are stored compressed (a few hundred KB per image), never as
 full-size arrays, so what the app keeps per image stays small.
@@ -12,41 +12,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from segcore.visualize import PRED_COLOR, TRUTH_COLOR, contour
-
-#: Outline drawn around the prediction: a dark line inside a light one, visible on any stain.
-OUTLINE_DARK = (0, 0, 0)
-OUTLINE_LIGHT = (255, 255, 255)
 #: Probability colour map (dark blue -> teal -> yellow), sampled at 0, 0.5 and 1.
 PROBABILITY_STOPS = np.array([[20, 20, 70], [30, 150, 140], [250, 230, 40]], np.float32)
-INSTANCE_SEED = 7
-
-
-def outline_width(shape: tuple[int, ...]) -> int:
-    """Outline thickness for a picture of ``shape``: about one pixel per 300."""
-    return max(1, round(min(shape[:2]) / 300))
-
-
-def tinted(
-    image: np.ndarray,
-    mask: np.ndarray,
-    opacity: float = 0.35,
-    color: tuple[int, int, int] = PRED_COLOR,
-    truth: np.ndarray | None = None,
-) -> np.ndarray:
-    """The mask tinted over the image at ``opacity`` (0-1), outlined light-and-dark so the edge
-    shows on pink and purple stains too; ``truth`` (if given) outlined in green."""
-    out = image.astype(np.float32)
-    m = np.asarray(mask, bool)
-    out[m] = (1 - opacity) * out[m] + opacity * np.asarray(color, np.float32)
-    out = out.clip(0, 255).astype(np.uint8)
-    width = outline_width(m.shape)
-    edge = contour(m, width)
-    out[contour(m, 2 * width) & ~edge] = OUTLINE_LIGHT
-    out[edge] = OUTLINE_DARK
-    if truth is not None:
-        out[contour(np.asarray(truth, bool), width)] = TRUTH_COLOR
-    return out
 
 
 def probability_picture(probability: np.ndarray) -> np.ndarray:
@@ -59,29 +26,6 @@ def probability_picture(probability: np.ndarray) -> np.ndarray:
     frac = (t - low)[..., None]
     rgb = PROBABILITY_STOPS[low] * (1 - frac) + PROBABILITY_STOPS[low + 1] * frac
     return rgb.round().astype(np.uint8)
-
-
-def instance_colors(count: int) -> np.ndarray:
-    """``count + 1`` distinct bright RGB colours, index 0 (background) black."""
-    rng = np.random.default_rng(INSTANCE_SEED)
-    colors = rng.integers(60, 256, size=(count + 1, 3)).astype(np.uint8)
-    colors[0] = 0
-    return colors
-
-
-def instances_picture(image: np.ndarray, labels: np.ndarray, opacity: float = 0.5) -> np.ndarray:
-    """Each labelled object (``labels`` > 0) in its own colour over the image, outlined."""
-    labels = np.asarray(labels)
-    colors = instance_colors(int(labels.max(initial=0)))
-    out = image.astype(np.float32)
-    inside = labels > 0
-    out[inside] = (1 - opacity) * out[inside] + opacity * colors[labels[inside]]
-    out = out.clip(0, 255).astype(np.uint8)
-    edge = np.zeros(labels.shape, bool)
-    edge[:-1] |= labels[:-1] != labels[1:]
-    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    out[edge & inside] = OUTLINE_DARK
-    return out
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

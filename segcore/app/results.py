@@ -12,10 +12,10 @@ import plotly.express as px
 import streamlit as st
 
 from segcore.app.catalog import ModelEntry
-from segcore.app.pictures import instances_picture, probability_picture, tinted
+from segcore.app.pictures import probability_picture
 from segcore.app.segment import Segmented, measurements, objects_csv
 from segcore.app.text import plain
-from segcore.visualize import mask_to_rgb
+from segcore.visualize import instance_overlay, mask_to_rgb, overlay
 
 
 def show_objects(result: Segmented, index: int) -> None:
@@ -56,16 +56,18 @@ def panels(result: Segmented, opacity: float, probability: bool) -> list[tuple[n
     shown.append((mask_to_rgb(mask), "Prediction"))
     labels = result.labels()
     if labels is not None:
-        picture = instances_picture(image, labels, opacity)
+        picture = instance_overlay(image, labels, opacity)
         caption = "Objects, one colour each"
         if truth is not None:
-            picture = tinted(picture, np.zeros_like(mask), 0.0, truth=truth)
+            picture = overlay(picture, np.zeros_like(mask), 0.0, truth=truth)
             caption += " · truth outline (green)"
         shown.append((picture, caption))
     elif truth is not None:
-        shown.append((tinted(image, mask, opacity, truth=truth), "Overlay · truth outline (green)"))
+        shown.append(
+            (overlay(image, mask, opacity, truth=truth), "Overlay · truth outline (green)")
+        )
     else:
-        shown.append((tinted(image, mask, opacity), "Overlay"))
+        shown.append((overlay(image, mask, opacity), "Overlay"))
     if probability:
         shown.append((probability_picture(result.probability()), "Probability (yellow = sure)"))
     return shown

@@ -9,7 +9,6 @@ full-size mask as PNG, and display-size previews (at most `DISPLAY_MAX_SIDE`) as
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -18,14 +17,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from segcore.app.pictures import decode, encode, resize_labels
-from segcore.infer import Engine, Prediction
+from segcore.errors import ImageError
+from segcore.infer import Engine, figure_cells
 from segcore.instances import OBJECT_COLUMNS
 from segcore.predict import CSV_FIELDS as PREDICTION_CSV_FIELDS
 from segcore.preprocess import (
     ACCEPTED_FORMATS,
     FORMATS_IN_WORDS,
     IMAGE_EXTENSIONS,
-    ImageError,
     load_mask,
     open_image,
     resize_image,
@@ -55,18 +54,6 @@ class Upload:
         buffer = io.BytesIO(self.data)
         buffer.name = self.name
         return buffer
-
-
-def figures_of(pred: Prediction) -> dict[str, float | int]:
-    """The scalar fields of a `Prediction` (sizes, area, counts, seconds), without its arrays,
-    and its ``count`` (instances for instance models: touching nuclei are one component)."""
-    out = {}
-    for field in dataclasses.fields(pred):
-        value = getattr(pred, field.name)
-        if isinstance(value, bool | int | float | np.integer | np.floating):
-            out[field.name] = value.item() if isinstance(value, np.generic) else value
-    out["count"] = int(pred.count)
-    return out
 
 
 @dataclass(frozen=True)
@@ -229,7 +216,7 @@ def segment_upload(
     result = dict(
         name=upload.name,
         model=engine.name,
-        figures=figures_of(pred),
+        figures=pred.figures(),
         mask_png=mask_png(pred.mask),
         image_jpeg=encode(shown, "JPEG"),
         mask_preview=mask_png(resize_mask(pred.mask, size)),
@@ -288,15 +275,9 @@ def batch_csv(results: list[Segmented], threshold: float | None, tta: bool) -> s
         writer.writerow(
             {
                 "file": r.name,
-                "width": r.width,
-                "height": r.height,
-                "area_px": f.get("area_px", ""),
-                "area_pct": f"{f.get('area_pct', 0.0):.3f}",
-                "components": f.get("components", ""),
-                "count": r.count,
+                **figure_cells(f),
                 "dice": "" if r.dice is None else f"{r.dice:.4f}",
                 "iou": "" if r.iou is None else f"{r.iou:.4f}",
-                "seconds": f"{f.get('seconds', 0.0):.3f}",
                 "model": r.model,
                 "threshold": "card" if threshold is None else f"{threshold:g}",
                 "tta": tta,

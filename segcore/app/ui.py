@@ -13,9 +13,11 @@ from contextlib import contextmanager
 import streamlit as st
 
 from segcore.app.catalog import EXPORT_HINT, ModelEntry, default_model, list_models
-from segcore.app.settings import models_dir
 from segcore.app.text import plain
-from segcore.infer import Engine, ModelError, quiet_onnxruntime_logs
+from segcore.errors import ModelError
+from segcore.infer import Engine
+from segcore.onnx_runner import quiet_onnxruntime_logs
+from segcore.paths import models_dir
 
 #: Segmentations running at once in this server, over all sessions (the others wait their turn):
 #: each can hold a few hundred MB while it runs, and two use both cores of a small machine.
@@ -115,6 +117,6 @@ def card_summary(entry: ModelEntry) -> None:
     arch = plain(entry.card.get("arch", "?"))
     text = f"Trained on **{plain(entry.dataset)}** · {arch}  \nTest Dice {dice}"
     metrics = entry.card.get("test_metrics") or {}
-    if "instances" in entry.card and isinstance(metrics.get("dsb_score"), int | float):
+    if entry.card.instances is not None and isinstance(metrics.get("dsb_score"), int | float):
         text += f" · DSB score **{metrics['dsb_score']:.3f}**"
     st.sidebar.caption(text)

@@ -2,13 +2,13 @@
 
 from segcore.data.layouts import (
     FORMATS,
-    DataError,
     Sample,
     find_samples,
     load_labels,
     load_sample,
 )
 from segcore.data.split import make_split, read_split, write_split
+from segcore.errors import DataError
 
 __all__ = [
     "FORMATS",

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from segcore.data.layouts import Sample, decode_sample
-from segcore.preprocess import ImageError, resize_image, resize_mask
+from segcore.errors import ImageError
+from segcore.preprocess import resize_image, resize_mask
 
 
 def default_workers() -> int:

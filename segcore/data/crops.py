@@ -3,10 +3,8 @@
 `build_instance_cache` decodes every image at its own size with its per-nucleus masks kept apart
 (an int32 label image), and turns the labels into the two-channel instance target of
 `segcore.instances` (marker channel: boundary or distance; stored as uint8 0..TARGET_SCALE).
-`NativeCrops` feeds square crops of those full-size arrays: random position,
-scale jitter (the crop covers ``crop / s`` source pixels, resampled to ``crop``), flips,
-90-degree turns and brightness/contrast; images smaller than the crop are padded by mirroring,
-never stretched. Validation crops are a fixed grid (no jitter), so val scores are comparable.
+The crop geometry lives here (`crop_pair`, `crops_per_image`, `grid_origins`); the Keras
+feeder that draws random crops from the cache is `segcore.training.feeders.NativeCrops`.
 """
 
 from __future__ import annotations
@@ -17,14 +15,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 from PIL import Image
 
-from segcore.data.augment import AugmentConfig, augment_intensity
 from segcore.data.layouts import Sample, load_labels
-from segcore.instances import TARGET_SCALE, instance_targets
-from segcore.preprocess import ImageError, to_model_input
+from segcore.errors import ImageError
+from segcore.instances import instance_targets
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +70,7 @@ def build_instance_cache(
     return cache
 
 
-def _pad_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
+def pad_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
     """Mirror-pad the bottom/right of an HxWxC array to at least height x width."""
     h, w = array.shape[:2]
     if h >= height and w >= width:
@@ -116,91 +112,3 @@ def grid_origins(shape: tuple[int, ...], crop: int) -> list[tuple[int, int]]:
     tops = sorted({0, max(0, h - crop)})
     lefts = sorted({0, max(0, w - crop)})
     return [(t, lf) for t in tops for lf in lefts][:MAX_CROPS_PER_IMAGE]
-
-
-class NativeCrops(keras.utils.PyDataset):
-    """Batches of (float32 image crops, float32 target crops in [0, 1]) at native scale."""
-
-    def __init__(
-        self,
-        cache: InstanceCache,
-        crop: int,
-        batch_size: int,
-        channels: int = 3,
-        augment: AugmentConfig | None = None,
-        train: bool = True,
-        seed: int = 0,
-        epoch: int = 0,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.cache, self.crop, self.batch_size, self.channels = cache, crop, batch_size, channels
-        self.augment, self.train, self.seed, self.epoch = augment, train, seed, epoch
-        if train:
-            self._items = [
-                (i, None)
-                for i, im in enumerate(cache.images)
-                for _ in range(crops_per_image(im.shape, crop))
-            ]
-        else:
-            self._items = [
-                (i, origin)
-                for i, im in enumerate(cache.images)
-                for origin in grid_origins(im.shape, crop)
-            ]
-        self._order = self._permutation()
-
-    def _permutation(self) -> np.ndarray:
-        n = len(self._items)
-        if not self.train:
-            return np.arange(n)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
-
-    def __len__(self) -> int:
-        n = len(self._items) / self.batch_size
-        return max(1, math.floor(n) if self.train and n >= 1 else math.ceil(n))
-
-    def _one(self, item: tuple[int, tuple[int, int] | None], rng: np.random.Generator):
-        i, origin = item
-        image, target = self.cache.images[i], self.cache.targets[i]
-        if origin is not None:
-            top, left = origin
-            image, target = (
-                _pad_to(image, self.crop, self.crop),
-                _pad_to(target, self.crop, self.crop),
-            )
-            return crop_pair(image, target, top, left, self.crop, self.crop)
-        scale = 1.0
-        if self.augment is not None:
-            scale = math.exp(rng.uniform(*np.log(SCALE_JITTER)))
-        side = self.crop / scale
-        need = math.ceil(side)
-        image, target = _pad_to(image, need, need), _pad_to(target, need, need)
-        h, w = image.shape[:2]
-        top, left = rng.uniform(0, h - side), rng.uniform(0, w - side)
-        if scale == 1.0:
-            top, left = float(int(top)), float(int(left))
-        img, tgt = crop_pair(image, target, top, left, side, self.crop)
-        if self.augment is not None:
-            if self.augment.flips and rng.random() < 0.5:
-                img, tgt = img[:, ::-1], tgt[:, ::-1]
-            if self.augment.rot90:
-                k = int(rng.integers(0, 4))
-                img, tgt = np.rot90(img, k), np.rot90(tgt, k)
-        return img, tgt
-
-    def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        idx = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        pairs = [self._one(self._items[j], rng) for j in idx]
-        images = np.stack([p[0] for p in pairs])
-        targets = np.stack([p[1] for p in pairs]).astype(np.float32) / TARGET_SCALE
-        x = to_model_input(images, self.channels)
-        if self.augment is not None:
-            x = augment_intensity(x, rng, self.augment)
-        return x, targets
-
-    def on_epoch_end(self) -> None:
-        if self.train:
-            self.epoch += 1
-            self._order = self._permutation()

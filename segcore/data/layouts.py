@@ -6,28 +6,28 @@ Layouts (detected from the folder, or forced with ``fmt``):
 - ``dsb``: ``stage1_train/<id>/images/<id>.png`` + ``stage1_train/<id>/masks/*.png``
   (one mask per nucleus, merged by logical OR); the folder may also be ``stage1_train`` itself;
 - ``plain``: ``images/`` + ``masks/`` with equal file stems.
+
+scipy and scikit-image are imported inside the functions that use them, so importing this module
+(for its settings and names) keeps every command's ``--help`` instant.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
-from segcore.preprocess import ImageError, is_image_file, load_image, load_mask, resize_mask
+from segcore.errors import DataError, ImageError
+from segcore.preprocess import is_image_file, load_image, load_mask, resize_mask
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("auto", "isic", "dsb", "plain")
 ISIC_INPUT_DIRS = ("ISIC2018_Task1-2_Training_Input", "ISIC2017_Task1_Training_Input")
 ISIC_TRUTH_DIRS = ("ISIC2018_Task1_Training_GroundTruth", "ISIC2017_Task1_Training_GroundTruth")
-
-
-class DataError(ValueError):
-    """A dataset folder that cannot be used; the message is one line naming the problem."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,8 @@ def load_labels(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     masks overlap the later one wins); a single mask file is split into its 4-connected
     components. Masks of another size are resized with nearest-neighbour sampling.
     """
+    from scipy import ndimage
+
     from segcore.instances import labels_from_masks
 
     image = load_image(sample.image)
@@ -239,6 +241,22 @@ def load_labels(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     if len(masks) == 1:
         return image, ndimage.label(masks[0])[0].astype(np.int32)
     return image, labels_from_masks(masks, size)
+
+
+def readable(
+    samples: list[Sample], instance: bool = False
+) -> Iterator[tuple[Sample, np.ndarray, np.ndarray]]:
+    """(sample, image, truth) for every sample that decodes; a warning names each that does not.
+
+    The truth is an instance label image (`load_labels`) with ``instance``, else a bool mask.
+    """
+    for sample in samples:
+        try:
+            image, truth = load_labels(sample) if instance else load_sample(sample)
+        except ImageError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        yield sample, image, truth
 
 
 __all__ = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segcore.data.layouts import DataError, Sample, find_samples, load_sample
-from segcore.preprocess import ImageError, resize_image, resize_mask
+from segcore.data.layouts import FORMATS, Sample, find_samples, load_sample
+from segcore.errors import DataError, ImageError
+from segcore.preprocess import resize_image, resize_mask
+
+log = logging.getLogger(__name__)
 
 
 def _pack_one(sample: Sample, dst: Path, size: int) -> str | None:
@@ -49,7 +53,7 @@ def pack(src: Path, dst: Path, size: int, fmt: str = "auto") -> int:
     marker = {"dataset": dataset, "source": str(Path(src).resolve()), "size": size}
     (dst / "dataset.json").write_text(json.dumps(marker))
     for e in filter(None, errors):
-        print(f"warning: skipped {e}", file=sys.stderr)
+        log.warning("skipped %s", e)
     return sum(e is None for e in errors)
 
 
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
     p.add_argument("--img-size", dest="size", type=int, default=256, help="square size (256)")
-    p.add_argument("--format", default="auto", choices=["auto", "isic", "dsb", "plain"])
+    p.add_argument("--format", default="auto", choices=FORMATS)
     a = p.parse_args(argv)
     try:
         n = pack(a.src, a.dst, a.size, a.format)

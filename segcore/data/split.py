@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from segcore.atomic import write_text
-from segcore.data.layouts import DataError, Sample
+from segcore.data.layouts import Sample
+from segcore.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -9,37 +9,37 @@ channel per `segcore.instances.target_channels`, the foreground last.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
-
-from segcore.models.attention_unet import build_attention_unet
-from segcore.models.improved_unet import build_improved_unet
-from segcore.models.unet import build_unet, build_unet_bn
-from segcore.models.unetpp import build_unetpp
+if TYPE_CHECKING:
+    import keras
 
 MASK_LAYER = "mask"
 
-ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
-    "unet": build_unet,
-    "unet_bn": build_unet_bn,
-    "improved_unet": build_improved_unet,
-    "unetpp": build_unetpp,
-    "attention_unet": build_attention_unet,
+#: Architecture name -> (module, builder function). Builders are imported (with Keras) only when a
+#: model is built, so the names are available to light code such as the training CLI's --help.
+ARCHITECTURES: dict[str, tuple[str, str]] = {
+    "unet": ("segcore.models.unet", "build_unet"),
+    "unet_bn": ("segcore.models.unet", "build_unet_bn"),
+    "improved_unet": ("segcore.models.improved_unet", "build_improved_unet"),
+    "unetpp": ("segcore.models.unetpp", "build_unetpp"),
+    "attention_unet": ("segcore.models.attention_unet", "build_attention_unet"),
 }
 
 
 def _builder(name: str) -> Callable[..., keras.Model]:
     """The builder registered under `name`; ValueError listing the known names otherwise."""
     try:
-        return ARCHITECTURES[name]
+        module, function = ARCHITECTURES[name]
     except KeyError:
         raise ValueError(
             f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}"
         ) from None
+    return getattr(importlib.import_module(module), function)
 
 
 def defaults(name: str) -> dict[str, Any]:
@@ -55,6 +55,8 @@ def build(name: str, **kwargs: Any) -> keras.Model:
 
 def main_output_model(model: keras.Model) -> keras.Model:
     """A model whose single output is the "mask" layer (the model itself when it already is)."""
+    import keras
+
     mask = model.get_layer(MASK_LAYER).output
     if len(model.outputs) == 1 and model.outputs[0] is mask:
         return model
@@ -66,6 +68,8 @@ def load_main_model(path: str | os.PathLike) -> keras.Model:
 
     Keras raises many exception types for a file it refuses; callers turn them into one line.
     """
+    import keras
+
     return main_output_model(keras.saving.load_model(path, compile=False))
 
 

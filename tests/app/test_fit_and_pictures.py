@@ -9,23 +9,18 @@ from synthetic_images import fluorescence, skin_photos
 
 from segcore.app.catalog import ModelEntry
 from segcore.app.fit import Fit, measure_fit, mismatch_message
-from segcore.app.pictures import (
-    OUTLINE_DARK,
-    OUTLINE_LIGHT,
-    instances_picture,
-    probability_picture,
-    resize_labels,
-    tinted,
-)
+from segcore.app.pictures import probability_picture, resize_labels
 from segcore.app.text import plain
+from segcore.card import ModelCard
 from segcore.imagestats import training_stats
+from segcore.visualize import OUTLINE_DARK, OUTLINE_LIGHT, instance_overlay, overlay
 
 
 def entry(name: str, dataset: str, stats: dict | None, dice: float = 0.9) -> ModelEntry:
     card = {"dataset": dataset, "input_size": 32, "channels": 3, "test_metrics": {"dice": dice}}
     if stats is not None:
         card["image_stats"] = stats
-    return ModelEntry(name, Path(f"{name}.onnx"), card, None)
+    return ModelEntry(name, Path(f"{name}.onnx"), ModelCard.from_json(card), None)
 
 
 def test_a_microscopy_image_under_the_lesion_model_is_warned_about_and_redirected():
@@ -55,14 +50,14 @@ def test_overlay_opacity_and_contrasting_outline():
     image = np.full((60, 60, 3), (200, 120, 200), np.uint8)  # a purple stain
     mask = np.zeros((60, 60), bool)
     mask[15:45, 15:45] = True
-    clear = tinted(image, mask, opacity=0.0)
+    clear = overlay(image, mask, opacity=0.0)
     assert (clear[30, 30] == image[30, 30]).all()  # opacity 0: the inside is untouched
-    strong = tinted(image, mask, opacity=1.0)
+    strong = overlay(image, mask, opacity=1.0)
     assert (strong[30, 30] == (255, 64, 64)).all()
     assert (clear[15, 30] == OUTLINE_DARK).all() and (clear[16, 30] == OUTLINE_LIGHT).all()
     truth = np.zeros_like(mask)
     truth[5:10, 5:10] = True
-    assert (tinted(image, mask, truth=truth)[5, 7] == (0, 200, 90)).all()
+    assert (overlay(image, mask, truth=truth)[5, 7] == (0, 200, 90)).all()
 
 
 def test_probability_and_instance_pictures():
@@ -71,7 +66,7 @@ def test_probability_and_instance_pictures():
     assert (probability_picture(np.array([[255]], np.uint8)) == heat[:, 2:]).all()
     labels = np.zeros((20, 20), np.int32)
     labels[2:8, 2:8], labels[10:18, 10:18] = 1, 2
-    picture = instances_picture(np.zeros((20, 20, 3), np.uint8), labels, opacity=1.0)
+    picture = instance_overlay(np.zeros((20, 20, 3), np.uint8), labels, opacity=1.0)
     assert tuple(picture[4, 4]) != tuple(picture[14, 14]) and picture[0, 0].sum() == 0
     assert resize_labels(labels, (10, 10)).shape == (10, 10)
     assert set(np.unique(resize_labels(labels, (10, 10)))) == {0, 1, 2}

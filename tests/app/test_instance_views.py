@@ -24,6 +24,7 @@ from segcore.app.benchmarks import model_table
 from segcore.app.catalog import ModelEntry
 from segcore.app.gallery import score_samples
 from segcore.app.segment import OBJECT_COLUMNS, Upload, objects_csv, segment_upload
+from segcore.card import ModelCard
 from segcore.data import find_samples
 from segcore.infer import Engine, Prediction
 from segcore.instances import measure_objects
@@ -71,8 +72,6 @@ def test_instance_result_keeps_labels_and_objects(result):
 def test_the_count_is_of_instances_not_of_components():
     """Two touching nuclei are one connected component but two objects: the page, the batch CSV
     and the figures count two."""
-    from segcore.app.segment import figures_of
-
     labels = np.zeros((20, 30), np.int32)
     labels[5:15, 5:15], labels[5:15, 15:25] = 1, 2
     pred = Prediction(
@@ -87,7 +86,7 @@ def test_the_count_is_of_instances_not_of_components():
         labels=labels,
         objects=measure_objects(labels, np.zeros((20, 30, 3), np.uint8)),
     )
-    figures = figures_of(pred)
+    figures = pred.figures()
     assert (figures["count"], figures["components"]) == (2, 1)
 
 
@@ -100,7 +99,10 @@ def render_result(data: bytes) -> None:
     from segcore.app.results import show_result
 
     result = pickle.loads(data)
-    entry = ModelEntry("cells", Path("cells.onnx"), {"dataset": "dsb", "instances": {}}, None)
+    from segcore.card import ModelCard
+
+    card = {"dataset": "dsb", "instances": {}, "input_size": 32, "channels": 3}
+    entry = ModelEntry("cells", Path("cells.onnx"), ModelCard.from_json(card), None)
     show_result(result, entry, None, {"opacity": 0.5, "probability": True}, 0)
 
 
@@ -142,13 +144,15 @@ def test_benchmarks_table_shows_instance_scores(bright_models_dir: Path):
         "input_size": 32,
         "channels": 3,
         "dataset": "dsb",
-        "instances": {"min_distance": 3},
+        "instances": {"min_size_px": 3},
         "test_metrics": {"dice": 0.93, "dsb_score": 0.61, "f1_iou50": 0.9, "count_error": 0.05},
     }
     lesion_card = {k: v for k, v in card.items() if k != "instances"}
     entries = [
-        ModelEntry("nuclei", bright_models_dir / "bright.onnx", card, None),
-        ModelEntry("lesions", bright_models_dir / "bright.onnx", lesion_card, None),
+        ModelEntry("nuclei", bright_models_dir / "bright.onnx", ModelCard.from_json(card), None),
+        ModelEntry(
+            "lesions", bright_models_dir / "bright.onnx", ModelCard.from_json(lesion_card), None
+        ),
     ]
     table = model_table(entries).set_index("model")
     assert table.loc["nuclei", ["DSB score", "F1 @ IoU 0.5", "count error"]].tolist() == [

@@ -23,9 +23,9 @@ from segcore.app.segment import (
     thumbnail,
     truth_stem,
 )
-from segcore.app.settings import bench_dir, models_dir, samples_dir
+from segcore.errors import ImageError
 from segcore.infer import Engine
-from segcore.preprocess import ImageError
+from segcore.paths import bench_dir, models_dir, samples_dir
 
 
 @pytest.fixture(scope="module")

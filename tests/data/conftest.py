@@ -9,20 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic_images
 from PIL import Image
-
-
-def make_box_pair(
-    height: int, width: int, box: tuple[int, int, int, int], seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(RGB uint8 image, bool mask) with a bright box (top, left, bottom, right) on dark noise."""
-    rng = np.random.default_rng(seed)
-    mask = np.zeros((height, width), dtype=bool)
-    top, left, bottom, right = box
-    mask[top:bottom, left:right] = True
-    noise = rng.integers(0, 30, size=(height, width, 3))
-    image = np.where(mask[..., None], 220 + noise, 10 + noise).astype(np.uint8)
-    return image, mask
 
 
 def save(path: Path, array: np.ndarray, **kwargs) -> Path:
@@ -46,8 +34,8 @@ def _boxes(n: int, size: int, seed: int = 0) -> list[tuple[int, int, int, int]]:
 
 @pytest.fixture(scope="session")
 def box_pair():
-    """`make_box_pair`: (height, width, (top, left, bottom, right), seed) -> (image, mask)."""
-    return make_box_pair
+    """`synthetic_images.box_pair`: (height, width, (top, left, bottom, right), seed) -> (image, mask)."""
+    return synthetic_images.box_pair
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +53,7 @@ def write_isic(
 ) -> Path:
     """ISIC layout: <image_dir>/ISIC_000000i.jpg + <mask_dir>/ISIC_000000i_segmentation.png."""
     for i, box in enumerate(_boxes(n, size)):
-        image, mask = make_box_pair(size, size, box, seed=i)
+        image, mask = synthetic_images.box_pair(size, size, box, seed=i)
         save(root / image_dir / f"ISIC_{i:07d}.jpg", image, quality=95)
         save(root / mask_dir / f"ISIC_{i:07d}_segmentation.png", mask)
     return root
@@ -74,7 +62,7 @@ def write_isic(
 def write_plain(root: Path, n: int = 6, size: int = 32) -> Path:
     """Plain layout: images/<stem>.png + masks/<stem>.png."""
     for i, box in enumerate(_boxes(n, size, seed=1)):
-        image, mask = make_box_pair(size, size, box, seed=i)
+        image, mask = synthetic_images.box_pair(size, size, box, seed=i)
         save(root / "images" / f"case{i:02d}.png", image)
         save(root / "masks" / f"case{i:02d}.png", mask)
     return root

@@ -6,27 +6,17 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from synthetic_images import disk_labels
 
 from segcore.data import find_samples, load_labels, load_sample
 from segcore.data.augment import AugmentConfig
-from segcore.data.crops import InstanceCache, NativeCrops, crops_per_image, grid_origins
+from segcore.data.crops import InstanceCache, crops_per_image, grid_origins
 from segcore.instances import instance_targets
-
-
-def _disks(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """RGB image with bright disks and their labels (1..n)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    labels = np.zeros((h, w), np.int32)
-    for i in range(1, 6):
-        cy, cx = rng.integers(8, h - 8), rng.integers(8, w - 8)
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 36] = i
-    image = np.where(labels[..., None] > 0, 230, 20).astype(np.uint8).repeat(3, axis=2)
-    return image, labels
+from segcore.training.feeders import NativeCrops
 
 
 def _cache(shapes: list[tuple[int, int]]) -> InstanceCache:
-    pairs = [_disks(h, w, i) for i, (h, w) in enumerate(shapes)]
+    pairs = [disk_labels(h, w, i) for i, (h, w) in enumerate(shapes)]
     return InstanceCache(
         [p[0] for p in pairs], [instance_targets(p[1]) for p in pairs], [p[1] for p in pairs], []
     )
@@ -36,7 +26,7 @@ def test_dsb_layout_keeps_each_nucleus(tmp_path: Path):
     folder = tmp_path / "stage1_train" / "a"
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
-    image, labels = _disks(40, 50, 0)
+    image, labels = disk_labels(40, 50, 0)
     Image.fromarray(image).save(folder / "images" / "a.png")
     for i in range(1, labels.max() + 1):
         Image.fromarray(((labels == i) * 255).astype(np.uint8)).save(folder / "masks" / f"m{i}.png")

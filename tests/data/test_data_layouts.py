@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segcore.data import DataError, Sample, find_samples, load_sample
+from segcore.data import Sample, find_samples, load_sample
 from segcore.data.layouts import detect_format
+from segcore.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
 

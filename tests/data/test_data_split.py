@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from segcore.data import DataError, Sample, make_split, read_split, write_split
+from segcore.data import Sample, make_split, read_split, write_split
 from segcore.data.split import parse_fractions
+from segcore.errors import DataError
 
 
 def fake_samples(n: int, root: Path = Path("/data")) -> list[Sample]:

@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from export.__main__ import main
-
-ROOT = Path(__file__).parents[2]
+from segcore.paths import REPO_ROOT
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "export", *args], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "export", *args], cwd=REPO_ROOT, capture_output=True, text=True
     )
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from export.table import ROOT, batch1_ms, read_peers, render
+from export.table import batch1_ms, read_peers, render
+from segcore.paths import REPO_ROOT as ROOT
 
 CARD = {
     "name": "isic_x_int8",

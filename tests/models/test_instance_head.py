@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from segcore.instances import target_channels
-from segcore.losses import get_instance_loss
-from segcore.metrics import get_metrics
 from segcore.models import ARCHITECTURES, build, main_output_model
+from segcore.training.losses import get_instance_loss
+from segcore.training.metrics import get_metrics
 
 K = len(target_channels())
 

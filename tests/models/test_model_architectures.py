@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from segcore.losses import get_loss
 from segcore.models import ARCHITECTURES, build, main_output_model
+from segcore.training.losses import get_loss
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from segcore.atomic import replacing, write_text
-from segcore.data import DataError
+from segcore.errors import DataError
 from segcore.history import COLUMNS
 
 log = logging.getLogger(__name__)

@@ -24,11 +24,13 @@ import h5py
 import numpy as np
 import pytest
 
-from segcore.data import DataError, read_split
+from segcore.data import read_split
+from segcore.errors import DataError
 from segcore.history import read_history
-from segcore.train import DEMO_SIZING, SAMPLES_DIR, TrainConfig, dataset_name, main, parse_args
+from segcore.paths import REPO_ROOT as REPO
+from segcore.train import main, parse_args
+from segcore.training.config import DEMO_SIZING, SAMPLES_DIR, TrainConfig, dataset_name
 
-REPO = Path(__file__).resolve().parents[1]
 HISTORY_COLUMNS = [
     "epoch",
     "loss",
@@ -124,7 +126,7 @@ def test_the_demo_says_what_it_trains_on_what_and_where(tmp_path: Path, caplog):
     import logging
 
     from segcore.data import find_samples, make_split
-    from segcore.train import _announce
+    from segcore.training.loop import announce as _announce
 
     cfg, _ = parse_args([])
     fmt, samples = find_samples(cfg.data)
@@ -205,7 +207,7 @@ def test_dataset_name_reads_the_pack_marker(tmp_path: Path):
 def test_cosine_schedule_is_keras_cosine_decay_with_warmup():
     import keras
 
-    from segcore.train import learning_rate
+    from segcore.training.loop import learning_rate
 
     cfg = TrainConfig(epochs=40, lr=1e-3, schedule="cosine")
     schedule = learning_rate(cfg, steps_per_epoch=10)
@@ -318,7 +320,7 @@ def test_empty_folder_cli_exits_2_with_one_quiet_line(tmp_path: Path):
 @pytest.fixture(scope="module")
 def trained(tiny_dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """A 2-epoch run folder, and the CachedBatches datasets the run built."""
-    import segcore.data.batches as batches
+    import segcore.training.feeders as batches
 
     made = []
 
@@ -490,7 +492,7 @@ def test_init_from_starts_where_the_saved_model_ended(
 @pytest.mark.slow
 def test_init_from_refuses_a_missing_damaged_or_foreign_model(trained, tmp_path: Path):
     from segcore.models import build
-    from segcore.train import init_weights
+    from segcore.training.loop import init_weights
 
     model = build("unet", channels=3, depth=2, base_filters=4)
     other = build("unet", channels=3, depth=2, base_filters=8)
@@ -575,7 +577,7 @@ class PowerCut(Exception):
 
 @pytest.mark.slow
 def test_interrupted_run_resumes(tiny_dataset_dir: Path, tmp_path: Path, monkeypatch):
-    from segcore.callbacks import ResumeCheckpoint
+    from segcore.training.callbacks import ResumeCheckpoint
 
     save = ResumeCheckpoint.on_epoch_end
 
@@ -796,7 +798,7 @@ def test_two_processes_leave_one_run_folder_and_resume(tiny_dataset_dir: Path, t
     [("mirrored", "jax", "data-parallel"), ("data-parallel", "tensorflow", "mirrored")],
 )
 def test_a_strategy_the_backend_cannot_run_names_the_alternative(strategy, backend, alternative):
-    from segcore.distribute import check_backend
+    from segcore.training.distribute import check_backend
 
     with pytest.MonkeyPatch.context() as mp:
         import keras
@@ -810,7 +812,7 @@ def test_a_strategy_the_backend_cannot_run_names_the_alternative(strategy, backe
 
 
 def test_sharded_batches_are_slices_of_the_global_batch():
-    from segcore.data.batches import CachedBatches
+    from segcore.training.feeders import CachedBatches
 
     images = np.arange(10 * 4 * 4 * 3, dtype=np.uint8).reshape(10, 4, 4, 3)
     masks = np.zeros((10, 4, 4, 1), dtype=np.uint8)

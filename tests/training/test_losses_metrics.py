@@ -9,14 +9,14 @@ import keras
 import numpy as np
 import pytest
 
-from segcore.losses import LOSSES, channel_weights, get_loss
-from segcore.metrics import METRIC_NAMES, get_metrics
-from segcore.metrics import accuracy as m_accuracy
-from segcore.metrics import dice as m_dice
-from segcore.metrics import iou as m_iou
-from segcore.metrics import precision as m_precision
-from segcore.metrics import recall as m_recall
 from segcore.scores import binary_scores
+from segcore.training.losses import LOSSES, channel_weights, get_loss
+from segcore.training.metrics import METRIC_NAMES, get_metrics
+from segcore.training.metrics import accuracy as m_accuracy
+from segcore.training.metrics import dice as m_dice
+from segcore.training.metrics import iou as m_iou
+from segcore.training.metrics import precision as m_precision
+from segcore.training.metrics import recall as m_recall
 
 # one 2x2 image: truth [[1, 0], [0, 0]], prediction [[0.8, 0.2], [0.4, 0.1]]
 TRUTH = np.array([[1.0, 0.0], [0.0, 0.0]], np.float32).reshape(1, 2, 2, 1)

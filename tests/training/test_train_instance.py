@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from segcore.history import read_history
-from segcore.instance_eval import DECODE_GRID
+from segcore.paths import REPO_ROOT as REPO
 from segcore.train import parse_args
+from segcore.training.tuning import DECODE_GRID
 
-REPO = Path(__file__).resolve().parents[1]
 DSB_SAMPLES = REPO / "samples" / "dsb"
 
 
@@ -38,7 +38,7 @@ class _Model:
 
 
 def test_best_weights_follow_the_monitor_direction(tmp_path: Path):
-    from segcore.callbacks import BestWeights, improved, monitor_for
+    from segcore.training.callbacks import BestWeights, improved, monitor_for
 
     assert monitor_for("mask") == ("val_dice", "max")
     assert monitor_for("instance") == ("val_loss", "min")
@@ -59,7 +59,7 @@ def test_best_weights_follow_the_monitor_direction(tmp_path: Path):
 
 
 def test_a_state_from_before_the_monitor_was_recorded_reads_as_val_dice(tmp_path: Path):
-    from segcore.callbacks import read_state
+    from segcore.training.callbacks import read_state
 
     (tmp_path / "checkpoint").mkdir()
     (tmp_path / "checkpoint" / "state.json").write_text('{"epoch": 3, "best": 0.8}')
@@ -74,7 +74,7 @@ def _run(module: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_markers_flag_parses_and_needs_an_instance_target():
-    from segcore.data import DataError
+    from segcore.errors import DataError
 
     assert parse_args(["--data", "d", "--target", "instance"])[0].markers == "boundary"
     cfg, _ = parse_args(["--data", "d", "--target", "instance", "--markers", "distance"])

@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 from segcore.data import load_sample, read_split
-from segcore.evaluate import load_model, main, predict_batch
+from segcore.evaluate import main
+from segcore.paths import REPO_ROOT as REPO
 from segcore.preprocess import prepare, resize_probabilities
 from segcore.scores import SCORE_NAMES, binary_scores
+from segcore.training.evaluate import load_model, predict_batch
 from segcore.visualize import contour, mask_to_rgb, overlay, triptych
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -179,9 +179,9 @@ def test_overlay_tints_only_the_mask():
     image = np.full((10, 10, 3), 100, np.uint8)
     mask = np.zeros((10, 10), dtype=bool)
     mask[2:8, 2:8] = True
-    out = overlay(image, mask, color=(255, 0, 0), alpha=0.5)
+    out = overlay(image, mask, color=(255, 0, 0), opacity=0.5)
     np.testing.assert_array_equal(out[~mask], image[~mask])
-    np.testing.assert_array_equal(out[2, 2], (255, 0, 0))  # outline in full colour
+    np.testing.assert_array_equal(out[2, 2], (0, 0, 0))  # outline: dark inside light
     np.testing.assert_allclose(out[4, 4], (177, 50, 50), atol=1)  # inside: half tint
 
 

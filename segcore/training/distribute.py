@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from segcore.data import DataError
+from segcore.errors import DataError
 
 STRATEGIES = ("none", "mirrored", "data-parallel")
 PROCESS_VARIABLES = (

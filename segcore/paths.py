@@ -1,11 +1,12 @@
-"""Where the app finds its models, samples and benchmark results (overridable by env vars)."""
+"""Where the project keeps its models, samples and benchmark results (overridable by env vars)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The repository's root folder (the parent of the ``segcore`` package).
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _folder(variable: str, default: Path) -> Path:

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from keras import ops
 
+from segcore.training.config import LOSSES
+
 EPS = 1e-6
-LOSSES = ("bce", "dice", "bce_dice", "focal", "tversky")
 
 
 def _per_channel(y_true, y_pred):

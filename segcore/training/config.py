@@ -1,0 +1,278 @@
+"""A training run's settings (`TrainConfig`, the flags) and its recorded config (`RunConfig`,
+``config.json``): one dataclass each, one reader each. Light: no Keras import.
+
+``config.json`` holds every `TrainConfig` field (with ``arch_kwargs`` the full keyword arguments the
+model was built with) and what the run found and used: the detected layout, dataset name,
+normalisation, threshold, parameter count, backend, device, library versions, and after training
+its time and best epoch. Evaluation, decoding tuning, resume and export read it through
+`RunConfig.read`, which names the file in a one-line `DataError` when it is not a run's config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from segcore.card import ModelCard, TileSpec
+from segcore.data.split import parse_fractions
+from segcore.errors import DataError
+from segcore.paths import samples_dir
+from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION
+
+SAMPLES_DIR = samples_dir() / "isic"
+SCHEDULES = ("plateau", "cosine")
+TARGETS = ("mask", "instance")  # semantic mask, or nuclei as objects (segcore.instances)
+TILE_OVERLAP = 0.25  # tiled (native-scale) prediction of instance models: overlap between tiles
+DATASET_MARKER = "dataset.json"  # written by segcore.data.pack: the packed copy's original dataset
+CONFIG_FILE = "config.json"
+#: The decoding settings tuned on the validation split (`segcore.training.tuning`), beside it.
+DECODE_FILE = "decode.json"
+DEMO_SIZING = {
+    "base_filters": 8,
+    "depth": 3,
+    "img_size": 96,
+    "epochs": 40,
+    "batch_size": 8,
+    "lr": 3e-3,
+    "schedule": "cosine",
+}
+#: The losses `segcore.training.losses` implements, by name (``--loss``).
+LOSSES = ("bce", "dice", "bce_dice", "focal", "tversky")
+RESUMABLE = ("epochs", "time_limit", "patience", "workers", "distribute")  # may change on resume
+#: A global batch larger than this is refused: a typo (16000) would exhaust memory at the first step.
+MAX_BATCH_SIZE = 4096
+#: Build keyword arguments that come from their own flags, not from ``arch_kwargs``.
+FLAG_KWARGS = ("channels", "depth", "base_filters", "out_channels")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; written to config.json and read back by --resume."""
+
+    data: str = str(SAMPLES_DIR)
+    format: str = "auto"
+    arch: str = "unet_bn"
+    base_filters: int | None = None
+    depth: int = 4
+    img_size: int = 128
+    channels: int = 3
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 1e-3
+    loss: str = "bce_dice"
+    schedule: str = "plateau"
+    patience: int = 15
+    split: str = "0.8,0.1,0.1"
+    seed: int = 42
+    out: str = ""
+    mixed_precision: bool = False
+    tensorboard: bool = False
+    distribute: str = "none"
+    augment: bool = True
+    skip_unmatched: bool = False
+    workers: int = 0
+    time_limit: float = 0.0
+    target: str = "mask"
+    markers: str = "boundary"
+    init_from: str = ""
+    arch_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def is_demo(self) -> bool:
+        """True for the no-argument demo on the bundled samples."""
+        return self.data == str(SAMPLES_DIR)
+
+    def build_kwargs(self) -> dict:
+        """Keyword arguments for `segcore.models.build` (recorded in config.json and the card)."""
+        from segcore.instances import target_channels
+
+        kwargs = dict(self.arch_kwargs, channels=self.channels, depth=self.depth)
+        if self.target == "instance":
+            kwargs["out_channels"] = len(target_channels(self.markers))
+        if self.base_filters:
+            kwargs["base_filters"] = self.base_filters
+        return kwargs
+
+
+def flag(key: str) -> str:
+    """The command-line flag of a TrainConfig field (``img_size`` -> ``--img-size``)."""
+    return "--" + key.replace("_", "-")
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise DataError (one line naming the flag) for a setting training cannot use."""
+    at_least = {"epochs": 1, "batch_size": 1, "depth": 1, "patience": 1, "workers": 0}
+    for key, low in at_least.items():
+        if getattr(cfg, key) < low:
+            raise DataError(f"{flag(key)} {getattr(cfg, key)}: must be at least {low}")
+    if cfg.batch_size > MAX_BATCH_SIZE:
+        raise DataError(f"--batch-size {cfg.batch_size}: must be at most {MAX_BATCH_SIZE}")
+    if cfg.base_filters is not None and cfg.base_filters < 1:
+        raise DataError(f"--base-filters {cfg.base_filters}: must be at least 1")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise DataError(f"--lr {cfg.lr}: must be a positive number")
+    if not (math.isfinite(cfg.time_limit) and cfg.time_limit >= 0):
+        raise DataError(f"--time-limit {cfg.time_limit}: must be 0 (none) or positive")
+    _check_choices(cfg)
+    step = 2**cfg.depth
+    if cfg.img_size < step or cfg.img_size % step:
+        raise DataError(
+            f"--img-size {cfg.img_size}: must be a multiple of {step} (2**depth, --depth "
+            f"{cfg.depth}), e.g. {max(step, round(cfg.img_size / step) * step)}"
+        )
+    fractions = parse_fractions(cfg.split)
+    if fractions[1] <= 0 or fractions[2] <= 0:
+        raise DataError(
+            f"--split {cfg.split}: validation and test fractions must be above 0 "
+            "(the best epoch is chosen on validation and scored on test)"
+        )
+
+
+def _check_choices(cfg: TrainConfig) -> None:
+    """The named settings (a resumed config.json may hold anything) against their choices."""
+    from segcore.data.layouts import FORMATS
+    from segcore.instances import MARKERS
+    from segcore.models import ARCHITECTURES
+    from segcore.training.distribute import STRATEGIES
+
+    choices = {
+        "format": FORMATS,
+        "arch": tuple(ARCHITECTURES),
+        "loss": LOSSES,
+        "schedule": SCHEDULES,
+        "distribute": STRATEGIES,
+        "target": TARGETS,
+        "markers": MARKERS,
+        "channels": (1, 3),
+    }
+    for key, allowed in choices.items():
+        if getattr(cfg, key) not in allowed:
+            raise DataError(
+                f"{flag(key)} {getattr(cfg, key)!r}: choose one of "
+                f"{', '.join(str(a) for a in allowed)}"
+            )
+
+
+def dataset_name(fmt: str, data: str) -> str:
+    """'isic' or 'dsb' for the two known layouts (or a packed copy of one), else the folder's name."""
+    marker = Path(data) / DATASET_MARKER
+    if marker.is_file():
+        return json.loads(marker.read_text())["dataset"]
+    return fmt if fmt in ("isic", "dsb") else Path(data).resolve().name
+
+
+def read_decode(run_dir: str | Path) -> dict:
+    """The run's decode.json ({"instances": ..., "tile": ..., "val": ...}), or {} before tuning;
+    DataError naming the file when it is not one."""
+    path = Path(run_dir) / DECODE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        decoded = json.loads(path.read_text())
+        if not isinstance(decoded, dict) or not isinstance(decoded.get("instances", {}), dict):
+            raise ValueError("not an object with 'instances'")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable decoding settings ({exc})") from None
+    return decoded
+
+
+def init_path(source: str) -> Path:
+    """The model file --init-from names (a .keras file, or a run folder's best.keras)."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "best.keras"
+    if not path.is_file():
+        raise DataError(f"--init-from {source}: no such model (a .keras file or a run folder)")
+    return path
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A run folder's config.json: the settings it trained with and what it recorded."""
+
+    settings: TrainConfig
+    dataset: str
+    arch_kwargs: dict
+    threshold: float = DEFAULT_THRESHOLD
+    tile: TileSpec | None = None
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def depth(self) -> int:
+        """Down-sampling steps of the model (its stride is 2**depth)."""
+        return int(self.arch_kwargs.get("depth", self.settings.depth))
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> RunConfig:
+        """Read ``run_dir/config.json``; DataError naming the file when it is not a run's config."""
+        path = Path(run_dir) / CONFIG_FILE
+        if not path.is_file():
+            raise DataError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DataError(
+                f"{path}: not a usable run config ({type(exc).__name__}: {exc})"
+            ) from None
+
+    @classmethod
+    def from_json(cls, saved: dict) -> RunConfig:
+        """A RunConfig from config.json's dict (ValueError/KeyError/TypeError when malformed)."""
+        known = {k: saved[k] for k in TrainConfig.__dataclass_fields__ if k in saved}
+        built = dict(saved.get("arch_kwargs") or {})
+        known["arch_kwargs"] = {k: v for k, v in built.items() if k not in FLAG_KWARGS}
+        settings = TrainConfig(**known)
+        check_config(settings)
+        tile = saved.get("tile")
+        threshold = float(saved.get("threshold", DEFAULT_THRESHOLD))
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold {threshold} is not in [0, 1]")
+        return cls(
+            settings=settings,
+            dataset=str(saved["dataset"]),
+            arch_kwargs=built or settings.build_kwargs(),
+            threshold=threshold,
+            tile=TileSpec(int(tile["size"]), float(tile["overlap"])) if tile else None,
+            raw=saved,
+        )
+
+    def card(self, instances: dict | None = None, tile: TileSpec | None = None) -> ModelCard:
+        """The model card this run's Keras model is evaluated under (no post-processing: the
+        Keras scores are the raw model's; export adds the card's clean-up)."""
+        s = self.settings
+        data = {
+            "name": Path(s.out).name or s.arch,
+            "arch": s.arch,
+            "arch_kwargs": self.arch_kwargs,
+            "dataset": self.dataset,
+            "input_size": s.img_size,
+            "channels": s.channels,
+            "normalization": self.raw.get("normalization", NORMALIZATION),
+            "threshold": self.threshold,
+            "postprocess": {"keep_largest": False, "fill_holes": False},
+        }
+        tile = tile or self.tile
+        if s.target == "instance" and tile is not None:
+            data |= {"mode": "tiled", "tile": tile.to_json()}
+        if s.target == "instance":
+            data["instances"] = {**(instances or {}), "markers": s.markers}
+        return ModelCard.from_json(data, source=f"{s.out or 'run'}/{CONFIG_FILE}")
+
+    def resumed(self, given: dict) -> TrainConfig:
+        """The settings with the RESUMABLE flags the user gave; DataError for any other change."""
+        changed = [
+            k for k, v in given.items() if k not in RESUMABLE and v != getattr(self.settings, k)
+        ]
+        if changed:
+            k = changed[0]
+            raise DataError(
+                f"{flag(k)} cannot change on resume (the run has {getattr(self.settings, k)!r}); "
+                f"only {', '.join(flag(r) for r in RESUMABLE)} can; start a new run with --out"
+            )
+        cfg = TrainConfig(
+            **(asdict(self.settings) | {k: given[k] for k in RESUMABLE if k in given})
+        )
+        check_config(cfg)
+        return cfg
