@@ -30,11 +30,12 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, ``error: --flag: what``, and exit 2."""
+    """An ArgumentParser whose errors are `UserError`s (``--flag value: what``), which
+    `run_command` prints as one line with exit status 2."""
 
-    def error(self, message: str):  # noqa: D102 (argparse's hook)
-        message = re.sub(r"^argument ([^:]+?)(/[^:]+)?: ", r"\1: ", message)
-        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+    def error(self, message: str):
+        """argparse's hook for a bad command line: raise instead of printing usage."""
+        raise UserError(re.sub(r"^argument ([^:]+?)(?:/[^:]+)?: ", r"\1 ", message))
 
 
 def parser(prog: str, description: str, show_defaults: bool = True) -> argparse.ArgumentParser:
@@ -60,7 +61,7 @@ def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text}: not a whole number") from None
     if value < low:
         raise argparse.ArgumentTypeError(f"{text}: must be at least {low}")
     return value
@@ -70,7 +71,7 @@ def _finite(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text}: not a number") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text}: must be a finite number")
     return value

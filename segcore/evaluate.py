@@ -49,10 +49,10 @@ def check_run_files(run_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (2 for bad input, no traceback)."""
-    a = _parser().parse_args(argv)
     cli.setup_logging()
 
     def body() -> int:
+        a = _parser().parse_args(argv)
         check_run_files(a.run_dir)
         from segcore.training.quiet import quiet_tensorflow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from segcore import cli
 from segcore.card import TileSpec
-from segcore.errors import DataError
+from segcore.errors import DataError, UserError
 from segcore.training.config import RunConfig
 
 
@@ -42,14 +42,12 @@ def _tile(config: RunConfig, size: int | None, overlap: float | None) -> TileSpe
 
 def main(argv: list[str] | None = None) -> int:
     """Tune decoding on the validation split and write RUN_DIR/decode.json."""
-    p = _parser()
-    a = p.parse_args(argv)
     cli.setup_logging()
-    if not a.tune:
-        p.print_usage(sys.stderr)
-        return cli.fail("nothing to do: give --tune")
 
     def body() -> int:
+        a = _parser().parse_args(argv)
+        if not a.tune:
+            raise UserError(f"{a.run_dir}: nothing to do; give --tune (see --help)")
         if not (a.run_dir / "best.keras").is_file():
             raise DataError(f"{a.run_dir}: no best.keras (not a finished run folder)")
         config = RunConfig.read(a.run_dir)

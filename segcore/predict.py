@@ -321,9 +321,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    args = parse_args(argv)
-    cli.setup_logging(args.verbose)
-    return cli.run_command(lambda: _predict(args))
+    cli.setup_logging("--verbose" in (sys.argv[1:] if argv is None else argv))
+    return cli.run_command(lambda: _predict(parse_args(argv)))
 
 
 def _predict(args: argparse.Namespace) -> int:

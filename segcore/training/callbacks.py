@@ -1,10 +1,17 @@
 """Keras callbacks of a training run: history log, best weights, resumable checkpoint, time budget.
 
 Files in ``RUN_DIR/checkpoint/``:
-- ``last.weights.h5``: the last finished epoch's weights with the optimizer state (one Keras save);
+- ``last-<epoch>.weights.h5``: the last finished epoch's weights with the optimizer state (one
+  Keras save; older checkpoints named it ``last.weights.h5``);
 - ``best.weights.npz``: the best epoch's weights alone (no optimizer state), one array per weight
   in ``model.get_weights()`` order;
-- ``state.json``: completed epochs, the monitored metric's name and its best value.
+- ``state.json``: completed epochs, the weights file that holds them, the monitored metric's name
+  and its best value.
+
+The weights are written before the state that names them, and the previous weights file is
+removed only after; a run killed between the two resumes from the previous epoch and says that
+the interrupted epoch is trained again. Temporary files a killed run left (``.tmp-*``) are
+removed when it resumes.
 
 Every file (history.csv included) is written to a temporary name and renamed, so an interruption
 at any moment leaves the previous complete epoch on disk (at most one epoch is lost).
@@ -16,6 +23,7 @@ import csv
 import io
 import json
 import logging
+import math
 import time
 import zipfile
 from collections.abc import Callable
@@ -25,8 +33,8 @@ import keras
 import numpy as np
 
 from segcore.atomic import replacing, write_text
-from segcore.errors import DataError
-from segcore.history import COLUMNS
+from segcore.errors import DataError, reason
+from segcore.history import COLUMNS, read_history
 
 log = logging.getLogger(__name__)
 #: The checkpoint rule per training target: (metric, "max" or "min"). Semantic runs keep the epoch
@@ -34,6 +42,8 @@ log = logging.getLogger(__name__)
 #: boundary channel that separates touching nuclei, which the Dice of the foreground ignores (on
 #: the DSB validation split the epoch with the best foreground Dice decoded to a DSB score 0.017
 #: below the last epoch's, whose loss was lower).
+#: The resume weights' file name before it carried the epoch.
+LEGACY_WEIGHTS = "last.weights.h5"
 MONITORS = {"mask": ("val_dice", "max"), "instance": ("val_loss", "min")}
 
 
@@ -54,7 +64,8 @@ def checkpoint_dir(run_dir: Path) -> Path:
 
 def read_state(run_dir: Path) -> dict | None:
     """The saved state ({'epoch': completed epochs, 'best': best monitored value, 'monitor':
-    its metric}) or None if absent. States written before the monitor was recorded were val_dice.
+    its metric, 'weights': the file holding that epoch}) or None if absent. States written
+    before the monitor was recorded were val_dice.
 
     Raises DataError naming the file when it is not a state this code wrote.
     """
@@ -66,9 +77,36 @@ def read_state(run_dir: Path) -> dict | None:
         epoch, best = int(state["epoch"]), state["best"]
         best = None if best is None else float(best)
         monitor = str(state.get("monitor", "val_dice"))
+        weights = str(state.get("weights", LEGACY_WEIGHTS))
+        if epoch < 0 or (best is not None and not math.isfinite(best)) or "/" in weights:
+            raise ValueError(f"epoch {epoch}, best {best}, weights {weights!r}")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise DataError(f"{path}: not a training state ({type(exc).__name__})") from None
-    return {"epoch": epoch, "best": best, "monitor": monitor}
+        raise DataError(f"{path}: not a training state ({reason(exc)})") from None
+    return {"epoch": epoch, "best": best, "monitor": monitor, "weights": weights}
+
+
+def weights_name(epoch: int) -> str:
+    """The file name of the resume weights after ``epoch`` completed epochs."""
+    return f"last-{epoch}.weights.h5"
+
+
+def tidy_checkpoint(run_dir: Path, state: dict) -> None:
+    """Before resuming: remove the temporary files a killed run left, and say when a run was
+    stopped after saving weights but before its state (that epoch is then trained again)."""
+    folder = checkpoint_dir(run_dir)
+    for leftover in [*Path(run_dir).glob(".tmp-*"), *folder.glob(".tmp-*")]:
+        leftover.unlink(missing_ok=True)
+        log.info("removed %s, left by an interrupted run", leftover)
+    newer = weights_name(state["epoch"] + 1)
+    if (folder / newer).is_file():
+        log.warning(
+            "the last run stopped while saving epoch %d (%s has no state); that epoch is "
+            "trained again from epoch %d",
+            state["epoch"] + 1,
+            newer,
+            state["epoch"],
+        )
+        (folder / newer).unlink()
 
 
 def restore(model: keras.Model, run_dir: Path) -> dict:
@@ -77,9 +115,10 @@ def restore(model: keras.Model, run_dir: Path) -> dict:
     Raises DataError naming the file when the checkpoint is missing, truncated or of another model.
     """
     state = read_state(run_dir)
-    path = checkpoint_dir(run_dir) / "last.weights.h5"
     if state is None:
         raise DataError(f"{run_dir}: no checkpoint/state.json to resume from")
+    tidy_checkpoint(run_dir, state)
+    path = checkpoint_dir(run_dir) / state["weights"]
     model.optimizer.build(model.trainable_variables)
     try:
         model.load_weights(path)
@@ -104,11 +143,6 @@ def read_best_weights(run_dir: Path, model: keras.Model) -> list[np.ndarray]:
 def fits(model: keras.Model, weights: list[np.ndarray]) -> bool:
     """Whether ``weights`` has one array of the right shape for each of ``model``'s weights."""
     return [tuple(w.shape) for w in weights] == [tuple(w.shape) for w in model.weights]
-
-
-def reason(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -152,11 +186,15 @@ class ResumeCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.dir.mkdir(parents=True, exist_ok=True)
-        with replacing(self.dir / "last.weights.h5") as tmp:
+        name = weights_name(epoch + 1)
+        with replacing(self.dir / name) as tmp:
             self.model.save_weights(tmp)
         best = self.best_callback
-        state = {"epoch": epoch + 1, "best": best.best, "monitor": best.monitor}
+        state = {"epoch": epoch + 1, "best": best.best, "monitor": best.monitor, "weights": name}
         write_text(self.dir / "state.json", json.dumps(state))
+        for old in self.dir.glob("last*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
 
 
 class TimeLimit(keras.callbacks.Callback):
@@ -201,8 +239,7 @@ class HistoryLogger(keras.callbacks.Callback):
     def _rows_before(self, epoch: int) -> list[dict]:
         if not self.path.exists():
             return []
-        with open(self.path, newline="") as f:
-            return [r for r in csv.DictReader(f) if int(r["epoch"]) < epoch]
+        return [r for r in read_history(self.path) if r["epoch"] < epoch]
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})

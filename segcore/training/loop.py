@@ -157,6 +157,11 @@ def open_run(cfg: TrainConfig, resume_dir: Path | None, topology: Topology) -> O
                 f"{run_dir / 'split.json'}: unreadable ({type(exc).__name__})"
             ) from None
         state = read_state(run_dir) or {"epoch": 0, "best": None}
+        if (run_dir / "history.csv").is_file():
+            try:
+                read_history(run_dir / "history.csv")  # a damaged log fails now, not in an epoch
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
         opened = OpenRun(run_dir, cfg.format, split, state, resumed=True)  # layout: config.json
     else:
         fmt, samples = find_samples(cfg.data, cfg.format, bool(cfg.skip_unmatched))

@@ -82,8 +82,14 @@ def run_script(
     return proc
 
 
+def last_weights(run_dir: Path) -> Path:
+    """The resume weights file the run's state names (``last-<epoch>.weights.h5``)."""
+    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    return run_dir / "checkpoint" / state["weights"]
+
+
 def optimizer_iterations(run_dir: Path) -> int:
-    with h5py.File(run_dir / "checkpoint" / "last.weights.h5") as f:
+    with h5py.File(last_weights(run_dir)) as f:
         return int(f["optimizer/vars/0"][()])  # Keras puts the iteration counter first
 
 
@@ -347,18 +353,18 @@ def test_run_folder_is_complete(trained):
         "test_metrics.json",
         "test_per_image.csv",
         "checkpoint/state.json",
-        "checkpoint/last.weights.h5",
         "checkpoint/best.weights.npz",
     ):
         assert (run / name).is_file(), name
+    assert last_weights(run).is_file()
     # one save with the optimizer state (last), the best weights alone, no temporary files left
     assert sorted(p.name for p in (run / "checkpoint").iterdir()) == [
         "best.weights.npz",
-        "last.weights.h5",
+        last_weights(run).name,
         "state.json",
     ]
     assert not list(run.glob(".tmp-*"))
-    last = h5_arrays(run / "checkpoint" / "last.weights.h5")
+    last = h5_arrays(last_weights(run))
     n_weights = sum(1 for k in last if k.startswith("layers/"))
     with np.load(run / "checkpoint" / "best.weights.npz") as best:
         assert len(best.files) == n_weights
@@ -555,7 +561,7 @@ def test_resume_refuses_settings_that_cannot_change(trained, tmp_path: Path, cap
 @pytest.mark.parametrize(
     "name",
     [
-        "checkpoint/last.weights.h5",
+        "checkpoint/last-*.weights.h5",
         "checkpoint/best.weights.npz",
         "checkpoint/state.json",
         "split.json",
@@ -564,10 +570,11 @@ def test_resume_refuses_settings_that_cannot_change(trained, tmp_path: Path, cap
 def test_resume_checks_what_it_loads(trained, tmp_path: Path, name: str, capsys):
     run = tmp_path / "copy"
     shutil.copytree(trained[0], run)
-    (run / name).write_bytes(b"")  # what a kill during an in-place write left
+    damaged = next(run.glob(name))
+    damaged.write_bytes(b"")  # what a kill during an in-place write left
     assert main(["--resume", str(run), "--epochs", "3"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {run / name}: ") and err.count("\n") == 1, err
+    assert err.startswith(f"error: {damaged}: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
 
 
@@ -721,8 +728,8 @@ def test_data_parallel_on_two_devices_matches_one_device(tiny_dataset_dir: Path,
     proc = run_script(TWO_DEVICE_RUNS, args, tmp_path, env, 400)
     assert "distributing over 2 devices in 1 process(es); global batch 4" in proc.stderr
     assert json.loads((tmp_path / "two" / "config.json").read_text())["devices"] == 2
-    one = h5_arrays(tmp_path / "one" / "checkpoint" / "last.weights.h5")
-    two = h5_arrays(tmp_path / "two" / "checkpoint" / "last.weights.h5")
+    one = h5_arrays(last_weights(tmp_path / "one"))
+    two = h5_arrays(last_weights(tmp_path / "two"))
     assert sorted(one) == sorted(two) and any(k.startswith("optimizer/") for k in one)
     assert int(two["optimizer/vars/0"]) == 2 * STEPS_PER_EPOCH
     for name in one:

@@ -63,7 +63,12 @@ def test_a_state_from_before_the_monitor_was_recorded_reads_as_val_dice(tmp_path
 
     (tmp_path / "checkpoint").mkdir()
     (tmp_path / "checkpoint" / "state.json").write_text('{"epoch": 3, "best": 0.8}')
-    assert read_state(tmp_path) == {"epoch": 3, "best": 0.8, "monitor": "val_dice"}
+    assert read_state(tmp_path) == {
+        "epoch": 3,
+        "best": 0.8,
+        "monitor": "val_dice",
+        "weights": "last.weights.h5",  # and the weights file of its time
+    }
 
 
 def _run(module: str, *args: str) -> subprocess.CompletedProcess:
