@@ -91,7 +91,9 @@ def timed_epochs(run_epoch: Callable[[], int], epochs: int, label: str) -> list[
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m bench.data_pipeline", description=__doc__.split("\n")[0]
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m bench.data_pipeline",
+        description=__doc__.split("\n")[0],
     )
     p.add_argument(
         "--data", type=Path, default=REPO_ROOT / "samples" / "isic", help="dataset folder"

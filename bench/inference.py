@@ -390,7 +390,9 @@ def print_table(records: list[dict]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     p = argparse.ArgumentParser(
-        prog="python -m bench.inference", description=__doc__.split("\n")[0]
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m bench.inference",
+        description=__doc__.split("\n")[0],
     )
     p.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
     p.add_argument("--repeats", type=int, default=20, help="timed batch-1 calls per model")

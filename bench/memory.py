@@ -53,7 +53,11 @@ def peak_rss(command: Sequence[str]) -> tuple[int, int, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m bench.memory",
+        description=__doc__.split("\n")[0],
+    )
     p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "isic_improved_unet.onnx")
     p.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     add_out_flag(p, "memory")

@@ -80,7 +80,11 @@ def score_models(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line; prints a table and writes the JSON results."""
-    p = argparse.ArgumentParser(prog="python -m bench.nuclei_scores", description=__doc__)
+    p = argparse.ArgumentParser(
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m bench.nuclei_scores",
+        description=__doc__,
+    )
     p.add_argument("--data", required=True, type=Path, help="DSB stage1_train (or its parent)")
     p.add_argument("--subset", default="test", choices=SPLIT_NAMES, help="which split to score")
     p.add_argument("--split", dest="subset", choices=SPLIT_NAMES, help=argparse.SUPPRESS)

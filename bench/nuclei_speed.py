@@ -59,7 +59,11 @@ def _timed(fn, repeats: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line; prints the latency and writes the JSON record when ``--out`` is given."""
-    p = argparse.ArgumentParser(prog="python -m bench.nuclei_speed", description=__doc__)
+    p = argparse.ArgumentParser(
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m bench.nuclei_speed",
+        description=__doc__,
+    )
     p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "dsb_instance_unet_bn.onnx")
     p.add_argument("--image", type=Path, help="default: a mosaic of samples/dsb")
     p.add_argument("--repeats", type=int, default=10)

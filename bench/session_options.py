@@ -61,7 +61,9 @@ def session(path: Path, level: ort.GraphOptimizationLevel, s: dict) -> ort.Infer
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     p = argparse.ArgumentParser(
-        prog="python -m bench.session_options", description=__doc__.split("\n")[0]
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m bench.session_options",
+        description=__doc__.split("\n")[0],
     )
     p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "isic_improved_unet.onnx")
     p.add_argument("--repeats", type=int, default=20)

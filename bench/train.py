@@ -73,7 +73,11 @@ def pipeline_rate(ds: CachedBatches, batches: int) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m bench.train",
+        description=__doc__.split("\n")[0],
+    )
     p.add_argument("--arch", default="unet", help="an architecture of segcore.models")
     p.add_argument("--base-filters", type=int, default=None)
     p.add_argument("--img-size", type=int, default=256)

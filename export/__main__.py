@@ -13,24 +13,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from export import ExportError
-from export.install import installed_line
-from export.precision import ACTIVATIONS, PRECISIONS
-from export.run_folder import read_run
+from export import ACTIVATIONS, PRECISIONS
+from segcore import cli
 from segcore.training.quiet import quiet_tensorflow
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(
-        prog="python -m export",
-        description="Export a training run's best model to ONNX with a model card.",
+    p = cli.parser(
+        "python -m export", "Export a training run's best model to ONNX with a model card."
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="folder written by segcore.train")
     p.add_argument("--name", help="model name (default: <dataset>_<arch>[_<precision>])")
-    p.add_argument(
-        "--out", type=Path, default=Path("models"), help="output folder (default: models)"
-    )
+    p.add_argument("--out", type=Path, default=Path("models"), help="output folder")
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -41,33 +36,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's start-up notices (CUDA, oneDNN)"
     )
-    p.add_argument("--max-images", type=int, help="score on at most N val and N test images")
     p.add_argument(
-        "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type (int8)"
+        "--max-images", type=cli.positive_int, help="score on at most N val and N test images"
+    )
+    p.add_argument(
+        "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type"
     )
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    args = parse_args(argv)
-    try:
-        run = read_run(args.run_dir)
-        # this command's own process: models trained under JAX export under TensorFlow
-        os.environ["KERAS_BACKEND"] = "tensorflow"
-        quiet_tensorflow(args.verbose, force=True)
-        if not args.verbose:
-            from segcore.onnx_runner import quiet_onnxruntime_logs
+    cli.setup_logging()
+    return cli.run_command(lambda: _export(parse_args(argv)))
 
-            quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
-        from export.pipeline import export_run  # TensorFlow loads only for a valid run
 
-        card = export_run(
-            run, args.out, args.name, args.precision, args.max_images, args.activations
-        )
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _export(args: argparse.Namespace) -> int:
+    from export.install import installed_line
+    from export.run_folder import read_run
+
+    run = read_run(args.run_dir)
+    # this command's own process: models trained under JAX export under TensorFlow
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    quiet_tensorflow(args.verbose, force=True)
+    if not args.verbose:
+        from segcore.onnx_runner import quiet_onnxruntime_logs
+
+        quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
+    from export.pipeline import export_run  # TensorFlow loads only for a valid run
+
+    card = export_run(run, args.out, args.name, args.precision, args.max_images, args.activations)
     print(installed_line(args.out, card, f"parity {card['parity_max_abs_diff']:.2g}"))
     return 0
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export import ExportError
+from export import PRECISIONS, ExportError
 from export.card import base_card, instance_card, keras_means
 from export.convert import OPSET, load_main_model, to_onnx
 from export.graph import to_fp16
 from export.install import install
-from export.precision import PRECISIONS, with_precision
+from export.precision import with_precision
 from export.run_folder import RunFolder
 from export.verify import model_inputs, parity, score
 from segcore.data import Sample

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export import ExportError
+from export import ACTIVATIONS, PRECISIONS, ExportError
 from export.graph import boundary_convs, to_fp16
 from export.verify import score
 from segcore.data import Sample
@@ -29,19 +29,12 @@ from segcore.infer import Engine
 from segcore.postprocess import Postprocess
 from segcore.preprocess import prepare
 
-PRECISIONS = ("fp32", "fp16", "int8")
 #: Largest test Dice an int8 (or fp16) model may lose against float32 before export refuses it.
 DICE_TOLERANCE = 0.003
 #: Training images whose activations set the int8 ranges.
 CALIBRATION_IMAGES = 64
 #: Operators quantized to int8: the convolutions, where the work is; the rest stays float.
 QUANTIZED_OPS = ("Conv", "ConvTranspose")
-#: Activation types ``--activations`` offers: signed int8 (default) or unsigned. Measured with
-#: onnxruntime 1.31's CPU provider: with int8 activations it fused DQ -> Conv -> Q into QLinearConv
-#: for all 19 Conv nodes of the batch-norm U-Net (its 4 ConvTranspose stay float) but for only 6
-#: of the instance-norm U-Net's 29 (those whose output feeds one node; no faster than fp32); with
-#: uint8 activations for all 29.
-ACTIVATIONS = ("int8", "uint8")
 #: Validation Dice within this of the best candidate counts as a tie (fewer float nodes wins).
 SELECTION_TIE = 0.0005
 

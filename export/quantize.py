@@ -19,11 +19,12 @@ from pathlib import Path
 
 import onnx
 
-from export import ExportError
+from export import ACTIVATIONS, PRECISIONS, ExportError
 from export.graph import to_fp32
 from export.install import install, installed_line
-from export.precision import ACTIVATIONS, CALIBRATION_IMAGES, PRECISIONS, with_precision
+from export.precision import CALIBRATION_IMAGES, with_precision
 from export.run_folder import split_from_card
+from segcore import cli
 from segcore.card import ModelCard
 from segcore.errors import ModelError
 from segcore.onnx_runner import quiet_onnxruntime_logs
@@ -31,18 +32,23 @@ from segcore.onnx_runner import quiet_onnxruntime_logs
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(
-        prog="python -m export.quantize", description=__doc__.split("\n")[0]
-    )
+    p = cli.parser("python -m export.quantize", __doc__.split("\n")[0])
     p.add_argument("model", type=Path, metavar="MODEL", help="models/NAME.onnx (card beside it)")
     p.add_argument("--data", required=True, type=Path, help="the data folder the run trained on")
-    p.add_argument("--precision", choices=PRECISIONS, default="int8", help="default: int8")
+    p.add_argument("--precision", choices=PRECISIONS, default="int8", help="precision to write")
     p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
     p.add_argument("--name", help="model name (default: NAME_<precision>)")
-    p.add_argument("--calibration-images", type=int, default=CALIBRATION_IMAGES)
-    p.add_argument("--max-images", type=int, help="score on at most N val and N test images")
     p.add_argument(
-        "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type (int8)"
+        "--calibration-images",
+        type=cli.positive_int,
+        default=CALIBRATION_IMAGES,
+        help="training images whose activations set the int8 ranges",
+    )
+    p.add_argument(
+        "--max-images", type=cli.positive_int, help="score on at most N val and N test images"
+    )
+    p.add_argument(
+        "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type"
     )
     return p.parse_args(argv)
 
@@ -98,23 +104,23 @@ def convert(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    args = parse_args(argv)
+    cli.setup_logging()
+    return cli.run_command(lambda: _quantize(parse_args(argv)))
+
+
+def _quantize(args: argparse.Namespace) -> int:
     quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
     out = args.out or args.model.parent
-    try:
-        card = convert(
-            args.model,
-            args.data,
-            args.precision,
-            out,
-            args.name,
-            args.calibration_images,
-            args.max_images,
-            args.activations,
-        )
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    card = convert(
+        args.model,
+        args.data,
+        args.precision,
+        out,
+        args.name,
+        args.calibration_images,
+        args.max_images,
+        args.activations,
+    )
     print(installed_line(out, card, f"fp32 Dice {card['fp32_test_dice']:.4f}"))
     return 0
 

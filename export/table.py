@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from segcore import cli
 from segcore.paths import REPO_ROOT, bench_dir
 
 RESULTS_DIR = bench_dir()
@@ -146,10 +146,10 @@ def write_readme(readme: Path, table: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p = argparse.ArgumentParser(prog="python -m export.table", description=__doc__.split("\n")[0])
+    p = cli.parser("python -m export.table", __doc__.split("\n")[0])
     p.add_argument("--runs", nargs="*", type=Path, default=[], help="run folders to summarise")
-    p.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
-    p.add_argument("--readme", type=Path, default=REPO_ROOT / "README.md")
+    p.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models", help="model cards")
+    p.add_argument("--readme", type=Path, default=REPO_ROOT / "README.md", help="file to update")
     a = p.parse_args(argv)
     if a.runs:
         records = [summarize_run(r) for r in a.runs if (r / "test_metrics.json").exists()]

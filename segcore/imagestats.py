@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from segcore import cli
 from segcore.atomic import write_json
+from segcore.errors import UserError
 from segcore.preprocess import LUMA_WEIGHTS
 
 #: Side of the square thumbnail the features are computed on.
@@ -166,13 +167,17 @@ def card_training_images(card: dict, data: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Fill ``image_stats`` into model cards from their training split under ``--data``."""
+    parser = cli.parser("python -m segcore.imagestats", __doc__.split("\n\n")[0])
+    parser.add_argument("cards", nargs="+", type=Path, help="model cards (models/<name>.json)")
+    parser.add_argument("--data", type=Path, required=True, help="the data set the model used")
+    cli.setup_logging()
+    return cli.run_command(lambda: _fill(parser.parse_args(argv)))
+
+
+def _fill(args: argparse.Namespace) -> int:
     from segcore.errors import DataError, ImageError
     from segcore.preprocess import load_image
 
-    parser = argparse.ArgumentParser(prog="python -m segcore.imagestats", description=__doc__)
-    parser.add_argument("cards", nargs="+", type=Path, help="model cards (models/<name>.json)")
-    parser.add_argument("--data", type=Path, required=True, help="the data set the model used")
-    args = parser.parse_args(argv)
     for path in args.cards:
         try:
             card = json.loads(path.read_text())
@@ -182,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"training split of {card['split']} seed {card['seed']}",
             )
         except (OSError, ValueError, KeyError, DataError, ImageError) as exc:
-            print(f"{path}: {exc}", file=sys.stderr)
-            return 2
+            raise UserError(f"{path}: {exc}") from None
         card["image_stats"] = stats
         write_json(path, card)
         print(f"{path}: image_stats from {stats['n_images']} training images")

@@ -24,7 +24,6 @@ from PIL import Image
 from segcore.card import ModelCard, TileSpec
 from segcore.errors import ImageError, ModelError
 from segcore.instances import DecodeSettings, decode, measure_objects
-from segcore.onnx_runner import OnnxRunner
 from segcore.postprocess import Postprocess, count_components, to_image_size
 from segcore.preprocess import (
     MAX_PIXELS,
@@ -150,6 +149,8 @@ class Engine:
         if not model_path.is_file():
             raise ModelError(f"{model_path}: model file not found")
         card = ModelCard.read(Path(card_path) if card_path else model_path.with_suffix(".json"))
+        from segcore.onnx_runner import OnnxRunner  # onnxruntime loads with the first engine
+
         runner = OnnxRunner(model_path, card, providers, threads)
         self._setup(card, runner, max_pixels)
         self.model_path = model_path

@@ -51,7 +51,6 @@ from segcore.atomic import replacing
 from segcore.data.layouts import find_images
 from segcore.errors import DataError, ImageError, UserError
 from segcore.infer import FIGURE_COLUMNS, Engine, LoadedImage, Prediction, figure_cells
-from segcore.onnx_runner import quiet_onnxruntime_logs
 from segcore.preprocess import is_image_file, resize_mask
 from segcore.visualize import instance_overlay, overlay
 
@@ -328,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _predict(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file; give a folder")
+    from segcore.onnx_runner import quiet_onnxruntime_logs
+
     quiet_onnxruntime_logs()
     # open_image refuses an image above MAX_PIXELS itself, before decoding; Pillow's own warning
     # (from 89 megapixels) would only repeat that above the one-line error

@@ -10,7 +10,6 @@ import colorsys
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 TRUTH_COLOR = (0, 200, 90)
 PRED_COLOR = (255, 64, 64)
@@ -22,6 +21,8 @@ GOLDEN_RATIO_STEP = 0.618034
 
 def contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
     """Boolean outline of a binary mask, ``width`` pixels thick."""
+    from scipy import ndimage  # here, not at the top: importing this module stays instant
+
     mask = np.asarray(mask, dtype=bool)
     inner = ndimage.binary_erosion(mask, iterations=width, border_value=0)
     return mask & ~inner

@@ -9,7 +9,6 @@ compact training set to a remote GPU machine.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
@@ -20,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from segcore import cli
 from segcore.data.layouts import FORMATS, Sample, find_samples, load_sample
-from segcore.errors import DataError, ImageError
+from segcore.errors import ImageError
 from segcore.preprocess import resize_image, resize_mask
 
 log = logging.getLogger(__name__)
@@ -59,21 +59,22 @@ def pack(src: Path, dst: Path, size: int, fmt: str = "auto") -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p = argparse.ArgumentParser(
-        prog="python -m segcore.data.pack", description=__doc__.split("\n")[0]
+    p = cli.parser("python -m segcore.data.pack", __doc__.split("\n")[0])
+    p.add_argument("src", type=Path, metavar="SRC", help="a dataset folder (any layout)")
+    p.add_argument("dst", type=Path, metavar="DST", help="the folder of the packed copy")
+    p.add_argument(
+        "--img-size", dest="size", type=cli.positive_int, default=256, help="square size"
     )
-    p.add_argument("src", type=Path)
-    p.add_argument("dst", type=Path)
-    p.add_argument("--img-size", dest="size", type=int, default=256, help="square size (256)")
-    p.add_argument("--format", default="auto", choices=FORMATS)
-    a = p.parse_args(argv)
-    try:
+    p.add_argument("--format", default="auto", choices=FORMATS, help="dataset layout")
+    cli.setup_logging()
+
+    def body() -> int:
+        a = p.parse_args(argv)
         n = pack(a.src, a.dst, a.size, a.format)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"packed {n} pairs into {a.dst}")
-    return 0
+        print(f"packed {n} pairs into {a.dst}")
+        return 0
+
+    return cli.run_command(body)
 
 
 if __name__ == "__main__":
