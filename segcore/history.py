@@ -20,8 +20,8 @@ def read_history(path: Path) -> list[dict[str, float]]:
 
     A resumed run may have logged an epoch twice: the later row is the one that counts. What
     a spreadsheet round trip does is undone: a byte-order mark, ``;`` or tab separators (with
-    decimal commas). Rows without an epoch or cut short by a kill are left out. Raises
-    ValueError naming the file when it cannot be read or has no epoch column.
+    decimal commas). Rows without an epoch or cut short by a kill are left out (a file with no
+    epoch column gives none). Raises ValueError naming the file when it cannot be read.
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -31,9 +31,6 @@ def read_history(path: Path) -> list[dict[str, float]]:
         raw = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{path}: unreadable history ({exc})") from exc
-    header = [h.strip() for h in next(csv.reader(lines[:1], delimiter=delimiter))] if lines else []
-    if lines and "epoch" not in header:
-        raise ValueError(f"{path}: unreadable history (no epoch column)")
     decimal_comma = delimiter != ","
     rows = [row for r in raw if (row := _parsed(r, decimal_comma)) is not None]
     by_epoch = {r["epoch"]: r for r in rows}

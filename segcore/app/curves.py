@@ -22,7 +22,7 @@ def history_frame(path: Path) -> pd.DataFrame:
     """
     rows = read_history(path)
     if not rows:
-        raise ValueError(f"{path}: no epochs logged")
+        raise ValueError(f"{path}: unreadable history (no epochs logged)")
     return pd.DataFrame(rows)
 
 

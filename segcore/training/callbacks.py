@@ -109,6 +109,27 @@ def tidy_checkpoint(run_dir: Path, state: dict) -> None:
         (folder / newer).unlink()
 
 
+def check_checkpoint(run_dir: Path, state: dict) -> None:
+    """Before any data is read for a resume: DataError naming the resume weights or the best
+    weights when either is not a file this code wrote (a kill during a copy, a wrong file)."""
+    import h5py
+
+    folder = checkpoint_dir(run_dir)
+    path = folder / state["weights"]
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except Exception as exc:  # h5py raises OSError, KeyError... for a bad file
+        raise DataError(f"{path}: unreadable checkpoint ({reason(exc)})") from None
+    if state["best"] is not None:
+        best = folder / "best.weights.npz"
+        try:
+            with np.load(best) as saved:
+                saved.files  # noqa: B018 (reads the archive's directory)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{best}: unreadable best weights ({reason(exc)})") from None
+
+
 def restore(model: keras.Model, run_dir: Path) -> dict:
     """Load the last weights and optimizer state into a compiled model; returns the state.
 

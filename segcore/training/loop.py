@@ -35,6 +35,7 @@ from segcore.training.callbacks import (
     HistoryLogger,
     ResumeCheckpoint,
     TimeLimit,
+    check_checkpoint,
     fits,
     read_best_weights,
     read_state,
@@ -157,6 +158,8 @@ def open_run(cfg: TrainConfig, resume_dir: Path | None, topology: Topology) -> O
                 f"{run_dir / 'split.json'}: unreadable ({type(exc).__name__})"
             ) from None
         state = read_state(run_dir) or {"epoch": 0, "best": None}
+        if "weights" in state:
+            check_checkpoint(run_dir, state)  # a damaged file fails now, before data are read
         if (run_dir / "history.csv").is_file():
             try:
                 read_history(run_dir / "history.csv")  # a damaged log fails now, not in an epoch
