@@ -39,6 +39,9 @@ from segcore.tiling import predict_tiled
 #: `Engine.load` keeps decoded pixels at least this many times the model input on each side.
 REDUCE_TO = 2
 REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA", "I", "F", "CMYK")
+#: Tiles per run call at native scale: one 1024x1024 tile of the nuclei U-Net already holds
+#: hundreds of MB of activations (four per call: 2.4 GB for a 1100x1100 image, one: 1.05 GB).
+TILE_BATCH = 1
 #: A model runner: NHWC float32 batch in [0, 1] -> NHWK output channels (the main one last).
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -229,6 +232,7 @@ class Engine:
             tile.size,
             tile.overlap,
             multiple=self.card.stride,
+            batch_size=TILE_BATCH,
         )
 
     def _predict_tiled(

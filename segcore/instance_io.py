@@ -54,7 +54,7 @@ def save_objects_csv(path: Path, objects: list[dict]) -> None:
     write_text(path, text.getvalue())
 
 
-def _ring(inside: np.ndarray, top: int, left: int) -> list[list[float]]:
+def outline_ring(inside: np.ndarray, top: int, left: int) -> list[list[float]]:
     """Closed outer ring [[x, y], ...] of a bool crop whose pixel (0, 0) is (top, left)."""
     padded = np.pad(ndimage.binary_fill_holes(inside), 1).astype(np.float32)
     contour = max(find_contours(padded, 0.5), key=len)
@@ -73,7 +73,7 @@ def outlines_geojson(labels: np.ndarray) -> dict:
         if box is None:  # an id absent from the image
             continue
         label = index + 1
-        ring = _ring(labels[box] == label, box[0].start, box[1].start)
+        ring = outline_ring(labels[box] == label, box[0].start, box[1].start)
         features.append(
             {
                 "type": "Feature",

@@ -40,17 +40,19 @@ import glob
 import logging
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from PIL import Image
 from tqdm import tqdm
 
-from segcore import cli
+from segcore import cli, largeimage
 from segcore.atomic import replacing
 from segcore.data.layouts import find_images
 from segcore.errors import DataError, ImageError, UserError
 from segcore.infer import FIGURE_COLUMNS, Engine, LoadedImage, Prediction, figure_cells
+from segcore.io.microscopy import is_microscopy_file
+from segcore.io.microscopy import stem_of as file_stem
 from segcore.preprocess import is_image_file, resize_mask
 from segcore.visualize import instance_overlay, overlay
 
@@ -97,7 +99,7 @@ def expand_inputs(inputs: Sequence[str], recursive: bool = False) -> tuple[list[
     empty: list[str] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if path.is_dir() and not is_microscopy_file(path):  # an OME-Zarr folder is one image
             matches = folder_images(path, recursive)
         elif glob.has_magic(item):
             matches = [Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file()]
@@ -110,12 +112,14 @@ def expand_inputs(inputs: Sequence[str], recursive: bool = False) -> tuple[list[
 
 
 def output_stems(paths: Sequence[Path]) -> list[str]:
-    """A distinct output stem per input: the file stem, suffixed _2, _3... when stems repeat."""
+    """A distinct output stem per input: the file stem (``x.ome.tif`` -> ``x``), suffixed _2,
+    _3... when stems repeat."""
     seen: dict[str, int] = {}
     stems = []
     for path in paths:
-        seen[path.stem] = seen.get(path.stem, 0) + 1
-        stems.append(path.stem if seen[path.stem] == 1 else f"{path.stem}_{seen[path.stem]}")
+        stem = file_stem(path)
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
     return stems
 
 
@@ -227,8 +231,12 @@ def run(
     tta: bool = False,
     postprocess: bool = True,
     batch_size: int = 8,
+    large: Callable[[Path, Path, str], dict] | None = None,
 ) -> list[dict]:
     """Predict every path, write masks, overlays and the CSV; returns the rows in path order.
+
+    ``large(path, out_dir, stem) -> row``, when given, segments the microscopy files (TIFF,
+    OME-Zarr) block by block instead (`segcore.largeimage`).
 
     ``stems`` names each path's outputs (default: `output_stems`); ``skip_existing`` carries
     over the rows of finished images (see the module docstring) instead of predicting them.
@@ -256,6 +264,9 @@ def run(
             new: dict[Path, dict] = {}
             loaded: list[tuple[Path, LoadedImage]] = []
             for path in chunk:
+                if large is not None and is_microscopy_file(path):
+                    new[path] = large(path, out_dir, stem_of[path])
+                    continue
                 try:
                     loaded.append((path, engine.load(path)))
                 except ImageError as exc:
@@ -315,6 +326,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="do not redo images an earlier run into --out finished (resume a batch)",
     )
     p.add_argument("--verbose", action="store_true", help="more messages")
+    largeimage.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -345,6 +357,10 @@ def _predict(args: argparse.Namespace) -> int:
     if args.shard and not jobs:
         log.info("shard %d/%d has no input (%d in all)", *args.shard, len(paths))
     try:
+        cluster = largeimage.open_cluster(args) if engine.instances is not None else None
+    except OSError as exc:
+        raise UserError(f"--scheduler {args.scheduler}: cannot connect ({exc})") from None
+    try:
         args.out.mkdir(parents=True, exist_ok=True)
         rows = run(
             engine,
@@ -357,9 +373,13 @@ def _predict(args: argparse.Namespace) -> int:
             tta=args.tta,
             postprocess=not args.no_postprocess,
             batch_size=args.batch_size,
+            large=largeimage.large_handler(engine, args, cluster) if engine.instances else None,
         )
     except OSError as exc:
         raise UserError(f"cannot write to --out {args.out} ({exc.strerror or exc})") from None
+    finally:
+        if cluster is not None:
+            cluster.close()
     ok = sum(not r["error"] for r in rows)
     print(f"{ok}/{len(rows)} images segmented -> {args.out / name}", file=sys.stderr)
     return 0 if ok or not rows else 2

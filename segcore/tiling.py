@@ -1,7 +1,7 @@
 """Native-resolution prediction by overlapping tiles, blended with Gaussian weights.
 
 The image is never resized. Along each axis an image no longer than the tile is one window,
-padded (mirrored) up to a multiple of the model's size divisor; a longer one is covered by
+padded (mirrored, window by window) up to a multiple of the model's size divisor; a longer one is covered by
 windows of the tile size overlapping by ``overlap`` (the last one flush with the far edge).
 Every window's prediction is weighted by a Gaussian centred on the window (sigma = 1/8 of its
 side, as nnU-Net and MONAI's ``sliding_window_inference`` do), so seams between tiles vanish;
@@ -64,26 +64,35 @@ def predict_tiled(
     h, w = image.shape[:2]
     win_h = tile if h > tile else _round_up(h, multiple)
     win_w = tile if w > tile else _round_up(w, multiple)
-    pad_h, pad_w = max(h, win_h), max(w, win_w)
-    if (pad_h, pad_w) != (h, w):
-        image = np.pad(image, ((0, pad_h - h), (0, pad_w - w), (0, 0)), mode="symmetric")
     origins = [
         (top, left)
-        for top in window_starts(pad_h, win_h, overlap)
-        for left in window_starts(pad_w, win_w, overlap)
+        for top in window_starts(max(h, win_h), win_h, overlap)
+        for left in window_starts(max(w, win_w), win_w, overlap)
     ]
     weights = gaussian_weights(win_h, win_w)[..., None]
     total: np.ndarray | None = None
-    norm = np.zeros((pad_h, pad_w, 1), dtype=np.float32)
+    norm = np.zeros((h, w, 1), dtype=np.float32)
     for start in range(0, len(origins), max(1, batch_size)):
         chunk = origins[start : start + batch_size]
-        batch = np.stack([image[t : t + win_h, lf : lf + win_w] for t, lf in chunk])
+        batch = np.stack([_window(image, t, lf, win_h, win_w) for t, lf in chunk])
         out = np.asarray(run(batch), dtype=np.float32)
         if total is None:
-            total = np.zeros((pad_h, pad_w, out.shape[-1]), dtype=np.float32)
+            total = np.zeros((h, w, out.shape[-1]), dtype=np.float32)
         for (t, lf), pred in zip(chunk, out, strict=True):
-            total[t : t + win_h, lf : lf + win_w] += pred * weights
-            norm[t : t + win_h, lf : lf + win_w] += weights
+            vh, vw = min(win_h, h - t), min(win_w, w - lf)  # the window's part inside the image
+            total[t : t + vh, lf : lf + vw] += pred[:vh, :vw] * weights[:vh, :vw]
+            norm[t : t + vh, lf : lf + vw] += weights[:vh, :vw]
     assert total is not None
     total /= norm
-    return total[:h, :w]
+    return total
+
+
+def _window(image: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """The window at (top, left), mirror-padded at the far edges where the image is shorter
+    (only the one window of such an axis): nothing beyond one window is ever padded, so a 1 x N
+    image costs its own pixels, not a window-high copy."""
+    crop = image[top : top + height, left : left + width]
+    short_h, short_w = height - crop.shape[0], width - crop.shape[1]
+    if short_h or short_w:
+        crop = np.pad(crop, ((0, short_h), (0, short_w), (0, 0)), mode="symmetric")
+    return crop

@@ -36,3 +36,36 @@ def save_conv1x1_sigmoid_model(
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return path
+
+
+def save_bright_instance_model(folder: Path, name: str = "bright_nuclei", tile: int = 64) -> Path:
+    """A hand-made tiled instance model and its card: foreground = sigmoid(20 (mean - 0.5)),
+    boundary = 0 everywhere, so every bright connected blob is one nucleus; wider-than-8-bit
+    files are mapped so that their 99.8th percentile is 1."""
+    import json
+
+    path = save_conv1x1_sigmoid_model(
+        folder / f"{name}.onnx", 3, [0.0, 0.0, 0.0] + [20.0 / 3] * 3, [-10.0, -10.0]
+    )
+    card = {
+        "name": name,
+        "arch": "handmade",
+        "arch_kwargs": {"depth": 2},
+        "dataset": "dsb",
+        "input_size": tile,
+        "channels": 3,
+        "normalization": "divide_by_255",
+        "threshold": 0.5,
+        "mode": "tiled",
+        "tile": {"size": tile, "overlap": 0.25},
+        "intensity": {"rule": "percentile", "low": 1.0, "high": 99.8, "target_high": 1.0},
+        "instances": {
+            "foreground": 0.5,
+            "boundary": 0.5,
+            "min_marker_px": 4,
+            "min_size_px": 8,
+            "markers": "boundary",
+        },
+    }
+    (folder / f"{name}.json").write_text(json.dumps(card))
+    return path

@@ -69,3 +69,16 @@ def test_bad_tile_settings():
         predict_tiled(image, blur_model, tile=50, overlap=0.25, multiple=16)
     with pytest.raises(ValueError, match="overlap"):
         predict_tiled(image, blur_model, tile=64, overlap=1.0, multiple=16)
+
+
+def test_a_one_pixel_high_image_is_tiled_without_a_padded_copy():
+    image = np.random.default_rng(0).random((1, 3000, 2)).astype(np.float32)
+    shapes = []
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        shapes.append(batch.shape)
+        return batch * 2
+
+    out = predict_tiled(image, run, tile=64, overlap=0.25, multiple=16)
+    np.testing.assert_allclose(out, image * 2, rtol=1e-6)
+    assert out.shape == image.shape and {s[1:3] for s in shapes} == {(16, 64)}

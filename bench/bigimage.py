@@ -1,0 +1,174 @@
+"""Large images: megapixels per second and peak memory of the nuclei model, per path.
+
+    python -m bench.bigimage [--speed-size 4096] [--block-size N] [--sizes 8192 16384]
+        [--model models/dsb_instance_unet_bn.onnx] [--tag HOST]
+
+Generates 16-bit OME-TIFFs of nuclei-like blobs on a camera background (12-bit values, tiled,
+written tile by tile so the generator itself stays small), then runs each measurement in a fresh
+subprocess and reads its peak resident memory (``ru_maxrss`` from ``os.wait4``; for Dask the
+largest worker's, asked from each worker before the cluster closes):
+
+- speed, on one ``--speed-size`` image: in memory (the whole plane read, tiled, decoded at once),
+  block-wise (``--block-size`` blocks, one process) and block-wise on 2 local Dask workers;
+- memory, block-wise, on each of ``--sizes``: flat when the peak does not grow with the image.
+
+Writes ``bench/results/bigimage-<tag>.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "dsb_instance_unet_bn.onnx"
+TILE = 512
+RESULTS = ROOT / "bench" / "results"
+
+
+def nuclei_tiles(side: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """TILE x TILE uint16 tiles (row-major) of bright blobs (radius 5-12) on a noisy background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:TILE, :TILE]
+    tiles_per_side = -(-side // TILE)
+    for _ in range(tiles_per_side * tiles_per_side):
+        tile = rng.normal(300, 30, (TILE, TILE))
+        for _ in range(40):
+            cy, cx, r = rng.integers(0, TILE, 2).tolist() + [rng.integers(5, 12)]
+            tile[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = rng.integers(1500, 3500)
+        yield np.clip(tile, 0, 4095).astype(np.uint16)
+
+
+def write_image(path: Path, side: int) -> Path:
+    """A ``side`` x ``side`` 16-bit tiled OME-TIFF, 0.5 µm pixels."""
+    meta = {"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
+    tifffile.imwrite(
+        path,
+        nuclei_tiles(side),
+        shape=(side, side),
+        dtype=np.uint16,
+        tile=(TILE, TILE),
+        bigtiff=True,
+        metadata=meta,
+    )
+    return path
+
+
+def child(mode: str, model: Path, image: Path, block_size: int, out: Path) -> dict:
+    """One measurement in this (fresh) process; returns seconds and peak memory."""
+    from segcore.infer import Engine
+    from segcore.largeimage import ImageSpec, segment_large
+    from segcore.onnx_runner import quiet_onnxruntime_logs
+
+    quiet_onnxruntime_logs()
+    engine = Engine(model)
+    spec = ImageSpec(str(image))
+    block_size = block_size or None
+    start = time.perf_counter()
+    workers_peak = 0
+    if mode == "in-memory":
+        count = in_memory(engine, spec)
+    elif mode == "dask-2":
+        from segcore.distributed import BlockCluster
+
+        with BlockCluster(workers=2) as cluster:
+            start = time.perf_counter()
+            count = segment_large(
+                engine, spec, out, "img", block_size=block_size, cluster=cluster
+            ).count
+            peaks = cluster.client.run(_own_peak)
+            workers_peak = max(peaks.values())
+    else:
+        count = segment_large(engine, spec, out, "img", block_size=block_size).count
+    return {"seconds": time.perf_counter() - start, "count": count, "workers_peak": workers_peak}
+
+
+def _own_peak() -> int:
+    """This process's peak resident memory in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def in_memory(engine: object, spec: object) -> int:
+    """The whole plane at once: read, map, predict by tiles, decode, measure."""
+    from segcore.blocks import predict_channels, to_model_channels
+    from segcore.instances import decode, measure_objects
+    from segcore.largeimage import image_mapping
+
+    image, _ = spec.open()  # type: ignore[attr-defined]
+    pixels = image.read(0, image.height, 0, image.width)
+    x = to_model_channels(image_mapping(engine, image).apply(pixels), engine.channels)  # type: ignore[attr-defined]
+    channels = predict_channels(engine, x)
+    labels = decode(channels[..., -1], channels[..., 0], engine.instances)  # type: ignore[attr-defined]
+    return len(measure_objects(labels, pixels[..., 0]))
+
+
+def measure(mode: str, args: argparse.Namespace, image: Path, side: int) -> dict:
+    """Run `child` in a subprocess; its result with peak memory and megapixels per second."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "bench.bigimage", "--child", mode, "--image", str(image)]
+        command += ["--model", str(args.model), "--block-size", str(args.block_size), "--out", out]
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT
+        )
+        data = proc.stdout.read()  # type: ignore[union-attr]
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        return {"mode": mode, "side": side, "error": f"exit {os.waitstatus_to_exitcode(status)}"}
+    result = json.loads(data.decode().strip().splitlines()[-1])
+    peak = max(usage.ru_maxrss * 1024, result.pop("workers_peak"))
+    return {
+        "mode": mode,
+        "side": side,
+        "block_size": args.block_size or "default",
+        "seconds": round(result["seconds"], 1),
+        "mp_per_s": round(side * side / 1e6 / result["seconds"], 3),
+        "peak_rss_gb": round(peak / 2**30, 2),
+        "nuclei": result["count"],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    p = argparse.ArgumentParser(prog="python -m bench.bigimage", description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, default=MODEL)
+    p.add_argument("--speed-size", type=int, default=4096)
+    p.add_argument("--block-size", type=int, default=0, help="0: the default for the model")
+    p.add_argument("--sizes", type=int, nargs="*", default=[8192, 16384])
+    p.add_argument("--tag", default=socket.gethostname())
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--image", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.model, args.image, args.block_size, args.out)))
+        return 0
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        speed = write_image(Path(tmp) / "speed.ome.tif", args.speed_size)
+        for mode in ("in-memory", "block-wise", "dask-2"):
+            rows.append(measure(mode, args, speed, args.speed_size))
+            print(json.dumps(rows[-1]), flush=True)
+        for side in args.sizes:
+            image = write_image(Path(tmp) / f"{side}.ome.tif", side)
+            rows.append(measure("block-wise", args, image, side))
+            print(json.dumps(rows[-1]), flush=True)
+            image.unlink()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"bigimage-{args.tag}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

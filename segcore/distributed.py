@@ -1,0 +1,110 @@
+"""Blocks as tasks on a Dask cluster: a local one (``--workers N``) or a running one
+(``--scheduler tcp://HOST:PORT``), with dask.distributed, never a home-made scheduler.
+
+Each task segments one block (`segcore.blocks.segment_block`); a worker process loads the model
+and opens the file once (`_worker_state`, cached per process) and reuses them for every block it
+gets. Only the small block results travel back; the client commits them in block order
+(`segcore.blocks.BlockAssembler`), so the labels are the same as in one process. At most
+`IN_FLIGHT_PER_WORKER` blocks per worker are submitted ahead, so results never pile up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+
+from segcore.blocks import Block, BlockResult, segment_block
+
+IN_FLIGHT_PER_WORKER = 2
+
+
+@lru_cache(maxsize=2)
+def _engine(model: str, threads: int | None) -> object:
+    """The model, loaded once per worker process."""
+    from segcore.infer import Engine
+    from segcore.onnx_runner import quiet_onnxruntime_logs
+
+    quiet_onnxruntime_logs()
+    return Engine(model, threads=threads)
+
+
+@lru_cache(maxsize=4)
+def _image(spec: object) -> object:
+    """The file, opened lazily once per worker process."""
+    return spec.open()[0]  # type: ignore[attr-defined]
+
+
+def block_task(job: object, block: Block, threads: int | None = None) -> BlockResult:
+    """Segment one block of ``job`` (a `segcore.largeimage.BlockJob`) in a worker."""
+    engine = _engine(job.model, threads)  # type: ignore[attr-defined]
+    image = _image(job.image)  # type: ignore[attr-defined]
+    return segment_block(engine, image.read, job.mapping, block, job.tta, job.scale)  # type: ignore[attr-defined]
+
+
+class BlockCluster:
+    """A dask.distributed client: a new local cluster of processes, or a running scheduler."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None) -> None:
+        """Start ``workers`` local worker processes (one thread each), or connect to
+        ``scheduler``; raises OSError when the scheduler cannot be reached."""
+        from dask.distributed import Client, LocalCluster
+
+        self._cluster = None
+        if scheduler:
+            self.client = Client(scheduler, timeout="20s")
+            self.threads = None
+        else:
+            n = max(1, int(workers or 1))
+            self._cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
+            self.client = Client(self._cluster)
+            self.threads = max(1, (os.cpu_count() or 1) // n)
+
+    @property
+    def worker_count(self) -> int:
+        """Workers connected now (at least 1)."""
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def results(self, job: object, blocks: Sequence[Block]) -> Iterator[BlockResult]:
+        """Results of ``blocks`` as they finish (any order), keeping a bounded number in flight."""
+        from dask.distributed import as_completed
+
+        pending = list(blocks)
+        limit = IN_FLIGHT_PER_WORKER * self.worker_count
+        futures = as_completed()
+        submitted = []
+        try:
+            while pending and len(submitted) < limit:
+                submitted.append(self._submit(job, pending.pop(0), futures))
+            for future in futures:
+                result = future.result()
+                future.release()
+                if pending:
+                    submitted.append(self._submit(job, pending.pop(0), futures))
+                yield result
+        finally:
+            for future in submitted:
+                future.cancel()
+
+    def _submit(self, job: object, block: Block, futures: object) -> object:
+        future = self.client.submit(block_task, job, block, self.threads, pure=False)
+        futures.add(future)  # type: ignore[attr-defined]
+        return future
+
+    def close(self) -> None:
+        """Close the client (and the local cluster this object started)."""
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __enter__(self) -> BlockCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

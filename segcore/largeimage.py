@@ -1,0 +1,401 @@
+"""Segment one microscopy file of any size, block by block, resumable, locally or on Dask.
+
+`segment_large` opens the file lazily (`segcore.io.microscopy`), fits the intensity mapping once
+for the whole image, and runs `segcore.blocks.segment_block` on every block, in this process or
+as tasks on a Dask cluster (`segcore.distributed`). Each finished block is saved at once in
+``<stem>_blocks.partial/`` (a small ``.npz``: its owned nuclei); the outputs are assembled from
+those results in block order as they arrive:
+
+- ``<stem>_labels.ome.zarr``: uint32 labels, chunked, with a pyramid (`segcore.io.labels_zarr`);
+- ``<stem>_objects.csv`` and ``<stem>_outlines.geojson`` (`segcore.io.object_streams`).
+
+All three are built under temporary names and renamed when the image is complete. A run that
+was killed (even ``kill -9``) and is started again with the same model, file and settings reuses
+the saved blocks, computes only the others and gives the same result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from segcore.atomic import replacing, write_text
+from segcore.blocks import (
+    DEFAULT_MARGIN,
+    TYPICAL_DIAMETER_PX,
+    Block,
+    BlockAssembler,
+    BlockResult,
+    default_block_size,
+    plan_blocks,
+    segment_block,
+)
+from segcore.errors import ImageError
+from segcore.intensity import IntensityMapping, card_rule, fit_mapping, sample_pixels
+from segcore.io.labels_zarr import create_labels, finish_pyramid
+from segcore.io.microscopy import PROJECTIONS, MicroscopyImage, open_microscopy
+from segcore.io.object_streams import ObjectStreams
+
+PARTIAL = ".partial"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What to read from a file (picklable, so a Dask worker can open the same plane)."""
+
+    path: str
+    channel: str | None = None
+    z: int | None = None
+    t: int | None = None
+    project: str | None = None
+
+    def open(self) -> tuple[MicroscopyImage, list[str]]:
+        """The file opened lazily with this plane selected, and the lines saying what was chosen."""
+        return open_microscopy(self.path).select(self.channel, self.z, self.t, self.project)
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """Everything a worker needs for the blocks of one image."""
+
+    model: str
+    image: ImageSpec
+    mapping: IntensityMapping
+    tta: bool = False
+    scale: float = 1.0
+
+
+@dataclass
+class LargeResult:
+    """What `segment_large` did for one image."""
+
+    width: int
+    height: int
+    count: int
+    blocks: int
+    reused: int
+    dropped: int
+    seconds: float
+    pixel_size_um: float | None
+    mapping: IntensityMapping
+    area_px: int = 0
+    notes: list[str] = field(default_factory=list)
+    complete: bool = True
+
+    def row(self, path: Path) -> dict:
+        """The image's row of ``predictions.csv``."""
+        pixels = self.width * self.height
+        return {
+            "file": str(path),
+            "width": self.width,
+            "height": self.height,
+            "area_px": self.area_px,
+            "area_pct": f"{100.0 * self.area_px / max(1, pixels):.3f}",
+            "components": self.count,
+            "count": self.count,
+            "seconds": f"{self.seconds:.4f}",
+            "error": "",
+        }
+
+
+def save_block(folder: Path, result: BlockResult) -> None:
+    """Store one block's result atomically as ``block-<index>.npz``."""
+    path = folder / f"block-{result.index:06d}.npz"
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            labels=result.labels,
+            origin=np.array([result.top, result.left]),
+            objects=np.array(json.dumps(result.objects)),
+        )
+
+
+def load_blocks(folder: Path) -> dict[int, BlockResult]:
+    """The block results saved in ``folder`` (a damaged file is ignored and redone)."""
+    found = {}
+    for path in sorted(folder.glob("block-*.npz")):
+        try:
+            with np.load(path) as data:
+                index = int(path.stem.split("-")[1])
+                top, left = (int(v) for v in data["origin"])
+                objects = json.loads(str(data["objects"]))
+                found[index] = BlockResult(index, top, left, data["labels"], objects)
+        except (OSError, ValueError, KeyError):
+            continue
+    return found
+
+
+def prepare_work_folder(folder: Path, plan: dict) -> dict[int, BlockResult]:
+    """Make ``folder`` hold results of exactly this ``plan``; returns those already there."""
+    plan_file = folder / "plan.json"
+    if folder.is_dir():
+        try:
+            same = json.loads(plan_file.read_text()) == plan
+        except (OSError, ValueError):
+            same = False
+        if same:
+            return load_blocks(folder)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    write_text(plan_file, json.dumps(plan, indent=1))
+    return {}
+
+
+def model_scale(
+    card: object, diameter: str | None, pixel_size_um: float | None, notes: list[str]
+) -> float:
+    """Resize factor that brings nuclei of ``diameter`` (pixels, or µm with a ``um`` suffix) to
+    the card's typical diameter (1.0 without a diameter); raises ImageError for µm without a
+    pixel size or a diameter that is not a positive number."""
+    if not diameter:
+        return 1.0
+    text = diameter.strip().lower()
+    microns = text.endswith(("um", "µm"))
+    try:
+        value = float(text[:-2] if microns else text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ImageError(f"--object-diameter {diameter}: expected pixels (30) or microns (12um)")
+    if microns and not pixel_size_um:
+        raise ImageError(f"--object-diameter {diameter}: in µm needs a pixel size (--pixel-size)")
+    pixels = value / pixel_size_um if microns else value
+    typical = float(card.get("object_diameter_px", TYPICAL_DIAMETER_PX))  # type: ignore[attr-defined]
+    notes.append(f"nuclei of {pixels:.1f} px: image scaled by {typical / pixels:.3f} for the model")
+    return typical / pixels
+
+
+def image_mapping(engine: object, image: MicroscopyImage) -> IntensityMapping:
+    """The image's one intensity mapping under the card's rule, from a sample of its pixels."""
+    rule = card_rule(engine.card)  # type: ignore[attr-defined]
+    return fit_mapping(
+        image.dtype, rule, lambda: sample_pixels(image.read, image.height, image.width)
+    )
+
+
+def local_results(
+    engine: object, image: MicroscopyImage, job: BlockJob, blocks: Iterable[Block]
+) -> Iterator[BlockResult]:
+    """Segment ``blocks`` one after the other in this process."""
+    for block in blocks:
+        yield segment_block(engine, image.read, job.mapping, block, job.tta, job.scale)
+
+
+def segment_large(
+    engine: object,
+    spec: ImageSpec,
+    out_dir: Path,
+    stem: str,
+    *,
+    block_size: int | None = None,
+    margin: int = DEFAULT_MARGIN,
+    tta: bool = False,
+    pixel_size_um: float | None = None,
+    cluster: object | None = None,
+    stop_after: int | None = None,
+    object_diameter: str | None = None,
+) -> LargeResult:
+    """Segment the file ``spec`` names into ``out_dir`` (see the module docstring).
+
+    ``block_size`` defaults to `segcore.blocks.default_block_size` for the card's tiles.
+    ``cluster`` is a `segcore.distributed.BlockCluster` (None: this process). ``pixel_size_um``
+    overrides the file's. ``object_diameter`` (``"30"`` pixels or ``"12um"``) rescales the
+    image for the model (`model_scale`). ``stop_after`` stops after that many newly computed blocks, leaving
+    the partial state a kill would (for tests); the result then has ``complete`` False.
+    """
+    start = time.perf_counter()
+    image, notes = spec.open()
+    size = pixel_size_um or image.pixel_size_um
+    mapping = image_mapping(engine, image)
+    scale = model_scale(engine.card, object_diameter, size, notes)  # type: ignore[attr-defined]
+    margin = max(margin, math.ceil(margin / scale))
+    block_size = block_size or default_block_size(engine.card.tile, margin)  # type: ignore[attr-defined]
+    blocks = plan_blocks(image.height, image.width, block_size, margin)
+    job = BlockJob(str(engine.model_path), spec, mapping, tta, scale)  # type: ignore[attr-defined]
+    plan = {"job": asdict(job), "block_size": block_size, "margin": margin}
+    plan["job"]["model_bytes"] = Path(job.model).stat().st_size
+    work = out_dir / f"{stem}_blocks{PARTIAL}"
+    saved = prepare_work_folder(work, plan)
+    if saved:
+        notes.append(f"{spec.path}: {len(saved)} of {len(blocks)} blocks done earlier, reused")
+    labels_partial = out_dir / f"{stem}_labels.ome.zarr{PARTIAL}"
+    labels = create_labels(labels_partial, image.height, image.width)
+    streams = ObjectStreams(out_dir, stem, size)
+    assembler = BlockAssembler(labels, streams.write)
+    todo = [b for b in blocks if b.index not in saved]
+    try:
+        for index in sorted(saved):
+            assembler.add(saved[index])
+        if cluster is None:
+            results = local_results(engine, image, job, todo)
+        else:
+            results = cluster.results(job, todo)  # type: ignore[attr-defined]
+        done = _drain(results, work, assembler, len(blocks), len(saved), stop_after)
+    except BaseException:
+        streams.abandon()
+        raise
+    complete = done == len(todo)
+    if complete:
+        _publish(labels_partial, out_dir / f"{stem}_labels.ome.zarr", size)
+        streams.close()
+        shutil.rmtree(work)
+    else:
+        streams.abandon()
+    return LargeResult(
+        image.width,
+        image.height,
+        assembler.count,
+        len(blocks),
+        len(saved),
+        assembler.dropped,
+        time.perf_counter() - start,
+        size,
+        mapping,
+        assembler.area_px,
+        notes,
+        complete,
+    )
+
+
+def _publish(partial: Path, final: Path, pixel_size_um: float | None) -> None:
+    """Add the pyramid to the finished labels and move them to their real name."""
+    finish_pyramid(partial, pixel_size_um)
+    if final.exists():
+        shutil.rmtree(final)
+    partial.rename(final)
+
+
+def _drain(
+    results: Iterator[BlockResult],
+    work: Path,
+    assembler: BlockAssembler,
+    total: int,
+    reused: int,
+    stop_after: int | None,
+) -> int:
+    """Save and commit results as they come, with a progress bar; returns how many came."""
+    done = 0
+    with tqdm(total=total, initial=reused, unit="block", desc="blocks", leave=False) as bar:
+        for result in results:
+            save_block(work, result)
+            assembler.add(result)
+            done += 1
+            bar.update(1)
+            if stop_after is not None and done >= stop_after:
+                break
+    return done
+
+
+# --- the command line (segcore.predict) ---------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The microscopy and large-image options of ``python -m segcore.predict``."""
+    g = parser.add_argument_group(
+        "microscopy files and large images (TIFF, OME-TIFF, OME-Zarr; instance models)"
+    )
+    g.add_argument(
+        "--block-size",
+        type=_positive_int,
+        help="block side in pixels; memory depends on it, not on the image (default: 4 of the "
+        "model's tiles with their context, 3456 for the nuclei model)",
+    )
+    g.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="blocks on a local Dask cluster of N processes (default: this process)",
+    )
+    g.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="blocks on a running Dask scheduler (default: none)",
+    )
+    g.add_argument(
+        "--channel",
+        metavar="N|NAME",
+        help="channel with the nuclei (default: one named DAPI/Hoechst/DNA..., else the first)",
+    )
+    g.add_argument("--z", type=int, metavar="K", help="z plane of a stack (default: none)")
+    g.add_argument("--t", type=int, metavar="K", help="time point of a series (default: none)")
+    g.add_argument(
+        "--project",
+        choices=PROJECTIONS,
+        help="project a z-stack instead of picking a plane (default: none)",
+    )
+    g.add_argument(
+        "--pixel-size",
+        type=_positive_float,
+        metavar="UM",
+        help="pixel size in µm (default: from the file's metadata, if any)",
+    )
+    g.add_argument(
+        "--object-diameter",
+        metavar="PX|UMum",
+        help="typical nucleus diameter in pixels (30) or µm (12um): the image is rescaled so "
+        f"nuclei look {TYPICAL_DIAMETER_PX:g} px wide to the model (default: no rescaling)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def open_cluster(args: argparse.Namespace) -> object | None:
+    """A `segcore.distributed.BlockCluster` for ``--workers``/``--scheduler``, else None."""
+    if not (args.workers or args.scheduler):
+        return None
+    from segcore.distributed import BlockCluster
+
+    return BlockCluster(args.workers, args.scheduler)
+
+
+def large_handler(
+    engine: object, args: argparse.Namespace, cluster: object | None
+) -> Callable[[Path, Path, str], dict]:
+    """``handle(path, out_dir, stem) -> predictions.csv row`` for one microscopy file."""
+
+    def handle(path: Path, out_dir: Path, stem: str) -> dict:
+        spec = ImageSpec(str(path), args.channel, args.z, args.t, args.project)
+        try:
+            result = segment_large(
+                engine,
+                spec,
+                out_dir,
+                stem,
+                block_size=args.block_size,
+                tta=args.tta,
+                pixel_size_um=args.pixel_size,
+                cluster=cluster,
+                object_diameter=args.object_diameter,
+            )
+        except ImageError as exc:
+            tqdm.write(f"error: {exc}", file=sys.stderr)
+            return {"file": str(path), "error": str(exc)}
+        for line in result.notes:
+            tqdm.write(line, file=sys.stderr)
+        return result.row(path)
+
+    return handle
