@@ -26,7 +26,11 @@ file an interrupted run leaves; that row is carried over.
 Instance models (nuclei as objects) also write ``<stem>_labels.png`` (16-bit instance ids,
 0 = background), ``<stem>_objects.csv`` (one row per nucleus) and ``<stem>_outlines.geojson``
 (one polygon per nucleus), before the mask; their overlay colours each nucleus, and ``count`` is
-the nuclei count.
+the nuclei count. Their microscopy inputs (TIFF, OME-TIFF, OME-Zarr) go block by block through
+`segcore.largeimage` instead, whatever their size: ``[--block-size N] [--workers N | --scheduler
+ADDRESS] [--channel C] [--z K | --project max] [--t K] [--pixel-size UM] [--object-diameter D]``;
+they write ``<stem>_labels.ome.zarr``, ``<stem>_objects.csv`` and ``<stem>_outlines.geojson``
+(``x.ome.tif`` -> ``x_...``) and resume a killed run block by block.
 
 Exit status: 0 when at least one image succeeded (or a shard had no input), 2 when none did, no
 input was found, or an option is wrong (one line on stderr).
