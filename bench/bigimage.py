@@ -1,7 +1,7 @@
 """Large images: megapixels per second and peak memory of the nuclei model, per path.
 
     python -m bench.bigimage [--speed-size 4096] [--block-size N] [--sizes 8192 16384]
-        [--model models/dsb_instance_unet_bn.onnx] [--tag HOST]
+        [--model models/dsb_instance_unet_bn.onnx] [--out FILE]
 
 Generates 16-bit OME-TIFFs of nuclei-like blobs on a camera background (12-bit values, tiled,
 written tile by tile so the generator itself stays small), then runs each measurement in a fresh
@@ -12,7 +12,7 @@ largest worker's, asked from each worker before the cluster closes):
   block-wise (``--block-size`` blocks, one process) and block-wise on 2 local Dask workers;
 - memory, block-wise, on each of ``--sizes``: flat when the peak does not grow with the image.
 
-Writes ``bench/results/bigimage-<tag>.json`` and prints a table.
+Writes ``bench/results/bigimage-<host>.json`` (or ``--out``) and prints one line per run.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,10 +31,11 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from bench.records import add_out_flag, write_records
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "dsb_instance_unet_bn.onnx"
 TILE = 512
-RESULTS = ROOT / "bench" / "results"
 
 
 def nuclei_tiles(side: int, seed: int = 0) -> Iterator[np.ndarray]:
@@ -118,7 +118,14 @@ def measure(mode: str, args: argparse.Namespace, image: Path, side: int) -> dict
     """Run `child` in a subprocess; its result with peak memory and megapixels per second."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "bench.bigimage", "--child", mode, "--image", str(image)]
-        command += ["--model", str(args.model), "--block-size", str(args.block_size), "--out", out]
+        command += [
+            "--model",
+            str(args.model),
+            "--block-size",
+            str(args.block_size),
+            "--child-out",
+            out,
+        ]
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT
         )
@@ -146,13 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--speed-size", type=int, default=4096)
     p.add_argument("--block-size", type=int, default=0, help="0: the default for the model")
     p.add_argument("--sizes", type=int, nargs="*", default=[8192, 16384])
-    p.add_argument("--tag", default=socket.gethostname())
+    add_out_flag(p, "bigimage")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--image", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.model, args.image, args.block_size, args.out)))
+        print(
+            json.dumps(child(args.child, args.model, args.image, args.block_size, args.child_out))
+        )
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,8 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(measure("block-wise", args, image, side))
             print(json.dumps(rows[-1]), flush=True)
             image.unlink()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"bigimage-{args.tag}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    write_records(args.out, rows)
     return 0
 
 

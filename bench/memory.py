@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "isic_improved_unet.onnx")
     p.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
+    p.add_argument("--tta", action="store_true", help="predict with the four flips")
     add_out_flag(p, "memory")
     args = p.parse_args(argv)
     if not args.model.is_file():
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = Path(tmp) / f"out{side}"
             command = [sys.executable, "-m", "segcore.predict", str(image)]
             status, peak, seconds = peak_rss(
-                [*command, "--model", str(args.model), "--out", str(out)]
+                [*command, "--model", str(args.model), "--out", str(out)] + ["--tta"] * args.tta
             )
             records.append(
                 {
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "seconds": seconds,
                     "exit_status": status,
                     "model": args.model.stem,
+                    "tta": args.tta,
                 }
             )
             print(
