@@ -67,6 +67,7 @@ CSV_NAME = "predictions.csv"
 PARTIAL_SUFFIX = ".part"
 #: The file written last for each image: once it exists, the image's outputs are complete.
 DONE_SUFFIX = "_mask.png"
+LARGE_DONE = "_labels.ome.zarr"
 SEARCHED = (
     "a folder's image files, or a data set's images (ISIC, DSB stage1_train, images/ + masks/); "
     "--recursive searches subfolders"
@@ -163,8 +164,11 @@ def read_finished_rows(csv_path: Path) -> dict[str, dict]:
 
 
 def is_finished(out_dir: Path, stem: str) -> bool:
-    """True when the last file written for ``stem`` (its mask) exists."""
-    return (out_dir / f"{stem}{DONE_SUFFIX}").is_file()
+    """True when the last file written for ``stem`` exists: its mask, or for a microscopy file
+    its labels OME-Zarr (renamed into place when the whole image is done)."""
+    return (out_dir / f"{stem}{DONE_SUFFIX}").is_file() or (
+        out_dir / f"{stem}{LARGE_DONE}"
+    ).is_dir()
 
 
 # --- outputs ------------------------------------------------------------------------------------

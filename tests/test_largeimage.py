@@ -202,3 +202,16 @@ def test_object_diameter_rescales_for_the_model(model: Path, image_file: Path, t
     b = read_labels(tmp_path / "halved" / "disks_labels.ome.zarr")
     assert b.shape == a.shape and abs(halved.count - plain.count) <= 2
     assert np.mean((a > 0) == (b > 0)) > 0.98  # same nuclei, edges within a pixel or so
+
+
+def test_skip_existing_carries_over_a_finished_microscopy_file(
+    model: Path, image_file: Path, tmp_path: Path, capsys
+):
+    args = ["--model", str(model), "--out", str(tmp_path), str(image_file), "--block-size", "128"]
+    assert predict_main(args) == 0
+    first = (tmp_path / "predictions.csv").read_text()
+    stamp = (tmp_path / "disks_labels.ome.zarr" / "0").stat().st_mtime_ns
+    assert predict_main([*args, "--skip-existing"]) == 0
+    assert "skipping 1 finished image(s)" in capsys.readouterr().err
+    assert (tmp_path / "predictions.csv").read_text() == first
+    assert (tmp_path / "disks_labels.ome.zarr" / "0").stat().st_mtime_ns == stamp
