@@ -41,6 +41,7 @@ from segcore.blocks import (
     segment_block,
 )
 from segcore.errors import ImageError
+from segcore.infer import figure_cells
 from segcore.intensity import IntensityMapping, card_rule, fit_mapping, sample_pixels
 from segcore.io.labels_zarr import create_labels, finish_pyramid
 from segcore.io.microscopy import PROJECTIONS, MicroscopyImage, open_microscopy
@@ -93,19 +94,17 @@ class LargeResult:
     complete: bool = True
 
     def row(self, path: Path) -> dict:
-        """The image's row of ``predictions.csv``."""
-        pixels = self.width * self.height
-        return {
-            "file": str(path),
+        """The image's row of ``predictions.csv`` (`segcore.infer.figure_cells`)."""
+        figures = {
             "width": self.width,
             "height": self.height,
             "area_px": self.area_px,
-            "area_pct": f"{100.0 * self.area_px / max(1, pixels):.3f}",
+            "area_pct": 100.0 * self.area_px / max(1, self.width * self.height),
             "components": self.count,
             "count": self.count,
-            "seconds": f"{self.seconds:.4f}",
-            "error": "",
+            "seconds": self.seconds,
         }
+        return {"file": str(path), **figure_cells(figures), "error": ""}
 
 
 def save_block(folder: Path, result: BlockResult) -> None:
