@@ -157,7 +157,9 @@ def check_upload(upload: Upload, max_pixels: int = APP_MAX_PIXELS) -> tuple[int,
         raise ImageError(
             f"{upload.name}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is "
             f"above the app's limit of {max_pixels / 1e6:.0f} megapixels. Scale it down or crop "
-            "it, or run `python -m segcore.predict` on it."
+            "it, or segment it block by block from the command line (a TIFF, OME-TIFF or OME-Zarr "
+            "of any size, with --channel, --z or --project max for channels and stacks): "
+            f'python -m segcore.predict --model models/NAME.onnx "{upload.name}" --out results/'
         )
     return width, height
 

@@ -120,6 +120,9 @@ def test_check_upload_names_the_pixel_limit_before_decoding():
         match=r"4000x3000 pixels \(12 megapixels\) is above the app's limit of 10 megapixels",
     ):
         check_upload(Upload("big.png", big), max_pixels=10_000_000)
+    with pytest.raises(ImageError) as caught:
+        check_upload(Upload("big.png", big), max_pixels=10_000_000)
+    assert 'python -m segcore.predict --model models/NAME.onnx "big.png" --out' in str(caught.value)
 
 
 def test_thumbnail_is_small_and_rgb(disk_image):
