@@ -215,3 +215,15 @@ def test_skip_existing_carries_over_a_finished_microscopy_file(
     assert "skipping 1 finished image(s)" in capsys.readouterr().err
     assert (tmp_path / "predictions.csv").read_text() == first
     assert (tmp_path / "disks_labels.ome.zarr" / "0").stat().st_mtime_ns == stamp
+
+
+def test_pyramid_levels_are_nearest_neighbour_window_by_window(tmp_path: Path):
+    from segcore.io.labels_zarr import create_labels, finish_pyramid
+
+    labels = np.random.default_rng(0).integers(0, 9, (1300, 700)).astype(np.uint32)
+    create_labels(tmp_path / "l.zarr", *labels.shape)[:] = labels
+    levels = finish_pyramid(tmp_path / "l.zarr", None, strip=300)
+    group = zarr.open_group(str(tmp_path / "l.zarr"), mode="r")
+    assert levels == 3 and "unit" not in group.attrs["multiscales"][0]["axes"][0]
+    for k in range(levels):
+        np.testing.assert_array_equal(group[str(k)][:], labels[:: 2**k, :: 2**k])

@@ -2,7 +2,7 @@
 
 `create_labels` makes the full-resolution array ``0`` of a group that blocks write into;
 `finish_pyramid` adds the levels ``1``, ``2``... (each half the previous, nearest neighbour, so
-ids stay ids) strip by strip, and writes the ``multiscales`` metadata napari and QuPath read, with
+ids stay ids) window by window, and writes the ``multiscales`` metadata napari and QuPath read, with
 the pixel size in micrometres when it is known. `read_labels` reads a level back.
 """
 
@@ -42,7 +42,8 @@ def level_shapes(height: int, width: int) -> list[tuple[int, int]]:
 
 
 def finish_pyramid(path: Path, pixel_size_um: float | None = None, strip: int = CHUNK) -> int:
-    """Write the downsampled levels and the NGFF metadata; returns the number of levels."""
+    """Write the downsampled levels (``strip`` x ``strip`` windows at a time, so memory does
+    not grow with the slide) and the NGFF metadata; returns the number of levels."""
     import zarr
 
     group = zarr.open_group(str(path), mode="r+", zarr_format=2)
@@ -55,7 +56,9 @@ def finish_pyramid(path: Path, pixel_size_um: float | None = None, strip: int = 
             str(k), shape=(h, w), chunks=(min(CHUNK, h), min(CHUNK, w)), dtype="uint32"
         )
         for y in range(0, h, strip):
-            level[y : y + strip] = np.asarray(previous[2 * y : 2 * (y + strip) : 2, ::2])
+            for x in range(0, w, strip):
+                window = previous[2 * y : 2 * (y + strip) : 2, 2 * x : 2 * (x + strip) : 2]
+                level[y : y + strip, x : x + strip] = np.asarray(window)
     unit = "micrometer" if pixel_size_um else None
     axes = [{"name": n, "type": "space", **({"unit": unit} if unit else {})} for n in "yx"]
     step = pixel_size_um or 1.0
