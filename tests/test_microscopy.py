@@ -151,3 +151,13 @@ def test_bit_depth_rule_divides_by_the_detector_range():
     assert full.apply(np.array([[[257 * 200]]], np.uint16))[0, 0, 0] == pytest.approx(200 / 255)
     with pytest.raises(ValueError, match="unknown intensity rule"):
         card_rule({"intensity": {"rule": "magic"}})
+
+
+def test_uncompressed_single_strip_tiff_is_memory_mapped(tmp_path: Path):
+    data = np.arange(300 * 200, dtype=np.uint16).reshape(300, 200)
+    tifffile.imwrite(tmp_path / "plain.tif", data)  # one strip: zarr would decode it whole
+    image = open_microscopy(tmp_path / "plain.tif")
+    assert isinstance(image.array, np.memmap)
+    np.testing.assert_array_equal(image.read(10, 20, 5, 9)[..., 0], data[10:20, 5:9])
+    tifffile.imwrite(tmp_path / "zipped.tif", data, compression="zlib")
+    assert not isinstance(open_microscopy(tmp_path / "zipped.tif").array, np.ndarray)

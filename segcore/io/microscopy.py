@@ -248,7 +248,9 @@ def _open_tiff(path: Path) -> MicroscopyImage:
     try:
         tif = tifffile.TiffFile(path)
         series = tif.series[0]
-        array = zarr.open(series.aszarr(level=0), mode="r")
+        array = _memmap(path, series)
+        if array is None:
+            array = zarr.open(series.aszarr(level=0), mode="r")
     except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
         raise ImageError(f"{path}: not a readable TIFF ({exc})") from exc
     axes = series.axes
@@ -260,6 +262,19 @@ def _open_tiff(path: Path) -> MicroscopyImage:
     return MicroscopyImage(
         path, axes, tuple(series.shape), np.dtype(series.dtype), names, size, array
     )
+
+
+def _memmap(path: Path, series: object) -> np.ndarray | None:
+    """A read-only memory map of an uncompressed, contiguous TIFF (None otherwise): such a file
+    is often one strip, which zarr would decode whole for every region."""
+    import tifffile
+
+    if getattr(series, "dataoffset", None) is None:
+        return None
+    try:
+        return tifffile.memmap(path, series=0, level=0, mode="r")
+    except (ValueError, OSError):
+        return None
 
 
 def _ome_channels_and_size(xml: str | None) -> tuple[tuple[str, ...], float | None]:
