@@ -215,16 +215,13 @@ def segment_large(
     start = time.perf_counter()
     image, notes = spec.open()
     size = pixel_size_um or image.pixel_size_um
-    mapping = image_mapping(engine, image)
     scale = model_scale(engine.card, object_diameter, size, notes)  # type: ignore[attr-defined]
     margin = max(margin, math.ceil(margin / scale))
     block_size = block_size or default_block_size(engine.card.tile, margin)  # type: ignore[attr-defined]
     blocks = plan_blocks(image.height, image.width, block_size, margin)
-    job = BlockJob(str(engine.model_path), spec, mapping, tta, scale)  # type: ignore[attr-defined]
-    plan = {"job": asdict(job), "block_size": block_size, "margin": margin}
-    plan["job"]["model_bytes"] = Path(job.model).stat().st_size
+    job = BlockJob(str(engine.model_path), spec, image_mapping(engine, image), tta, scale)  # type: ignore[attr-defined]
     work = out_dir / f"{stem}_blocks{PARTIAL}"
-    saved = prepare_work_folder(work, plan)
+    saved = prepare_work_folder(work, _plan(job, block_size, margin))
     if saved:
         notes.append(f"{spec.path}: {len(saved)} of {len(blocks)} blocks done earlier, reused")
     labels_partial = out_dir / f"{stem}_labels.ome.zarr{PARTIAL}"
@@ -235,43 +232,46 @@ def segment_large(
     try:
         for index in sorted(saved):
             assembler.add(saved[index])
-        if cluster is None:
-            results = local_results(engine, image, job, todo)
-        else:
-            results = cluster.results(job, todo)  # type: ignore[attr-defined]
+        results = (
+            local_results(engine, image, job, todo)
+            if cluster is None
+            else cluster.results(job, todo)  # type: ignore[attr-defined]
+        )
         done = _drain(results, work, assembler, len(blocks), len(saved), stop_after)
     except BaseException:
         streams.abandon()
         raise
     complete = done == len(todo)
-    if complete:
-        _publish(labels_partial, out_dir / f"{stem}_labels.ome.zarr", size)
-        streams.close()
-        shutil.rmtree(work)
-    else:
-        streams.abandon()
+    _finish(complete, labels_partial, streams, work, size)
+    seconds = time.perf_counter() - start
     return LargeResult(
-        image.width,
-        image.height,
-        assembler.count,
-        len(blocks),
-        len(saved),
-        assembler.dropped,
-        time.perf_counter() - start,
-        size,
-        mapping,
-        assembler.area_px,
-        notes,
-        complete,
-    )
+        image.width, image.height, assembler.count, len(blocks), len(saved), assembler.dropped,
+        seconds, size, job.mapping, assembler.area_px, notes, complete,
+    )  # fmt: skip
 
 
-def _publish(partial: Path, final: Path, pixel_size_um: float | None) -> None:
-    """Add the pyramid to the finished labels and move them to their real name."""
-    finish_pyramid(partial, pixel_size_um)
+def _plan(job: BlockJob, block_size: int, margin: int) -> dict:
+    """What a saved block's result depends on: the job, the model file's size, the blocks."""
+    plan = {"job": asdict(job), "block_size": block_size, "margin": margin}
+    plan["job"]["model_bytes"] = Path(job.model).stat().st_size
+    return plan
+
+
+def _finish(
+    complete: bool, labels: Path, streams: ObjectStreams, work: Path, pixel_size_um: float | None
+) -> None:
+    """Publish a complete image's outputs (and drop its saved blocks), or drop the partial
+    table and outlines of an incomplete one (the saved blocks stay for the next run)."""
+    if not complete:
+        streams.abandon()
+        return
+    final = labels.with_name(labels.name.removesuffix(PARTIAL))
+    finish_pyramid(labels, pixel_size_um)
     if final.exists():
         shutil.rmtree(final)
-    partial.rename(final)
+    labels.rename(final)
+    streams.close()
+    shutil.rmtree(work)
 
 
 def _drain(
@@ -377,6 +377,7 @@ def large_handler(
     """``handle(path, out_dir, stem) -> predictions.csv row`` for one microscopy file."""
 
     def handle(path: Path, out_dir: Path, stem: str) -> dict:
+        """Segment one file; an unusable file gives an error row and one line on stderr."""
         spec = ImageSpec(str(path), args.channel, args.z, args.t, args.project)
         try:
             result = segment_large(
