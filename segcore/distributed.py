@@ -45,11 +45,16 @@ def block_task(job: object, block: Block, threads: int | None = None) -> BlockRe
 class BlockCluster:
     """A dask.distributed client: a new local cluster of processes, or a running scheduler."""
 
-    def __init__(self, workers: int | None = None, scheduler: str | None = None) -> None:
+    def __init__(
+        self, workers: int | None = None, scheduler: str | None = None, timeout: float | None = None
+    ) -> None:
         """Start ``workers`` local worker processes (one thread each), or connect to
-        ``scheduler``; raises OSError when the scheduler cannot be reached."""
+        ``scheduler``; raises OSError when the scheduler cannot be reached. ``timeout``: seconds
+        the blocks of one image may take in all before `results` raises TimeoutError (None: no
+        limit)."""
         from dask.distributed import Client, LocalCluster
 
+        self.timeout = timeout
         self._cluster = None
         if scheduler:
             self.client = Client(scheduler, timeout="20s")
@@ -77,7 +82,7 @@ class BlockCluster:
 
         pending = list(blocks)
         limit = IN_FLIGHT_PER_WORKER * self.worker_count
-        futures = as_completed()
+        futures = as_completed(timeout=self.timeout)
         submitted = []
         try:
             while pending and len(submitted) < limit:

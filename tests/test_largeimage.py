@@ -167,7 +167,7 @@ def test_two_dask_workers_equal_one_process(model: Path, image_file: Path, tmp_p
     from segcore.distributed import BlockCluster
 
     one = run_blocks(model, image_file, tmp_path / "one", 64)
-    with BlockCluster(workers=2) as cluster:
+    with BlockCluster(workers=2, timeout=300) as cluster:
         assert cluster.worker_count == 2
         two = run_blocks(model, image_file, tmp_path / "two", 64, cluster=cluster)
     assert two.count == one.count
