@@ -26,7 +26,14 @@ EXIT_USAGE = 2
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Help with the defaults shown and the description's line breaks kept."""
+    """Help with the defaults shown and the description's line breaks kept; a help text that
+    says its default in words ("(default: the card's)") is not given argparse's "(default: None)"
+    as well."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.help and "(default:" in action.help:
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from segcore import cli
 from segcore.atomic import replacing, write_text
 from segcore.blocks import (
     DEFAULT_MARGIN,
@@ -305,13 +306,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--block-size",
-        type=_positive_int,
+        type=cli.positive_int,
         help="block side in pixels; memory depends on it, not on the image (default: 4 of the "
         "model's tiles with their context, 3456 for the nuclei model)",
     )
     g.add_argument(
         "--workers",
-        type=_positive_int,
+        type=cli.positive_int,
         help="blocks on a local Dask cluster of N processes (default: this process)",
     )
     g.add_argument(
@@ -343,13 +344,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="typical nucleus diameter in pixels (30) or µm (12um): the image is rescaled so "
         f"nuclei look {TYPICAL_DIAMETER_PX:g} px wide to the model (default: no rescaling)",
     )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text}")
-    return value
 
 
 def _positive_float(text: str) -> float:

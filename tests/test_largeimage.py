@@ -227,3 +227,14 @@ def test_pyramid_levels_are_nearest_neighbour_window_by_window(tmp_path: Path):
     assert levels == 3 and "unit" not in group.attrs["multiscales"][0]["axes"][0]
     for k in range(levels):
         np.testing.assert_array_equal(group[str(k)][:], labels[:: 2**k, :: 2**k])
+
+
+def test_help_states_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        predict_main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--block-size", "--workers", "--channel", "--z", "--pixel-size"):
+        assert flag in text
+    ours = text[text.index("microscopy files and large images") :]
+    assert "(default: None)" not in ours and "(default: 4 of the model's tiles" in ours
+    assert "(default: the card's) (default" not in text
