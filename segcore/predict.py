@@ -50,7 +50,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from segcore import cli, largeimage
+from segcore import cli, largeimage_cli
 from segcore.atomic import replacing
 from segcore.data.layouts import find_images
 from segcore.errors import DataError, ImageError, UserError
@@ -334,7 +334,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="do not redo images an earlier run into --out finished (resume a batch)",
     )
     p.add_argument("--verbose", action="store_true", help="more messages")
-    largeimage.add_arguments(p)
+    largeimage_cli.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -365,7 +365,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.shard and not jobs:
         log.info("shard %d/%d has no input (%d in all)", *args.shard, len(paths))
     try:
-        cluster = largeimage.open_cluster(args) if engine.instances is not None else None
+        cluster = largeimage_cli.open_cluster(args) if engine.instances is not None else None
     except OSError as exc:
         raise UserError(f"--scheduler {args.scheduler}: cannot connect ({exc})") from None
     try:
@@ -381,7 +381,7 @@ def _predict(args: argparse.Namespace) -> int:
             tta=args.tta,
             postprocess=not args.no_postprocess,
             batch_size=args.batch_size,
-            large=largeimage.large_handler(engine, args, cluster) if engine.instances else None,
+            large=largeimage_cli.large_handler(engine, args, cluster) if engine.instances else None,
         )
     except OSError as exc:
         raise UserError(f"cannot write to --out {args.out} ({exc.strerror or exc})") from None
