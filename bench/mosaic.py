@@ -1,7 +1,7 @@
 """A 16-bit OME-TIFF mosaic of real DSB fluorescence images: does it score as its images do?
 
     python -m bench.mosaic [--data /work/shared/data/dsb2018/stage1_train] [--rule percentile]
-        [--block-size 2048] [--gap 32] [--training-percentiles]
+        [--block-size N] [--gap 32] [--training-percentiles]
 
 The held-out (test) split of the shipped instance model (its card's ``split`` and ``seed``) gives
 the fluorescence images (grey: R = G = B); they are placed in a grid with ``--gap`` black pixels
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     """Build, segment and score the mosaic; print and write the numbers."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DATA)
-    p.add_argument("--rule", default="percentile", help="intensity rule for the 16-bit mosaic")
-    p.add_argument("--block-size", type=int, default=2048)
+    p.add_argument("--rule", default="bit_depth", help="intensity rule for the 16-bit mosaic")
+    p.add_argument("--block-size", type=int, default=0, help="0: the model's default")
     p.add_argument("--gap", type=int, default=32)
     p.add_argument("--training-percentiles", action="store_true")
     args = p.parse_args(argv)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(tmp) / "mosaic.ome.tif"
         tifffile.imwrite(path, mosaic, tile=(512, 512), metadata={"axes": "YX"}, compression="zlib")
         result = segment_large(
-            engine, ImageSpec(str(path)), Path(tmp), "mosaic", block_size=args.block_size
+            engine, ImageSpec(str(path)), Path(tmp), "mosaic", block_size=args.block_size or None
         )
         labels = read_labels(Path(tmp) / "mosaic_labels.ome.zarr").astype(np.int32)
     together = []
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "images": len(pairs),
         "mosaic": f"{mosaic.shape[1]}x{mosaic.shape[0]} uint16, gap {args.gap}",
         "rule": result.mapping.to_json(),
-        "block_size": args.block_size,
+        "block_size": args.block_size or "default",
         "blocks": result.blocks,
         "dropped_doubles": result.dropped,
         "one_by_one": mean_scores(alone),
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(report, indent=1))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"mosaic-{args.rule}-b{args.block_size}-g{args.gap}.json").write_text(
+    (RESULTS / f"mosaic-{args.rule}-b{args.block_size or 'default'}-g{args.gap}.json").write_text(
         json.dumps(report, indent=1)
     )
     return 0
