@@ -56,7 +56,8 @@ def session_options(level: str, threads: int | None = None) -> ort.SessionOption
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # no CPU arena: it keeps the largest activations between calls (a 2000x2000 nuclei image
-    # peaked at 1.14 GB with it, 0.70 GB without, at the same speed on the 2-core VM)
+    # peaked at 1.14 GB with it, 0.70 GB without; 47 s and 58 s on the shared 2-core VM, whose
+    # timings vary that much from run to run)
     options.enable_cpu_mem_arena = False
     options.graph_optimization_level = OPTIMIZATION_LEVELS[level]
     options.intra_op_num_threads = threads or os.cpu_count() or 1
