@@ -3,6 +3,9 @@
 Convention for empty images: a ratio whose denominator is zero counts as a perfect 1.0, so
 when truth and prediction are both empty every score is 1.0; when exactly one of them is empty,
 dice and iou are 0.0 (see `binary_scores` for precision and recall).
+
+The ISIC 2017 challenge ranked lesion models by the mean Jaccard index (``iou`` here) and the
+thresholded Jaccard: an image's Jaccard, or 0 when it is under `JACCARD_FLOOR` (0.65).
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 SCORE_NAMES = ("dice", "iou", "precision", "recall", "accuracy")
+#: An image whose Jaccard index is under this counts 0 in the thresholded Jaccard.
+JACCARD_FLOOR = 0.65
+THRESHOLDED_JACCARD = "thresholded_jaccard"
 
 
 def _ratio(num: float, den: float) -> float:
@@ -48,6 +54,16 @@ def dice(truth: np.ndarray, pred: np.ndarray) -> float:
 def iou(truth: np.ndarray, pred: np.ndarray) -> float:
     """Jaccard index |T∩P|/|T∪P| of two binary masks; 1.0 when both are empty."""
     return binary_scores(truth, pred)["iou"]
+
+
+def thresholded_jaccard(jaccard: float) -> float:
+    """An image's Jaccard index for the thresholded mean: 0.0 under `JACCARD_FLOOR`."""
+    return float(jaccard) if jaccard >= JACCARD_FLOOR else 0.0
+
+
+def with_thresholded_jaccard(row: dict[str, float]) -> dict[str, float]:
+    """A per-image score row with ``thresholded_jaccard`` added from its ``iou``."""
+    return {**row, THRESHOLDED_JACCARD: thresholded_jaccard(row["iou"])}
 
 
 def summarize(

@@ -85,3 +85,22 @@ def test_summarize_even_count_and_empty():
     assert summarize(rows)["iou"]["median"] == pytest.approx(0.6)
     empty = summarize([])
     assert all(math.isnan(v["mean"]) and math.isnan(v["median"]) for v in empty.values())
+
+
+def test_thresholded_jaccard_counts_images_under_the_floor_as_zero():
+    from segcore.scores import JACCARD_FLOOR, thresholded_jaccard, with_thresholded_jaccard
+
+    assert thresholded_jaccard(0.64) == 0.0
+    assert thresholded_jaccard(JACCARD_FLOOR) == JACCARD_FLOOR
+    assert thresholded_jaccard(0.9) == 0.9
+    truth = np.zeros((10, 10), bool)
+    truth[:, :6] = True
+    pred = np.zeros((10, 10), bool)
+    pred[:, :4] = True  # iou 4/6 = 0.667: kept
+    rows = [with_thresholded_jaccard(binary_scores(truth, pred))]
+    pred[:, 3] = False  # iou 3/6 = 0.5: counts 0
+    rows.append(with_thresholded_jaccard(binary_scores(truth, pred)))
+    assert [r["thresholded_jaccard"] for r in rows] == pytest.approx([4 / 6, 0.0])
+    out = summarize(rows, ("iou", "thresholded_jaccard"))
+    assert out["iou"]["mean"] == pytest.approx((4 / 6 + 0.5) / 2)
+    assert out["thresholded_jaccard"]["mean"] == pytest.approx(2 / 6)

@@ -24,9 +24,16 @@ from segcore.data import read_split
 from segcore.data.layouts import readable
 from segcore.errors import DataError, reason
 from segcore.infer import Engine, Runner
+from segcore.kinds import image_kind, reports_kinds, scores_by_kind
 from segcore.matching import INSTANCE_SCORE_NAMES, instance_scores
 from segcore.preprocess import flip_averaged
-from segcore.scores import SCORE_NAMES, binary_scores, summarize
+from segcore.scores import (
+    SCORE_NAMES,
+    THRESHOLDED_JACCARD,
+    binary_scores,
+    summarize,
+    with_thresholded_jaccard,
+)
 from segcore.training.config import RunConfig, read_decode
 from segcore.visualize import triptych
 
@@ -115,23 +122,46 @@ def evaluate_run(
                 rows.append({"image": sample.name, **image_scores(truth, pred.labels)})
                 truth = truth > 0
             else:
-                rows.append({"image": sample.name, **binary_scores(truth, pred.mask)})
+                scores = with_thresholded_jaccard(binary_scores(truth, pred.mask))
+                rows.append({"image": sample.name, **scores})
             kept.append((sample, image, truth, pred.mask))
-    summary = _summary(run_dir, rows, tta, threshold, instance)
-    columns = ["image", *SCORE_NAMES] + (list(INSTANCE_SCORE_NAMES) if instance else [])
+    names = (*SCORE_NAMES, *(INSTANCE_SCORE_NAMES if instance else (THRESHOLDED_JACCARD,)))
+    summary = _summary(run_dir, rows, tta, threshold, instance, names)
+    columns = ["image", *names, *_add_kinds(summary, rows, kept, config.dataset, names)]
     _write_results(run_dir, summary, rows, kept, columns, config.settings.seed)
     return summary
 
 
-def _summary(run_dir: Path, rows: list[dict], tta: bool, threshold: float, instance: bool) -> dict:
+def _summary(
+    run_dir: Path,
+    rows: list[dict],
+    tta: bool,
+    threshold: float,
+    instance: bool,
+    names: tuple[str, ...],
+) -> dict:
     if not instance:
-        return {"n_images": len(rows), "tta": tta, "threshold": threshold, **summarize(rows)}
+        return {"n_images": len(rows), "tta": tta, "threshold": threshold, **summarize(rows, names)}
     return {
         "tta": tta,
         "decode": read_decode(run_dir).get("instances", "defaults"),
         "n_images": len(rows),
-        **summarize(rows, (*SCORE_NAMES, *INSTANCE_SCORE_NAMES)),
+        **summarize(rows, names),
     }
+
+
+def _add_kinds(
+    summary: dict, rows: list[dict], kept: list, dataset: str, names: tuple[str, ...]
+) -> list[str]:
+    """Each row's image kind (`segcore.kinds`) and the summary's ``by_kind`` means, for
+    microscopy runs; returns the extra CSV column (none for lesion photos)."""
+    if not reports_kinds(dataset):
+        return []
+    kinds = [image_kind(image) for _, image, _, _ in kept]
+    for row, kind in zip(rows, kinds, strict=True):
+        row["kind"] = kind
+    summary["by_kind"] = scores_by_kind(rows, kinds, names)
+    return ["kind"]
 
 
 def _write_results(

@@ -40,10 +40,18 @@ def test_evaluate_writes_csv_json_and_triptychs(run_copy: Path, capsys):
     assert "test dice mean" in capsys.readouterr().out
     test = read_split(run_copy / "split.json")["test"]
     rows = read_rows(run_copy / "test_per_image.csv")
-    assert list(rows[0]) == ["image", *SCORE_NAMES]
+    assert list(rows[0]) == ["image", *SCORE_NAMES, "thresholded_jaccard", "kind"]
     assert [r["image"] for r in rows] == [s.name for s in test]
     summary = json.loads((run_copy / "test_metrics.json").read_text())
     assert summary["n_images"] == len(test) and summary["tta"] is False
+    # bright disks on a dark field: fluorescence-like, every image of that kind
+    assert {r["kind"] for r in rows} == {"fluorescence"}
+    by_kind = summary["by_kind"]
+    assert set(by_kind) == {"all", "fluorescence"}
+    assert by_kind["fluorescence"]["n_images"] == len(test)
+    assert by_kind["all"]["dice"] == pytest.approx(summary["dice"]["mean"])
+    floor = [float(r["iou"]) if float(r["iou"]) >= 0.65 else 0.0 for r in rows]
+    assert summary["thresholded_jaccard"]["mean"] == pytest.approx(np.mean(floor), abs=1e-4)
     for name in SCORE_NAMES:
         values = [float(r[name]) for r in rows]
         assert summary[name]["mean"] == pytest.approx(np.mean(values), abs=1e-4)

@@ -1,0 +1,83 @@
+"""segcore.kinds: the image-kind rule on the bundled DSB samples and made images; per-kind means."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segcore.kinds import image_kind, kind_statistics, reports_kinds, scores_by_kind
+from segcore.preprocess import load_image
+
+DSB_SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "dsb" / "stage1_train"
+#: The bundled samples' kinds, set by looking at each image (no bright-field image is bundled).
+SAMPLE_KINDS = {
+    "12f89395": "fluorescence",
+    "24a20f2a": "he",
+    "309ba76b": "fluorescence",
+    "5d75a639": "he",
+    "853a4c67": "he",
+    "8d29c5a0": "fluorescence",
+    "a31deaf0": "he",
+    "ac782d2c": "fluorescence",
+    "ac8169a0": "fluorescence",
+    "c75139ef": "fluorescence",
+    "df5cdd0e": "fluorescence",
+    "e1bcb583": "fluorescence",
+}
+
+
+def _sample(prefix: str) -> np.ndarray:
+    (folder,) = [d for d in DSB_SAMPLES.iterdir() if d.name.startswith(prefix)]
+    return load_image(folder / "images" / f"{folder.name}.png")
+
+
+@pytest.mark.parametrize(("prefix", "kind"), sorted(SAMPLE_KINDS.items()))
+def test_bundled_samples_get_their_kind(prefix, kind):
+    assert image_kind(_sample(prefix)) == kind
+
+
+def test_every_bundled_sample_is_listed():
+    assert sorted(d.name[:8] for d in DSB_SAMPLES.iterdir()) == sorted(SAMPLE_KINDS)
+
+
+def test_inverted_fluorescence_reads_as_brightfield():
+    # dark nuclei on a light grey field: what a bright-field image looks like
+    image = 255 - _sample("df5cdd0e")
+    assert image_kind(image) == "brightfield"
+    assert image_kind(image[..., 0]) == "brightfield"  # a 2-D grey image as well
+
+
+def test_colour_of_a_light_field_decides_he():
+    grey = np.full((40, 40, 3), 220, np.uint8)
+    assert image_kind(grey) == "brightfield"
+    stained = grey.copy()
+    stained[..., 1] = 150  # purple-pink: red and blue above green
+    assert image_kind(stained) == "he"
+    background, colour = kind_statistics(stained)
+    assert background > 0.3 and colour == pytest.approx(70 / 255, abs=1e-6)
+
+
+def test_coloured_fluorescence_stays_fluorescence():
+    image = np.zeros((40, 40, 3), np.uint8)
+    image[10:20, 10:20, 1] = 255  # a green dye on a dark field
+    assert image_kind(image) == "fluorescence"
+
+
+def test_scores_by_kind_means_per_kind_and_overall():
+    rows = [{"dice": 0.9, "f1": 1.0}, {"dice": 0.5, "f1": 0.0}, {"dice": 0.7, "f1": 0.5}]
+    out = scores_by_kind(rows, ["fluorescence", "he", "fluorescence"], ["dice", "f1"])
+    assert set(out) == {"all", "fluorescence", "he"}  # no bright-field image: no entry
+    assert out["all"] == pytest.approx({"n_images": 3, "dice": 0.7, "f1": 0.5})
+    assert out["fluorescence"] == pytest.approx({"n_images": 2, "dice": 0.8, "f1": 0.75})
+    assert out["he"] == pytest.approx({"n_images": 1, "dice": 0.5, "f1": 0.0})
+    assert math.isnan(scores_by_kind(rows, ["he"] * 3, ["missing"])["he"]["missing"])
+    with pytest.raises(ValueError, match="2 kinds for 3"):
+        scores_by_kind(rows, ["he", "he"], ["dice"])
+
+
+def test_lesion_photos_report_no_kinds():
+    assert not reports_kinds("isic")
+    assert reports_kinds("dsb") and reports_kinds("plain")
