@@ -9,10 +9,17 @@ from export import ExportError
 from segcore.data import Sample
 from segcore.data.layouts import readable
 from segcore.infer import Engine
+from segcore.kinds import image_kind, reports_kinds, scores_by_kind
 from segcore.matching import instance_scores
 from segcore.postprocess import Postprocess
 from segcore.preprocess import prepare
-from segcore.scores import SCORE_NAMES, binary_scores, summarize
+from segcore.scores import (
+    SCORE_NAMES,
+    THRESHOLDED_JACCARD,
+    binary_scores,
+    summarize,
+    with_thresholded_jaccard,
+)
 
 #: Instance scores averaged into an instance model's test metrics (names of the card's keys).
 INSTANCE_METRICS = ("dsb_score", "f1_iou50", "count_error")
@@ -37,11 +44,12 @@ def score(
     """Mean scores over ``samples`` at their original size: (post-processed, raw masks).
 
     Semantic models: one model run per batch, finished by the engine twice (``settings``, none).
-    Each is {"n_images": N, "dice": mean, "iou": ..., "precision", "recall", "accuracy"}; for
-    instance models the post-processed one adds dsb_score, f1_iou50 and count_error.
+    Each is {"n_images": N, "dice": mean, "iou": ..., "precision", "recall", "accuracy",
+    "thresholded_jaccard"}; for instance models the post-processed one adds dsb_score, f1_iou50
+    and count_error; for microscopy models it adds ``by_kind``, the same means per image kind.
     """
     instance = engine.instances is not None
-    post_rows, raw_rows = [], []
+    post_rows, raw_rows, kinds = [], [], []
     size = (engine.input_size, engine.input_size)
     for start in tqdm(range(0, len(samples), batch_size), desc=f"score {engine.name}", leave=False):
         pairs = [
@@ -50,24 +58,30 @@ def score(
         ]
         if not pairs:
             continue
+        kinds += [image_kind(im.pixels) for im, _ in pairs]
         if instance:
             preds = engine.predict_batch([im for im, _ in pairs], postprocess=False)
             for (_, truth), pred in zip(pairs, preds, strict=True):
-                raw_rows.append(binary_scores(truth > 0, pred.mask))
+                raw_rows.append(with_thresholded_jaccard(binary_scores(truth > 0, pred.mask)))
                 post_rows.append({**raw_rows[-1], **instance_scores(truth, pred.labels)})
             continue
         x = np.stack([prepare(im.pixels, size, engine.channels) for im, _ in pairs])
         for (im, truth), prob in zip(pairs, engine.probabilities(x), strict=True):
-            raw_rows.append(binary_scores(truth, engine.finish(im, prob, postprocess=False).mask))
+            raw = binary_scores(truth, engine.finish(im, prob, postprocess=False).mask)
+            raw_rows.append(with_thresholded_jaccard(raw))
             post = engine.finish(im, prob, postprocess=settings).mask
-            post_rows.append(binary_scores(truth, post))
-    return means(post_rows), means(raw_rows)
+            post_rows.append(with_thresholded_jaccard(binary_scores(truth, post)))
+    post = means(post_rows)
+    if reports_kinds(engine.card.dataset):
+        post["by_kind"] = scores_by_kind(post_rows, kinds, [k for k in post if k != "n_images"])
+    return post, means(raw_rows)
 
 
 def means(rows: list[dict[str, float]]) -> dict:
     """{"n_images": N, score: mean, ...} from per-image score rows."""
-    summary = summarize(rows)
-    out = {"n_images": len(rows), **{k: summary[k]["mean"] for k in SCORE_NAMES}}
+    names = (*SCORE_NAMES, THRESHOLDED_JACCARD)
+    summary = summarize(rows, names)
+    out = {"n_images": len(rows), **{k: summary[k]["mean"] for k in names}}
     for k in INSTANCE_METRICS:
         if rows and k in rows[0]:
             out[k] = float(np.mean([r[k] for r in rows]))

@@ -86,9 +86,15 @@ def test_card_has_every_field(card: dict, tiny_run_dir: Path, tiny_models_dir: P
 def test_card_metrics(card: dict, tiny_run_dir: Path):
     assert card["parity_max_abs_diff"] <= card["parity_tolerance"] == 1e-4
     assert card["parity_images"] >= 1
+    scored = (*METRICS, "thresholded_jaccard")
+    expected = {"test_metrics": {*scored, "by_kind"}, "test_metrics_no_postprocess": set(scored)}
     for key in ("test_metrics", "test_metrics_no_postprocess", "keras_test_metrics"):
-        assert set(card[key]) == set(METRICS)
+        assert set(card[key]) == expected.get(key, set(METRICS))
         assert all(0 <= card[key][m] <= 1 for m in METRICS[1:])
+    # the tiny images (bright disks on a dark field) are all fluorescence-like
+    by_kind = card["test_metrics"]["by_kind"]
+    assert set(by_kind) == {"all", "fluorescence"}
+    assert by_kind["all"] == pytest.approx({k: card["test_metrics"][k] for k in scored})
     assert card["test_metrics"]["n_images"] == 2  # 20 % of the 12 tiny images
     keras_metrics = json.loads((tiny_run_dir / "test_metrics.json").read_text())
     assert card["keras_test_metrics"]["dice"] == keras_metrics["dice"]["mean"]
