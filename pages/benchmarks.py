@@ -22,6 +22,7 @@ from segcore.app.benchmarks import (
     training_table,
 )
 from segcore.app.cards import INSTANCE_SCORES
+from segcore.app.kind_scores import kind_table
 from segcore.app.navigation import enter
 from segcore.paths import bench_dir
 
@@ -94,6 +95,17 @@ if nuclei_scores is not None or nuclei_speed is not None:
             },
         )
     st.caption(nuclei_caption(nuclei_scores, nuclei_speed))
+
+by_kind = kind_table(entries)
+if len(by_kind):
+    st.subheader("Scores per image kind")
+    st.dataframe(
+        by_kind, hide_index=True, width="stretch", column_config={**INSTANCE_COLUMNS, "Dice": DICE}
+    )
+    st.caption(
+        "Test split means per kind of microscopy image (`segcore.kinds`: a dark field is "
+        "fluorescence; a light field is H&E / colour stain when coloured, else bright-field)."
+    )
 
 st.subheader("Inference speed")
 if inference:
