@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--patience", type=cli.positive_int, help=f"early-stopping patience (default {d.patience})")
     add("--split", help=f"train,val,test fractions (default {d.split})")
     add("--seed", type=int, help=f"random seed of split and training (default {d.seed})")
+    add("--init-seed", type=int, help="seed of weights and augmentation only (default --seed)")
+    add("--seeds", help="S1,S2,...: one ensemble member per --init-seed into <out>-seed<S>")
+    add("--parallel", type=cli.positive_int, help="with --seeds: members trained at once (1)")
     add("--out", help="run folder (default runs/<arch>-<dataset>-<time>)")
     add("--resume", metavar="RUN_DIR", help="continue an interrupted or finished run")
     _add_run_flags(p, d)
@@ -159,6 +162,10 @@ def _report(run_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (2 for bad input, no traceback)."""
     argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--seeds" or a.startswith("--seeds=") for a in argv):
+        from segcore.members import main as train_members
+
+        return train_members(argv)
     verbose = _verbose_flag(argv)
     cli.setup_logging()
 

@@ -66,6 +66,7 @@ class TrainConfig:
     patience: int = 15
     split: str = "0.8,0.1,0.1"
     seed: int = 42
+    init_seed: int | None = None  # weights and augmentation (default: seed, which makes the split)
     out: str = ""
     mixed_precision: bool = False
     tensorboard: bool = False
@@ -78,6 +79,11 @@ class TrainConfig:
     markers: str = "boundary"
     init_from: str = ""
     arch_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def member_seed(self) -> int:
+        """The seed of the weights and augmentation: --init-seed, else --seed."""
+        return self.seed if self.init_seed is None else self.init_seed
 
     @property
     def is_demo(self) -> bool:

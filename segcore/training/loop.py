@@ -310,7 +310,7 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
             "--target instance trains in one process (several local devices work); "
             "unset the KERAS_DISTRIBUTION_* variables"
         )
-    keras.utils.set_random_seed(cfg.seed)
+    keras.utils.set_random_seed(cfg.member_seed)
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     run = open_run(cfg, resume_dir, topology)
