@@ -1,5 +1,5 @@
 """Command line: ``python -m export RUN_DIR [--name NAME] [--out models] [--precision fp32|fp16|int8]
-[--max-images N]``.
+[--max-images N]``, or ``python -m export --ensemble RUN RUN ...`` for one model averaging them.
 
 Exit status 0 on success, 2 (one line on stderr, nothing written) on a bad run folder or a
 failed check.
@@ -23,7 +23,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = cli.parser(
         "python -m export", "Export a training run's best model to ONNX with a model card."
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="folder written by segcore.train")
+    p.add_argument(
+        "run_dir", type=Path, nargs="?", metavar="RUN_DIR", help="folder written by segcore.train"
+    )
+    p.add_argument(
+        "--ensemble",
+        type=Path,
+        nargs="+",
+        metavar="RUN",
+        help="export these runs (e.g. segcore.train --seeds members) as ONE model averaging them",
+    )
     p.add_argument("--name", help="model name (default: <dataset>_<arch>[_<precision>])")
     p.add_argument("--out", type=Path, default=Path("models"), help="output folder")
     p.add_argument(
@@ -52,10 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from export import ExportError
     from export.install import installed_line
     from export.run_folder import read_run
 
-    run = read_run(args.run_dir)
+    if (args.run_dir is None) == (args.ensemble is None):
+        raise ExportError("give one RUN_DIR, or --ensemble RUN RUN ...")
+    runs = [read_run(r) for r in (args.ensemble or [args.run_dir])]
     # this command's own process: models trained under JAX export under TensorFlow
     os.environ["KERAS_BACKEND"] = "tensorflow"
     quiet_tensorflow(args.verbose, force=True)
@@ -63,10 +75,17 @@ def _export(args: argparse.Namespace) -> int:
         from segcore.onnx_runner import quiet_onnxruntime_logs
 
         quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
+    from export.ensemble import export_ensemble
     from export.pipeline import export_run  # TensorFlow loads only for a valid run
 
-    card = export_run(run, args.out, args.name, args.precision, args.max_images, args.activations)
-    print(installed_line(args.out, card, f"parity {card['parity_max_abs_diff']:.2g}"))
+    if args.ensemble:
+        card = export_ensemble(runs, args.out, args.name, args.precision, args.max_images)
+    else:
+        card = export_run(
+            runs[0], args.out, args.name, args.precision, args.max_images, args.activations
+        )
+    check = card.get("parity_max_abs_diff", card.get("merge_max_abs_diff"))
+    print(installed_line(args.out, card, f"parity {check:.2g}"))
     return 0
 
 
