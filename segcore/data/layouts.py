@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from segcore.errors import DataError, ImageError
 from segcore.preprocess import is_image_file, load_image, load_mask, resize_mask
@@ -221,12 +222,30 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     return image, mask
 
 
+def label_image(path: Path, size: tuple[int, int]) -> np.ndarray | None:
+    """A 16- or 32-bit integer mask as HxW int32 instance labels (0 = background, each other
+    value one object; nearest-neighbour resized to ``size``), or None for any other mask."""
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
+                return None
+            labels = np.asarray(img).astype(np.int32)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc})") from None
+    if labels.shape != size:
+        index_y = np.arange(size[0]) * labels.shape[0] // size[0]
+        index_x = np.arange(size[1]) * labels.shape[1] // size[1]
+        labels = labels[np.ix_(index_y, index_x)]
+    return labels
+
+
 def load_labels(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """Decode one pair keeping objects apart: (HxWx3 uint8 image, HxW int32 instance labels).
 
     Each mask file is one object (DSB: one nucleus per file), numbered 1..n in file order (where
     masks overlap the later one wins); a single mask file is split into its 4-connected
-    components. Masks of another size are resized with nearest-neighbour sampling.
+    components, unless it is a 16/32-bit label image (`label_image`: its values are the objects).
+    Masks of another size are resized with nearest-neighbour sampling.
     """
     from scipy import ndimage
 
@@ -234,6 +253,8 @@ def load_labels(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
 
     image = load_image(sample.image)
     size = image.shape[:2]
+    if len(sample.masks) == 1 and (labels := label_image(sample.masks[0], size)) is not None:
+        return image, labels
     masks = []
     for path in sample.masks:
         m = load_mask(path)

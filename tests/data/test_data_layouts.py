@@ -212,3 +212,21 @@ def test_a_folder_of_data_sets_is_not_a_dsb_layout(tmp_path: Path):
     (sample / "masks").mkdir()
     (sample / "images" / "abc.png").write_bytes(b"")
     assert detect_format(tmp_path / "dsb") == "dsb"
+
+
+def test_a_16_bit_label_mask_keeps_touching_objects_apart(tmp_path):
+    from PIL import Image
+
+    from segcore.data import load_labels
+
+    labels = np.zeros((6, 8), np.uint16)
+    labels[1:5, 1:4] = 7
+    labels[1:5, 4:7] = 300  # touches object 7: one component, two objects
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(labels).save(tmp_path / "a_labels.png")
+    _, got = load_labels(Sample(tmp_path / "a.png", (tmp_path / "a_labels.png",)))
+    assert got.dtype == np.int32 and set(np.unique(got)) == {0, 7, 300}
+    np.testing.assert_array_equal(got, labels)
+    Image.fromarray((labels > 0).astype(np.uint8) * 255).save(tmp_path / "a_mask.png")
+    _, merged = load_labels(Sample(tmp_path / "a.png", (tmp_path / "a_mask.png",)))
+    assert set(np.unique(merged)) == {0, 1}  # an 8-bit mask: its connected components
