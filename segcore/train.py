@@ -113,6 +113,12 @@ def _add_run_flags(p: argparse.ArgumentParser, d: TrainConfig) -> None:
         help="fine-tune: start from the weights of a trained model of the same architecture and "
         "outputs (a .keras file, or a run folder's best.keras); use a lower --lr",
     )
+    add(
+        "--stain-jitter",
+        type=float,
+        metavar="S",
+        help="HED-space colour jitter of H&E / colour-stained images, strength S (default 0 = off)",
+    )
     add("--verbose", action="store_true", help="show TensorFlow's start-up notices")
 
 

@@ -23,6 +23,7 @@ class AugmentConfig:
     scale_prob: float = 0.5
     brightness: float = 0.1  # added, in [0, 1] pixel units
     contrast: float = 0.15  # multiplicative around the image mean
+    stain_jitter: float = 0.0  # HED-space jitter of colour-stained images (segcore.data.stain)
 
 
 def _scale_crop_one(image: np.ndarray, mask: np.ndarray, box: tuple[float, ...]):
@@ -59,7 +60,12 @@ def augment_geometry(
 
 
 def augment_intensity(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
-    """Random contrast (around each image's mean) and brightness on float32 input in [0, 1]."""
+    """Random contrast (around each image's mean) and brightness on float32 input in [0, 1],
+    after the HED stain jitter when ``cfg.stain_jitter`` is set."""
+    if cfg.stain_jitter > 0:
+        from segcore.data.stain import stain_jitter
+
+        x = stain_jitter(x, rng, cfg.stain_jitter)
     if cfg.contrast <= 0 and cfg.brightness <= 0:
         return x
     n = x.shape[0]

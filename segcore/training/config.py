@@ -78,6 +78,7 @@ class TrainConfig:
     target: str = "mask"
     markers: str = "boundary"
     init_from: str = ""
+    stain_jitter: float = 0.0  # HED jitter of colour-stained images (segcore.data.stain)
     arch_kwargs: dict = field(default_factory=dict)
 
     @property
@@ -119,6 +120,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise DataError(f"--base-filters {cfg.base_filters}: must be at least 1")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise DataError(f"--lr {cfg.lr}: must be a positive number")
+    if not 0 <= cfg.stain_jitter < 1:
+        raise DataError(f"--stain-jitter {cfg.stain_jitter}: must be in [0, 1)")
     if not (math.isfinite(cfg.time_limit) and cfg.time_limit >= 0):
         raise DataError(f"--time-limit {cfg.time_limit}: must be 0 (none) or positive")
     _check_choices(cfg)

@@ -67,7 +67,7 @@ class TargetSpec:
 
 
 def _augment(cfg: TrainConfig) -> AugmentConfig | None:
-    return AugmentConfig() if cfg.augment else None
+    return AugmentConfig(stain_jitter=cfg.stain_jitter) if cfg.augment else None
 
 
 def _mask_feeders(
