@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -133,13 +132,181 @@ def pack(isic: Path, dsb: Path, out: Path) -> float:
     return sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6
 
 
-def run_commands(data: Path, runs: Path, minutes: float, smoke: bool) -> list[list[str]]:
+def run_commands(data: Path, runs: Path, minutes: float, toy: bool) -> list[list[str]]:
     """The ``python -m segcore.train`` command of every planned run."""
     commands = []
     for run in PLAN:
-        argv = (f"{run.toy} {SMOKE_FLAGS}" if smoke else run.full).split()
+        argv = (f"{run.toy} {SMOKE_FLAGS}" if toy else run.full).split()
         argv += ["--data", str(data / run.dataset), "--out", str(runs / run.name)]
         commands.append(
             [sys.executable, "-m", "segcore.train", *argv, "--time-limit", str(minutes)]
         )
     return commands
+
+
+def _timed(timing: dict, phase: str, command: list[str], log) -> int:
+    """Run ``command`` with its output appended to ``log``; records its seconds in ``timing``."""
+    start = time.perf_counter()
+    code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+    timing[phase] = {"seconds": round(time.perf_counter() - start, 1), "exit": code}
+    return code
+
+
+def train(data: Path, out: Path, minutes: float, toy: bool = False) -> int:
+    """Measure throughput, train the `PLAN` at once, write the results under ``out``; returns
+    the number of runs that failed."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs = Path(tempfile.mkdtemp(prefix="gpu-job-runs-"))
+    timing: dict = {"start": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with open(out / "train.log", "w") as log:
+        bench = (SMOKE_THROUGHPUT if toy else THROUGHPUT).split()
+        throughput = [sys.executable, "-m", "bench.train", *bench, "--out"]
+        _timed(timing, "throughput", [*throughput, str(out / "throughput.json")], log)
+        start = time.perf_counter()
+        with ThreadPoolExecutor(len(PLAN)) as pool:
+            codes = list(
+                pool.map(
+                    lambda pair: _timed(timing, pair[0], pair[1], log),
+                    zip(
+                        [r.name for r in PLAN], run_commands(data, runs, minutes, toy), strict=True
+                    ),
+                )
+            )
+        timing["training_wall"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        parts = collect(runs, out)
+        timing["collect"] = {"seconds": round(time.perf_counter() - start, 1), "parts": parts}
+    write_text(out / "timing.json", json.dumps(timing, indent=1))
+    shutil.rmtree(runs, ignore_errors=True)
+    return sum(code != 0 for code in codes)
+
+
+#: The small files of a run folder that travel back (the weights go as float16 arrays).
+RUN_FILES = (
+    "config.json",
+    "split.json",
+    "history.csv",
+    "test_metrics.json",
+    "test_per_image.csv",
+    "decode.json",
+)
+
+
+def _slim(run: Path, staged: Path) -> None:
+    """A run folder's small files, its model's architecture (JSON) and float16 weights."""
+    import keras
+
+    import segcore.models  # noqa: F401  (registers the custom layers)
+
+    staged.mkdir(parents=True)
+    for name in RUN_FILES:
+        if (run / name).is_file():
+            shutil.copyfile(run / name, staged / name)
+    model = keras.saving.load_model(run / "best.keras", compile=False)
+    (staged / "model.json").write_text(model.to_json())
+    weights = {
+        f"w{i:04d}": w.astype(np.float16) if w.dtype == np.float32 else w
+        for i, w in enumerate(model.get_weights())
+    }
+    np.savez(staged / "weights16.npz", **weights)
+
+
+def collect(runs: Path, out: Path) -> int:
+    """Every finished run of ``runs`` slimmed, tarred and cut into ``out/runs.tar.NNN`` parts of
+    at most `PART_BYTES`; returns the number of parts."""
+    staging = Path(tempfile.mkdtemp(prefix="gpu-job-stage-"))
+    for run in sorted(p.parent for p in runs.glob("*/best.keras")):
+        _slim(run, staging / run.name)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(staging, arcname="runs")
+    shutil.rmtree(staging)
+    data = buffer.getvalue()
+    parts = range(0, len(data), PART_BYTES)
+    for n, start in enumerate(parts):
+        (out / f"runs.tar.{n:03d}").write_bytes(data[start : start + PART_BYTES])
+    return len(parts)
+
+
+def unpack(results: Path, runs: Path, data: Path) -> list[Path]:
+    """Rebuild the run folders (``best.keras`` from the float16 weights) under ``runs``, their
+    split.json pointing at ``data/<dataset>``; returns the run folders."""
+    import keras
+
+    import segcore.models  # noqa: F401  (registers the custom layers)
+
+    blob = b"".join(p.read_bytes() for p in sorted(results.glob("runs.tar.[0-9][0-9][0-9]")))
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        tar.extractall(runs.parent / f".{runs.name}-unpack", filter="data")
+    unpacked = runs.parent / f".{runs.name}-unpack" / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    done = []
+    for staged in sorted(p for p in unpacked.iterdir() if p.is_dir()):
+        run = runs / staged.name
+        shutil.copytree(staged, run, ignore=shutil.ignore_patterns("model.json", "weights16.npz"))
+        model = keras.models.model_from_json((staged / "model.json").read_text())
+        with np.load(staged / "weights16.npz") as arrays:
+            weights = [arrays[k] for k in sorted(arrays.files)]
+        model.set_weights([w.astype(np.float32) if w.dtype == np.float16 else w for w in weights])
+        model.save(run / "best.keras")
+        _point_split(run, data)
+        done.append(run)
+    shutil.rmtree(unpacked.parent)
+    return done
+
+
+def _point_split(run: Path, data: Path) -> None:
+    """Make the run's split.json name the local copy of its data set."""
+    config = json.loads((run / "config.json").read_text())
+    split = json.loads((run / "split.json").read_text())
+    split["root"] = str((data / Path(config["data"]).name).resolve())
+    write_text(run / "split.json", json.dumps(split, indent=1))
+
+
+def smoke(out: Path) -> int:
+    """Steps 1-3 at toy size on the CPU from the bundled samples; returns the exit status."""
+    data = out / "data"
+    mb = pack(ROOT / "samples" / "isic", ROOT / "samples" / "dsb", data)
+    print(f"packed {mb:.1f} MB")
+    failed = train(data, out / "results", 1.0, toy=True)
+    runs = unpack(out / "results", out / "runs", data)
+    print(f"{len(runs)} run folders rebuilt under {out / 'runs'}; {failed} runs failed")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: pack | train | unpack | smoke (see the module)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = ["smoke", *argv[1:]] if argv[:1] == ["--smoke"] else argv
+    p = argparse.ArgumentParser(prog="python -m bench.gpu_job", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="step", required=True)
+    s = sub.add_parser("pack", help="pack the data sets the job trains on (here)")
+    s.add_argument("--isic", type=Path, required=True)
+    s.add_argument("--dsb", type=Path, required=True)
+    s.add_argument("--out", type=Path, default=ROOT / ".gpu" / "data")
+    s = sub.add_parser("train", help="the device call: throughput, training, results")
+    s.add_argument("--data", type=Path, default=ROOT / ".gpu" / "data")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--minutes", type=float, default=TRAIN_MINUTES, help="training time per run")
+    s = sub.add_parser("unpack", help="rebuild the run folders from the results (here)")
+    s.add_argument("results", type=Path)
+    s.add_argument("--runs", type=Path, required=True)
+    s.add_argument("--data", type=Path, default=ROOT / ".gpu" / "data")
+    s = sub.add_parser("smoke", help="everything at toy size on the CPU")
+    s.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
+    a = p.parse_args(argv)
+    if a.step == "pack":
+        mb = pack(a.isic, a.dsb, a.out)
+        print(f"{a.out}: {mb:.1f} MB" + (f" (over {MAX_PACK_MB} MB)" if mb > MAX_PACK_MB else ""))
+        return 0 if mb <= MAX_PACK_MB else 1
+    if a.step == "train":
+        return 1 if train(a.data, a.out, a.minutes) else 0
+    if a.step == "unpack":
+        for run in unpack(a.results, a.runs, a.data):
+            print(run)
+        return 0
+    return smoke(a.out or Path(tempfile.mkdtemp(prefix="gpu-job-smoke-")))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

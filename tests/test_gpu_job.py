@@ -1,0 +1,77 @@
+"""bench.gpu_job: the prepared GPU job, end to end at toy size on the CPU (``--smoke``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.gpu_job import PLAN, pack_dsb, run_commands
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_planned_run_trains_for_a_limited_time(tmp_path: Path):
+    commands = run_commands(tmp_path / "data", tmp_path / "runs", 5.5, toy=False)
+    assert len(commands) == len(PLAN)
+    for command, run in zip(commands, PLAN, strict=True):
+        assert command[1:3] == ["-m", "segcore.train"]
+        assert command[-2:] == ["--time-limit", "5.5"]
+        assert command[command.index("--out") + 1] == str(tmp_path / "runs" / run.name)
+    members = commands[0]
+    assert members[members.index("--seeds") + 1] == "1,2,3"
+
+
+def test_packed_dsb_keeps_each_nucleus_apart(tmp_path: Path):
+    from segcore.data import find_samples
+    from segcore.data.layouts import load_labels
+
+    src = REPO / "samples" / "dsb"
+    assert pack_dsb(src, tmp_path / "dsb") == 12
+    _, originals = find_samples(src, "dsb")
+    _, packed = find_samples(tmp_path / "dsb")
+    assert [s.name for s in packed] == [s.name for s in originals]  # same order: same split
+    _, truth = load_labels(originals[0])
+    image, labels = load_labels(packed[0])
+    np.testing.assert_array_equal(labels, truth)
+    assert image.shape[:2] == truth.shape
+    with Image.open(packed[0].masks[0]) as mask:
+        assert mask.mode.startswith("I")
+
+
+@pytest.mark.slow
+def test_smoke_runs_the_job_end_to_end(tmp_path: Path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), KERAS_BACKEND="jax")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_job", "--smoke", "--out", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    log = (tmp_path / "results" / "train.log").read_text()[-3000:]
+    assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-2000:] + log
+    results = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert len(results) <= 8 and "timing.json" in results and "throughput.json" in results
+    timing = json.loads((tmp_path / "results" / "timing.json").read_text())
+    assert {r.name for r in PLAN} <= set(timing) and timing["collect"]["parts"] >= 1
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == sorted(
+        ["isic_improved_unet-seed1", "isic_improved_unet-seed2"]
+        + [r.name for r in PLAN if r.dataset == "dsb"]
+    )
+    import keras
+
+    for run in runs:
+        folder = tmp_path / "runs" / run
+        model = keras.saving.load_model(folder / "best.keras", compile=False)
+        assert model.count_params() == json.loads((folder / "config.json").read_text())["params"]
+        split = json.loads((folder / "split.json").read_text())
+        assert Path(split["root"]).is_dir()
