@@ -86,7 +86,7 @@ def _opsets(members: list[onnx.ModelProto]) -> list[onnx.OperatorSetIdProto]:
 
 def best_val_scores(run: RunFolder) -> dict[str, float]:
     """The validation scores (``val_*`` of history.csv) at the run's best epoch, or {}."""
-    best = run.config.get("best_epoch")
+    best = run.config.raw.get("best_epoch")
     if best is None or not run.history_path.is_file():
         return {}
     with open(run.history_path, newline="") as f:
@@ -101,10 +101,10 @@ def check_members(runs: list[RunFolder]) -> None:
     first = runs[0]
     for run in runs[1:]:
         for key in SHARED_CONFIG:
-            if run.config.get(key) != first.config.get(key):
+            mine, theirs = run.config.raw.get(key), first.config.raw.get(key)
+            if mine != theirs:
                 raise ExportError(
-                    f"{run.path}: {key} {run.config.get(key)!r} differs from {first.path}'s "
-                    f"{first.config.get(key)!r}"
+                    f"{run.path}: {key} {mine!r} differs from {first.path}'s {theirs!r}"
                 )
         for part in ("val", "test"):
             if [s.image for s in run.split.get(part, [])] != [
@@ -117,12 +117,12 @@ def member_entry(run: RunFolder, card: dict) -> dict:
     """What the ensemble card says about one member."""
     return {
         "run_dir": card["run_dir"],
-        "arch": run.config["arch"],
-        "seed": run.config.get("seed"),
-        "init_seed": run.config.get("init_seed"),
+        "arch": run.config.settings.arch,
+        "seed": run.config.settings.seed,
+        "init_seed": run.config.settings.init_seed,
         "precision": card["precision"],
         "onnx_bytes": card["onnx_bytes"],
-        "best_epoch": run.config.get("best_epoch"),
+        "best_epoch": run.config.raw.get("best_epoch"),
         "val": best_val_scores(run),
         "test_dice": card["test_metrics"]["dice"],
     }
@@ -201,7 +201,7 @@ def _post(card: dict) -> Postprocess:
 def _merge_difference(engine: Engine, members: list[Engine], run: RunFolder) -> float:
     """Largest difference between the merged model's probabilities and the members' mean on a
     few held-out images; ExportError over `MERGE_TOLERANCE`."""
-    size, channels = int(run.config["img_size"]), int(run.config["channels"])
+    size, channels = run.config.settings.img_size, run.config.settings.channels
     x = model_inputs(run.eval_split()[1][:2], size, channels)
     expected = np.mean([m.probabilities(x) for m in members], axis=0)
     diff = float(np.abs(engine.probabilities(x) - expected).max())

@@ -16,7 +16,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from segcore.data import DataError
+from segcore.errors import DataError
 
 
 def parse_seeds(text: str) -> list[int]:

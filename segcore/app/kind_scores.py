@@ -27,7 +27,7 @@ def kind_table(entries: list[ModelEntry], split: str = "test") -> pd.DataFrame:
     ``split`` (``test`` or ``val``); an empty table when no card holds per-kind scores."""
     rows = []
     for entry in entries:
-        by_kind = (entry.card.get(f"{split}_metrics") or {}).get("by_kind")
+        by_kind = (entry.card.raw.get(f"{split}_metrics") or {}).get("by_kind")
         if not isinstance(by_kind, dict):
             continue
         for kind in ("all", *KINDS):
