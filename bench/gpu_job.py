@@ -7,14 +7,15 @@ Steps (the device machine has JAX and no TensorFlow; see ``../shared/GPU.md``):
    (``.gpu/data``, git-ignored, checked under `MAX_PACK_MB`: the ISIC 256x256 pairs as they are;
    the DSB images at native scale as JPEG quality 95 with one 16-bit label PNG each, names and
    order kept, so the seeded split is the shipped models' split).
-2. On the device, one ``run`` call with ``timeout_s`` 570 and ``carry`` [".gpu/keras", ".gpu/data"]::
+2. On the device, one ``run`` call with ``timeout_s`` 560 and ``carry`` [".gpu/keras", ".gpu/data"]::
 
        python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/keras/*.whl && export PYTHONPATH=$PWD:/tmp/site KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false; python3 -m bench.gpu_job train --data .gpu/data --out $OUT
 
    It measures training throughput first, alone on the GPU (classic U-Net, 256x256, bf16,
    batch 32, `bench.train`: end to end, model only and input pipeline only, so it says where the
    time goes), then trains the `PLAN` at once on the one GPU, each run stopped by
-   ``--time-limit``, and writes under ``$OUT``: ``runs.tar.NNN`` (the run folders with their
+   ``--time-limit`` (4.5 minutes of epochs; anything still going at `HARD_STOP_S` is stopped
+   with its best epoch kept), and writes under ``$OUT``: ``runs.tar.NNN`` (the run folders with their
    weights as float16, in parts of at most 15 MiB), ``throughput.json``, ``timing.json`` (seconds
    per phase) and ``train.log``: at most 8 files.
 3. Here: ``python -m bench.gpu_job unpack FILES_AT --runs runs/gpu23`` rebuilds each run
@@ -31,7 +32,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -54,7 +57,10 @@ PART_BYTES = 15 * 2**20
 JPEG_QUALITY = 95
 #: Minutes each planned run may train (--time-limit): with start-up, the throughput measurement
 #: and evaluation the call stays within 9 minutes.
-TRAIN_MINUTES = 5.5
+TRAIN_MINUTES = 4.5
+#: Seconds from the job's start after which every run still going is stopped (its best epoch so
+#: far is kept), so that collecting the results still ends inside the call's 9 minutes.
+HARD_STOP_S = 480.0
 
 
 @dataclass(frozen=True)
@@ -144,29 +150,39 @@ def run_commands(data: Path, runs: Path, minutes: float, toy: bool) -> list[list
     return commands
 
 
-def _timed(timing: dict, phase: str, command: list[str], log) -> int:
-    """Run ``command`` with its output appended to ``log``; records its seconds in ``timing``."""
+def _timed(timing: dict, phase: str, command: list[str], log, deadline: float) -> int:
+    """Run ``command`` with its output appended to ``log``, stopped with its whole process group
+    at ``deadline`` (a `time.perf_counter` value); records its seconds in ``timing``."""
     start = time.perf_counter()
-    code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        code = proc.wait(timeout=max(1.0, deadline - start))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        code = proc.wait()
+        timing[f"{phase}_stopped_at_deadline"] = True
     timing[phase] = {"seconds": round(time.perf_counter() - start, 1), "exit": code}
     return code
 
 
-def train(data: Path, out: Path, minutes: float, toy: bool = False) -> int:
+def train(
+    data: Path, out: Path, minutes: float, toy: bool = False, hard_stop_s: float = HARD_STOP_S
+) -> int:
     """Measure throughput, train the `PLAN` at once, write the results under ``out``; returns
-    the number of runs that failed."""
+    the number of runs that failed. Whatever runs at ``hard_stop_s`` is stopped."""
+    deadline = time.perf_counter() + hard_stop_s
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="gpu-job-runs-"))
     timing: dict = {"start": time.strftime("%Y-%m-%d %H:%M:%S")}
     with open(out / "train.log", "w") as log:
         bench = (SMOKE_THROUGHPUT if toy else THROUGHPUT).split()
         throughput = [sys.executable, "-m", "bench.train", *bench, "--out"]
-        _timed(timing, "throughput", [*throughput, str(out / "throughput.json")], log)
+        _timed(timing, "throughput", [*throughput, str(out / "throughput.json")], log, deadline)
         start = time.perf_counter()
         with ThreadPoolExecutor(len(PLAN)) as pool:
             codes = list(
                 pool.map(
-                    lambda pair: _timed(timing, pair[0], pair[1], log),
+                    lambda pair: _timed(timing, pair[0], pair[1], log, deadline),
                     zip(
                         [r.name for r in PLAN], run_commands(data, runs, minutes, toy), strict=True
                     ),
@@ -268,7 +284,7 @@ def smoke(out: Path) -> int:
     data = out / "data"
     mb = pack(ROOT / "samples" / "isic", ROOT / "samples" / "dsb", data)
     print(f"packed {mb:.1f} MB")
-    failed = train(data, out / "results", 1.0, toy=True)
+    failed = train(data, out / "results", 1.0, toy=True, hard_stop_s=3600.0)
     runs = unpack(out / "results", out / "runs", data)
     print(f"{len(runs)} run folders rebuilt under {out / 'runs'}; {failed} runs failed")
     return 1 if failed else 0

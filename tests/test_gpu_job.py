@@ -75,3 +75,16 @@ def test_smoke_runs_the_job_end_to_end(tmp_path: Path):
         assert model.count_params() == json.loads((folder / "config.json").read_text())["params"]
         split = json.loads((folder / "split.json").read_text())
         assert Path(split["root"]).is_dir()
+
+
+def test_a_run_still_going_at_the_deadline_is_stopped(tmp_path: Path):
+    import time
+
+    from bench.gpu_job import _timed
+
+    timing: dict = {}
+    with open(tmp_path / "log", "w") as log:
+        sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+        code = _timed(timing, "sleep", sleeper, log, time.perf_counter() + 1.0)
+    assert code != 0 and timing["sleep_stopped_at_deadline"] is True
+    assert timing["sleep"]["seconds"] < 30

@@ -122,6 +122,10 @@ def test_instance_training_tuning_export_and_predict(markers: str, tmp_path: Pat
     assert len(rows) == metrics["n_images"] == 2
     assert {"dsb_score", "f1_iou50", "count_error", "n_true", "n_pred"} <= set(rows[0])
     assert int(rows[0]["n_true"]) > 0
+    # DSB images: every row names its image kind, and the summary keeps the means per kind
+    assert {r["kind"] for r in rows} <= {"fluorescence", "brightfield", "he"}
+    assert metrics["by_kind"]["all"]["n_images"] == 2
+    assert sum(v["n_images"] for k, v in metrics["by_kind"].items() if k != "all") == 2
 
     tune = _run("segcore.instance_eval", str(run), "--tune")
     assert tune.returncode == 0, tune.stderr[-2000:]
