@@ -74,6 +74,8 @@ def relative_run_dir(run_dir: Path, root: Path | None = None) -> str:
 def base_card(name: str, config: dict, run_dir: Path, postprocess: dict) -> dict:
     """The card fields known before the ONNX is checked: identity, input and training facts."""
     card = {"name": name, **{k: config.get(k) for k in CONFIG_KEYS}}
+    if config.get("invert_brightfield"):  # a pre-processing step the engine must repeat
+        card["invert_brightfield"] = True
     card.update(
         input_size=int(config["img_size"]),
         normalization=config.get("normalization", "divide_by_255"),

@@ -203,7 +203,7 @@ def _inputs(samples: list[Sample], engine: Engine) -> np.ndarray:
     """The engine's model inputs (NHWC float32) for ``samples``' images; unreadable ones skipped."""
     size = (engine.input_size, engine.input_size)
     images = [
-        prepare(engine.load(image).pixels, size, engine.channels)
+        prepare(engine.model_pixels(engine.load(image).pixels), size, engine.channels)
         for _, image, _ in readable(samples)
     ]
     if not images:

@@ -24,6 +24,7 @@ from PIL import Image
 from segcore.card import ModelCard, TileSpec
 from segcore.errors import ImageError, ModelError
 from segcore.instances import DecodeSettings, decode, measure_objects
+from segcore.kinds import invert_brightfield
 from segcore.postprocess import Postprocess, count_components, to_image_size
 from segcore.preprocess import (
     MAX_PIXELS,
@@ -221,13 +222,18 @@ class Engine:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         return np.asarray((flip_averaged(self._run) if tta else self._run)(batch))
 
+    def model_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """An HxWx3 uint8 image as the model sees it: bright-field images inverted when the card
+        says ``invert_brightfield`` (`segcore.kinds.invert_brightfield`), else unchanged."""
+        return invert_brightfield(pixels) if self.card.get("invert_brightfield") else pixels
+
     def tiled_channels(self, pixels: np.ndarray, tta: bool = False) -> np.ndarray:
         """HxWxK output channels of an HxWx3 uint8 image, by overlapping tiles at native scale."""
         tile = self.card.tile
         if tile is None:  # resize-mode models: one window of the card's input size
             tile = TileSpec(self.input_size, 0.0)
         return predict_tiled(
-            to_model_input(pixels, self.channels),
+            to_model_input(self.model_pixels(pixels), self.channels),
             lambda batch: self.channel_maps(batch, tta),
             tile.size,
             tile.overlap,
@@ -289,7 +295,9 @@ class Engine:
         for start in range(0, len(loaded), max(1, batch_size)):
             chunk = loaded[start : start + batch_size]
             t0 = time.perf_counter()
-            x = np.stack([prepare(im.pixels, size, self.channels) for im in chunk])
+            x = np.stack(
+                [prepare(self.model_pixels(im.pixels), size, self.channels) for im in chunk]
+            )
             probs = self.probabilities(x, tta=tta)
             shared = (time.perf_counter() - t0) / len(chunk)
             for im, prob in zip(chunk, probs, strict=True):

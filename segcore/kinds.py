@@ -54,6 +54,18 @@ def image_kind(image: np.ndarray) -> str:
     return "he" if colour > COLOUR else "brightfield"
 
 
+def invert_brightfield(image: np.ndarray) -> np.ndarray:
+    """A uint8 RGB image inverted (255 - value) when it is bright-field, else unchanged: the
+    pre-processing of models whose card says ``"invert_brightfield": true``."""
+    return 255 - image if image_kind(image) == "brightfield" else image
+
+
+def invert_brightfield_all(images) -> None:
+    """`invert_brightfield` on every image of a uint8 batch array or list, in place."""
+    for i in range(len(images)):
+        images[i] = invert_brightfield(images[i])
+
+
 def reports_kinds(dataset: str | None) -> bool:
     """Whether evaluation of a model trained on ``dataset`` reports scores per image kind."""
     return dataset not in NOT_MICROSCOPY

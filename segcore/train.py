@@ -114,6 +114,12 @@ def _add_run_flags(p: argparse.ArgumentParser, d: TrainConfig) -> None:
         "outputs (a .keras file, or a run folder's best.keras); use a lower --lr",
     )
     add(
+        "--invert-brightfield",
+        action="store_true",
+        default=None,
+        help="invert bright-field images before the model (recorded in the card)",
+    )
+    add(
         "--stain-jitter",
         type=float,
         metavar="S",

@@ -81,3 +81,45 @@ def test_scores_by_kind_means_per_kind_and_overall():
 def test_lesion_photos_report_no_kinds():
     assert not reports_kinds("isic")
     assert reports_kinds("dsb") and reports_kinds("plain")
+
+
+def test_engine_inverts_brightfield_images_when_its_card_says_so(tmp_path):
+    import json
+
+    from handmade_models import save_conv1x1_sigmoid_model
+
+    from segcore.infer import Engine
+    from segcore.kinds import invert_brightfield
+
+    model = save_conv1x1_sigmoid_model(tmp_path / "m.onnx", 3, [1.0, 1.0, 1.0], [-1.5])
+    card = {"name": "m", "dataset": "dsb", "input_size": 32, "channels": 3, "threshold": 0.5}
+    model.with_suffix(".json").write_text(json.dumps(card))
+    fluorescence = _sample("df5cdd0e")[:64, :64]
+    brightfield = 255 - fluorescence
+    plain = Engine(model)
+    np.testing.assert_array_equal(plain.model_pixels(brightfield), brightfield)
+    model.with_suffix(".json").write_text(json.dumps({**card, "invert_brightfield": True}))
+    inverting = Engine(model)
+    np.testing.assert_array_equal(inverting.model_pixels(brightfield), fluorescence)
+    np.testing.assert_array_equal(inverting.model_pixels(fluorescence), fluorescence)
+    # the prediction of the bright-field image is the fluorescence image's
+    np.testing.assert_array_equal(
+        inverting.predict(brightfield).mask, plain.predict(invert_brightfield(brightfield)).mask
+    )
+    assert not np.array_equal(plain.predict(brightfield).mask, inverting.predict(brightfield).mask)
+
+
+def test_invert_brightfield_all_in_place_and_the_training_flag():
+    from segcore.kinds import invert_brightfield_all
+    from segcore.train import parse_args
+
+    fluorescence = _sample("df5cdd0e")[:32, :32]
+    batch = np.stack([255 - fluorescence, fluorescence])
+    listed = list(batch.copy())
+    invert_brightfield_all(batch)
+    invert_brightfield_all(listed)
+    np.testing.assert_array_equal(batch[0], fluorescence)
+    np.testing.assert_array_equal(batch[1], fluorescence)
+    np.testing.assert_array_equal(listed[0], fluorescence)
+    assert parse_args(["--data", "d", "--invert-brightfield"])[0].invert_brightfield is True
+    assert parse_args(["--data", "d"])[0].invert_brightfield is False

@@ -5,10 +5,11 @@
   scikit-image's Ruifrok-Johnston matrices, an exact round trip), each density scaled by U(1-s, 1+s) and shifted by U(-s, s) times its image's range,
   and taken back to RGB. Images that are not colour stained (`segcore.kinds`) are left alone:
   fluorescence and bright-field images carry no stain to vary. ``segcore.train --stain-jitter S``.
-- `invert_brightfield`: a bright-field image (dark nuclei on a light field) inverted to look
-  like fluorescence (bright nuclei on a dark field), the kind the training set holds most of.
-  A model trained with ``--invert-brightfield`` records ``"invert_brightfield": true`` in its
-  card, and the same rule must then be applied before the model at inference.
+- `segcore.kinds.invert_brightfield`: a bright-field image (dark nuclei on a light field)
+  inverted to look like fluorescence (bright nuclei on a dark field), the kind the training set
+  holds most of. ``segcore.train --invert-brightfield`` inverts the training and validation
+  images so; the card records ``"invert_brightfield": true`` and the engine then inverts every
+  bright-field image before the model.
 Whether either lifts the H&E / bright-field scores is to be measured on validation (GPU job).
 """
 
@@ -48,8 +49,3 @@ def stain_jitter(x: np.ndarray, rng: np.random.Generator, strength: float) -> np
         if _stained(x[i]):
             x[i] = jitter_hed(x[i], rng, strength)
     return x
-
-
-def invert_brightfield(image: np.ndarray) -> np.ndarray:
-    """A uint8 RGB image inverted (255 - value) when it is bright-field, else unchanged."""
-    return 255 - image if image_kind(image) == "brightfield" else image

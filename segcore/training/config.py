@@ -79,6 +79,7 @@ class TrainConfig:
     markers: str = "boundary"
     init_from: str = ""
     stain_jitter: float = 0.0  # HED jitter of colour-stained images (segcore.data.stain)
+    invert_brightfield: bool = False  # bright-field images inverted before the model (the card)
     arch_kwargs: dict = field(default_factory=dict)
 
     @property
@@ -262,6 +263,8 @@ class RunConfig:
             "threshold": self.threshold,
             "postprocess": {"keep_largest": False, "fill_holes": False},
         }
+        if s.invert_brightfield:
+            data["invert_brightfield"] = True
         tile = tile or self.tile
         if s.target == "instance" and tile is not None:
             data |= {"mode": "tiled", "tile": tile.to_json()}

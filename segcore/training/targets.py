@@ -17,6 +17,7 @@ from typing import Any
 
 from segcore.data.augment import AugmentConfig
 from segcore.data.layouts import Sample
+from segcore.kinds import invert_brightfield_all
 from segcore.training.callbacks import monitor_for
 from segcore.training.config import TILE_OVERLAP, TrainConfig
 from segcore.training.distribute import Topology, global_batch_size
@@ -79,6 +80,9 @@ def _mask_feeders(
 
     train = _nonempty(build_cache(split["train"], cfg.img_size, workers))
     val = build_cache(split["val"], cfg.img_size, workers)
+    if cfg.invert_brightfield:
+        invert_brightfield_all(train.images)
+        invert_brightfield_all(val.images)
     n_val = usable_validation(len(val), topology)
     shard = (topology.process_id, topology.processes)
     train_feed = CachedBatches(
@@ -114,6 +118,9 @@ def _instance_feeders(
 
     train = _nonempty(build_instance_cache(split["train"], workers, cfg.markers))
     val = build_instance_cache(split["val"], workers, cfg.markers)
+    if cfg.invert_brightfield:
+        invert_brightfield_all(train.images)
+        invert_brightfield_all(val.images)
     batch = global_batch_size(cfg.batch_size, len(train), topology)
     train_feed = NativeCrops(
         train,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from segcore.data.augment import AugmentConfig, augment_intensity
-from segcore.data.stain import invert_brightfield, jitter_hed, stain_jitter
-from segcore.kinds import image_kind
+from segcore.data.stain import jitter_hed, stain_jitter
+from segcore.kinds import image_kind, invert_brightfield
 from segcore.preprocess import load_image
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "dsb" / "stage1_train"
