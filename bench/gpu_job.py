@@ -74,8 +74,8 @@ class Run:
 
 
 #: The planned runs. Lesion ensemble members (three seeds of the shipped lesion recipe) and the
-#: nuclei instance model at base 24 on native 256-pixel crops, without and with HED stain
-#: jitter (the H&E measure to choose by validation).
+#: nuclei instance model at base 24 on native 256-pixel crops: plain, with HED stain jitter and
+#: with bright-field inversion (the H&E / bright-field measures to choose by validation).
 PLAN = (
     Run(
         "isic_improved_unet",
@@ -97,6 +97,13 @@ PLAN = (
         "--target instance --arch unet_bn --base-filters 24 --img-size 256 --epochs 80 "
         "--batch-size 16 --schedule cosine --mixed-precision --stain-jitter 0.05",
         "--target instance --arch unet_bn --stain-jitter 0.05",
+    ),
+    Run(
+        "dsb_instance_unet_bn_b24_inv",
+        "dsb",
+        "--target instance --arch unet_bn --base-filters 24 --img-size 256 --epochs 80 "
+        "--batch-size 16 --schedule cosine --mixed-precision --invert-brightfield",
+        "--target instance --arch unet_bn --invert-brightfield",
     ),
 )
 THROUGHPUT = "--arch unet --img-size 256 --batch-size 32 --mixed-precision --images 2048 --epochs 3"
