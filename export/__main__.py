@@ -1,8 +1,9 @@
 """Command line: ``python -m export RUN_DIR [--name NAME] [--out models] [--precision fp32|fp16|int8]
-[--max-images N]``, or ``python -m export --ensemble RUN RUN ...`` for one model averaging them.
+[--max-images N] [--force]``, or ``python -m export --ensemble RUN RUN ...`` for one model
+averaging them.
 
-Exit status 0 on success, 2 (one line on stderr, nothing written) on a bad run folder or a
-failed check.
+Exit status 0 on success, 2 (one line on stderr, nothing written) on a bad run folder, a failed
+check, or a model of that name already in ``--out`` (``--force`` replaces it).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's start-up notices (CUDA, oneDNN)"
     )
+    p.add_argument("--force", action="store_true", help="replace a model of the same name in --out")
     p.add_argument(
         "--max-images", type=cli.positive_int, help="score on at most N val and N test images"
     )
@@ -62,12 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from export import ExportError
-    from export.install import installed_line
+    from export.install import check_free, default_name, installed_line
     from export.run_folder import read_run
 
     if (args.run_dir is None) == (args.ensemble is None):
         raise ExportError("give one RUN_DIR, or --ensemble RUN RUN ...")
     runs = [read_run(r) for r in (args.ensemble or [args.run_dir])]
+    base = default_name(runs[0].config, args.precision)
+    args.name = args.name or (f"{base}_ensemble{len(runs)}" if args.ensemble else base)
+    check_free(args.out, args.name, args.force)
     # this command's own process: models trained under JAX export under TensorFlow
     os.environ["KERAS_BACKEND"] = "tensorflow"
     quiet_tensorflow(args.verbose, force=True)

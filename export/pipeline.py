@@ -18,14 +18,13 @@ from export import PRECISIONS, ExportError
 from export.card import base_card, instance_card, keras_means
 from export.convert import OPSET, load_main_model, to_onnx
 from export.graph import to_fp16
-from export.install import install
+from export.install import default_name, install
 from export.precision import with_precision
 from export.run_folder import RunFolder
 from export.verify import model_inputs, parity, score
 from segcore.data import Sample
 from segcore.infer import Engine
 from segcore.postprocess import Postprocess
-from segcore.training.config import RunConfig
 from segcore.training.runinfo import library_versions
 
 #: Largest ONNX-vs-Keras probability difference accepted for a float32 export.
@@ -35,12 +34,6 @@ PARITY_TOLERANCE = 1e-4
 FP16_PARITY_TOLERANCE = 1e-2
 PARITY_IMAGES = 4
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def default_name(config: RunConfig, precision: str) -> str:
-    """``<dataset>_<arch>``, with ``_fp16`` / ``_int8`` for the lower precisions."""
-    suffix = "" if precision == "fp32" else f"_{precision}"
-    return f"{config.dataset}_{config.settings.arch}{suffix}"
 
 
 def export_run(

@@ -21,7 +21,7 @@ import onnx
 
 from export import ACTIVATIONS, PRECISIONS, ExportError
 from export.graph import to_fp32
-from export.install import install, installed_line
+from export.install import check_free, install, installed_line
 from export.precision import CALIBRATION_IMAGES, with_precision
 from export.run_folder import split_from_card
 from segcore import cli
@@ -38,6 +38,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", choices=PRECISIONS, default="int8", help="precision to write")
     p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
     p.add_argument("--name", help="model name (default: NAME_<precision>)")
+    p.add_argument("--force", action="store_true", help="replace a model of the same name in --out")
     p.add_argument(
         "--calibration-images",
         type=cli.positive_int,
@@ -62,8 +63,10 @@ def convert(
     calibration_images: int = CALIBRATION_IMAGES,
     max_images: int | None = None,
     activations: str = "int8",
+    force: bool = False,
 ) -> dict:
-    """Write ``model`` at ``precision`` into ``out``; returns the new card. Raises ExportError."""
+    """Write ``model`` at ``precision`` into ``out``; returns the new card. Raises ExportError
+    (also when ``out`` holds a model of that name and ``force`` is not given)."""
     try:
         source = ModelCard.read(model.with_suffix(".json")).raw
         proto = onnx.load(model)
@@ -72,6 +75,7 @@ def convert(
     except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, ValueError) as exc:
         raise ExportError(f"{model}: not a readable ONNX model ({exc})") from exc
     name = name or f"{source.get('name', model.stem)}_{precision}"
+    check_free(out, name, force)
     split = split_from_card(source, data)
     expected = (source.get("test_metrics") or {}).get("n_images")
     if expected is not None and expected != len(split["test"]) and not max_images:
@@ -120,6 +124,7 @@ def _quantize(args: argparse.Namespace) -> int:
         args.calibration_images,
         args.max_images,
         args.activations,
+        args.force,
     )
     print(installed_line(out, card, f"fp32 Dice {card['fp32_test_dice']:.4f}"))
     return 0

@@ -51,7 +51,12 @@ def score(
     instance = engine.instances is not None
     post_rows, raw_rows, kinds = [], [], []
     size = (engine.input_size, engine.input_size)
-    for start in tqdm(range(0, len(samples), batch_size), desc=f"score {engine.name}", leave=False):
+    for start in tqdm(
+        range(0, len(samples), batch_size),
+        desc=f"score {engine.name}",
+        leave=False,
+        disable=None,  # no progress lines in a log or a pipe, only on a terminal
+    ):
         pairs = [
             (engine.load(image), truth)
             for _, image, truth in readable(samples[start : start + batch_size], instance)

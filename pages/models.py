@@ -1,4 +1,8 @@
-"""Models page: each shipped model card, readable, with where its training data came from."""
+"""Models page: each shipped model card, readable, with where its training data came from.
+
+Card strings (name, architecture, data credit and its address) are shown as plain text: the
+name escaped, the facts in a dataframe (never Markdown, never a link).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import pandas as pd
 import streamlit as st
 
 from segcore.app import ui
-from segcore.app.cards import INSTANCE_SCORES, card_facts, card_scores, data_credit
+from segcore.app.cards import INSTANCE_SCORES, card_facts, card_scores, score_text
 from segcore.app.catalog import ModelEntry
 from segcore.app.navigation import enter
+from segcore.app.text import plain
 
+#: Height of a dataframe row in pixels (Streamlit's default).
+ROW_PX = 35
 SCORE_LABELS = {
     "dice": "Test Dice",
     "iou": "Test IoU",
@@ -23,13 +30,13 @@ SCORE_LABELS = {
 def show_card(entry: ModelEntry) -> None:
     """One model: scores as metrics, key facts as a table, credit, and the full JSON."""
     with st.container(border=True):
-        st.subheader(entry.name)
+        st.subheader(plain(entry.name))
         scores = card_scores(entry.card)
         n_images = (entry.card.get("test_metrics") or {}).get("n_images")
         if scores:
             labels = [k for k in SCORE_LABELS if k in scores]
             for column, key in zip(st.columns(len(labels)), labels, strict=True):
-                column.metric(SCORE_LABELS[key], f"{scores[key]:.3f}")
+                column.metric(SCORE_LABELS[key], score_text(key, scores[key]))
             if n_images:
                 st.caption(f"Scores: mean over {n_images} held-out test images.")
         else:
@@ -37,11 +44,14 @@ def show_card(entry: ModelEntry) -> None:
         groups = card_facts(entry.card)
         for column, (group, facts) in zip(st.columns(len(groups)), groups.items(), strict=True):
             column.markdown(f"**{group}**")
-            table = pd.DataFrame(facts, columns=["fact", "value"]).set_index("fact")
-            column.table(table, border="horizontal", hide_header=True)
-        credit, url = data_credit(entry.card)
-        link = f" ([source]({url}))" if url else ""
-        st.markdown(f"**Training data:** {credit}{link}")
+            # a dataframe shows card strings as plain text (never Markdown, never a link)
+            column.dataframe(
+                pd.DataFrame(facts, columns=["fact", "value"]),
+                hide_index=True,
+                width="stretch",
+                height=ROW_PX * (len(facts) + 1) + 3,  # every row, no inner scrolling
+                column_config={"value": st.column_config.TextColumn(width="large")},
+            )
         with st.expander("Full model card (JSON)"):
             st.json(entry.card.raw, expanded=True)
 

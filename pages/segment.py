@@ -26,7 +26,7 @@ from segcore.app.segment import (
     thumbnail,
 )
 from segcore.app.text import plain
-from segcore.data import Sample, load_sample
+from segcore.data import Sample, load_labels
 from segcore.errors import ImageError
 from segcore.paths import samples_dir
 from segcore.preprocess import IMAGE_EXTENSIONS
@@ -74,8 +74,8 @@ def plural(count: int, noun: str) -> str:
 
 
 def sample_upload(sample: Sample) -> tuple[Upload, np.ndarray]:
-    """A bundled sample as if uploaded: the image file's bytes and its (merged) truth mask."""
-    _, truth = load_sample(sample)
+    """A bundled sample as if uploaded: the image file's bytes and its truth (instance labels)."""
+    _, truth = load_labels(sample)
     return Upload(sample.image.name, sample.image.read_bytes()), truth
 
 

@@ -1,10 +1,18 @@
 """Image statistics of a model's training data, and how far a new image lies from them.
 
 A few colour and texture features per image (at a small fixed size), summarised over the training
-split by their mean and covariance, are written into the model card as ``image_stats``. A new
-image's Mahalanobis distance to them, against a threshold that a set quantile of the training
-images stays under, says whether it looks like what the model was trained on (a microscopy image
-under the skin-lesion model does not). Pure numpy + Pillow: the app and the engine can use it.
+split (each image and `CROPS_PER_IMAGE` random crops of it: a user may give part of an image),
+are written into the model card as ``image_stats``. A training set often holds several kinds of
+image (DSB: fluorescence, bright-field and H&E nuclei), so the features are grouped into
+`COMPONENTS` clusters (k-means on standardised features), each described by its mean and a
+covariance shrunk towards the whole set's (`SHRINK`: a cluster of a few dozen bright-field views
+stays usable). A new image's Mahalanobis distance to its nearest cluster, against a threshold
+that a set quantile of the training images stays under, says whether it looks like what the
+model was trained on (a microscopy image under the skin-lesion model does not); its likelihood
+under the clusters (`neg_log_likelihood`) says which model's training images explain it best.
+One Gaussian compared by distance sent 3 of 60 validation nuclei images (bright-field and H&E)
+to the lesion model; the clusters compared by likelihood send none, nor any of 2 crops of each
+(``python -m bench.model_fit``). Pure numpy + Pillow: the app and the engine use it.
 
 ``python -m segcore.imagestats --data DIR CARD.json...`` fills ``image_stats`` into cards from the
 training split their ``split`` and ``seed`` name (the same seeded split training made).
@@ -48,7 +56,18 @@ FEATURES = (
 QUANTILE = 0.995
 #: The threshold is that quantile times this margin (room for photos taken elsewhere).
 MARGIN = 1.25
-STATS_VERSION = 1
+STATS_VERSION = 2
+#: Clusters per training set (fewer when a set is small) and the k-means restarts tried.
+COMPONENTS = 5
+#: Feature rows (images and their crops) per cluster at least (a smaller set gets fewer clusters, down to one).
+PER_COMPONENT = 150
+KMEANS_STARTS = 8
+KMEANS_STEPS = 50
+#: Random crops per training image added to the statistics, and their side (share of the image's).
+CROPS_PER_IMAGE = 2
+CROP_SHARE = (0.3, 0.7)
+#: Weight, in images, of the whole set's covariance in each cluster's (shrinkage).
+SHRINK = 5.0
 
 
 def image_features(pixels: np.ndarray) -> np.ndarray:
@@ -98,22 +117,84 @@ def _distances(features: np.ndarray, mean: np.ndarray, inverse: np.ndarray) -> n
     return np.sqrt(np.einsum("ij,jk,ik->i", centred, inverse, centred).clip(min=0))
 
 
+def _kmeans(z: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Cluster index of each row of ``z`` (k-means++ start from ``seed``, `KMEANS_STEPS`)."""
+    rng = np.random.default_rng(seed)
+    centres = [z[rng.integers(len(z))]]
+    for _ in range(k - 1):
+        gap = np.min([((z - c) ** 2).sum(axis=1) for c in centres], axis=0)
+        centres.append(z[rng.choice(len(z), p=gap / gap.sum())] if gap.sum() > 0 else z[0])
+    centre = np.array(centres)
+    for _ in range(KMEANS_STEPS):
+        assign = np.argmin(((z[:, None] - centre[None]) ** 2).sum(axis=2), axis=1)
+        centre = np.array(
+            [z[assign == j].mean(0) if (assign == j).any() else centre[j] for j in range(k)]
+        )
+    return assign
+
+
+def clusters(features: np.ndarray, k: int = COMPONENTS) -> np.ndarray:
+    """Cluster index per training image: the tightest of `KMEANS_STARTS` seeded k-means runs on
+    standardised features (deterministic)."""
+    z = features / (features.std(axis=0) + 1e-9)
+    best, best_spread = np.zeros(len(z), int), np.inf
+    for seed in range(KMEANS_STARTS if k > 1 else 0):
+        assign = _kmeans(z, k, seed)
+        centre = np.array(
+            [z[assign == j].mean(0) if (assign == j).any() else z[0] for j in range(k)]
+        )
+        spread = float(((z - centre[assign]) ** 2).sum())
+        if spread < best_spread:
+            best, best_spread = assign, spread
+    return best
+
+
+def _components(features: np.ndarray) -> list[dict]:
+    """Mean, shrunk covariance and size of each cluster of two or more images."""
+    whole = np.cov(features, rowvar=False)
+    assign = clusters(features, max(1, min(COMPONENTS, len(features) // PER_COMPONENT)))
+    out = []
+    for j in np.unique(assign):
+        rows = features[assign == j]
+        if len(rows) < 2:
+            continue
+        cov = (len(rows) * np.cov(rows, rowvar=False) + SHRINK * whole) / (len(rows) + SHRINK)
+        out.append({"n_images": len(rows), "mean": rows.mean(axis=0), "cov": cov})
+    return out
+
+
+def _nearest(features: np.ndarray, components: list[dict]) -> np.ndarray:
+    """Each row's Mahalanobis distance to its nearest component."""
+    return np.min(
+        [
+            _distances(features, np.asarray(c["mean"]), _inverse(np.asarray(c["cov"])))
+            for c in components
+        ],
+        axis=0,
+    )
+
+
 def fit_stats(features: np.ndarray, source: str = "") -> dict:
     """The card's ``image_stats`` from an NxF feature matrix of training images."""
     features = np.asarray(features, np.float64)
     if features.ndim != 2 or features.shape[1] != len(FEATURES) or len(features) < 2:
         raise ValueError(f"need two or more rows of {len(FEATURES)} features")
-    mean = features.mean(axis=0)
-    cov = np.cov(features, rowvar=False)
-    inside = float(np.quantile(_distances(features, mean, _inverse(cov)), QUANTILE))
+    components = _components(features)
+    inside = float(np.quantile(_nearest(features, components), QUANTILE))
     return {
         "version": STATS_VERSION,
         "features": list(FEATURES),
         "thumbnail": THUMB,
         "n_images": len(features),
         "source": source,
-        "mean": [round(float(v), 6) for v in mean],
-        "cov": [[round(float(v), 8) for v in row] for row in cov],
+        "components": [
+            {
+                "n_images": c["n_images"],
+                "mean": [round(float(v), 6) for v in c["mean"]],
+                "cov": [[round(float(v), 8) for v in row] for row in c["cov"]],
+            }
+            for c in components
+        ],
         "quantile": QUANTILE,
         "threshold": round(inside * MARGIN, 4),
     }
@@ -125,20 +206,59 @@ def usable(stats: object) -> bool:
         isinstance(stats, dict)
         and stats.get("version") == STATS_VERSION
         and stats.get("features") == list(FEATURES)
-        and all(k in stats for k in ("mean", "cov", "threshold"))
+        and isinstance(stats.get("components"), list)
+        and bool(stats["components"])
+        and "threshold" in stats
     )
 
 
 def distance(stats: dict, pixels: np.ndarray) -> float:
     """How far an image lies from the training images, in units of the card's threshold
     (above 1: unlike the training data)."""
-    d = _distances(image_features(pixels), np.asarray(stats["mean"]), _inverse(stats["cov"]))
+    d = _nearest(image_features(pixels)[None], stats["components"])
     return float(d[0] / float(stats["threshold"]))
 
 
+def crops(image: np.ndarray, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` random crops of an image, each side `CROP_SHARE` of the image's (a user may give a
+    part of an image like the training ones)."""
+    h, w = image.shape[:2]
+    out = []
+    for _ in range(n):
+        share = rng.uniform(*CROP_SHARE)
+        ch, cw = max(16, int(h * share)), max(16, int(w * share))
+        top, left = rng.integers(0, max(1, h - ch + 1)), rng.integers(0, max(1, w - cw + 1))
+        out.append(image[top : top + ch, left : left + cw])
+    return out
+
+
 def training_stats(images: Iterable[np.ndarray], source: str = "") -> dict:
-    """`fit_stats` over RGB uint8 images (e.g. a run's training split)."""
-    return fit_stats(np.stack([image_features(im) for im in images]), source)
+    """`fit_stats` over RGB uint8 images (e.g. a run's training split) and `CROPS_PER_IMAGE`
+    seeded random crops of each."""
+    rng = np.random.default_rng(0)
+    rows, count = [], 0
+    for image in images:
+        rows += [image_features(v) for v in (image, *crops(image, CROPS_PER_IMAGE, rng))]
+        count += 1
+    return fit_stats(np.stack(rows), source) | {
+        "n_images": count,
+        "crops_per_image": CROPS_PER_IMAGE,
+    }
+
+
+def neg_log_likelihood(stats: dict, pixels: np.ndarray) -> float:
+    """How unlikely an image is under the training images' clusters (a Gaussian mixture:
+    Mahalanobis term, covariance volume, cluster share); lower is likelier. Comparable between
+    models, unlike `distance`, so it is what chooses a model."""
+    features = image_features(pixels)[None]
+    total = sum(c["n_images"] for c in stats["components"])
+    values = []
+    for c in stats["components"]:
+        inverse = _inverse(np.asarray(c["cov"]))
+        d = _distances(features, np.asarray(c["mean"]), inverse)[0]
+        _, log_det_inverse = np.linalg.slogdet(inverse)
+        values.append(0.5 * d * d - 0.5 * log_det_inverse - np.log(c["n_images"] / total))
+    return float(min(values))
 
 
 def run_image_stats(run_dir: Path) -> dict | None:

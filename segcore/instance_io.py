@@ -1,7 +1,7 @@
 """Files for nuclei as objects: 16-bit label PNGs, per-object CSV tables, GeoJSON outlines.
 
 - labels: a 16-bit greyscale PNG of instance ids (0 = background), the form Fiji, CellProfiler
-  and QuPath read as a label image;
+  and QuPath read as a label image; above 65,535 objects a 32-bit TIFF (`save_labels`);
 - objects: one CSV row per object with `segcore.instances.OBJECT_COLUMNS`;
 - outlines: a GeoJSON FeatureCollection with one Polygon per object (outer boundary traced with
   scikit-image's marching squares, in pixel coordinates with x right, y down, the pixel (0, 0)
@@ -37,6 +37,25 @@ def save_labels_png(path: Path, labels: np.ndarray) -> None:
     image = Image.fromarray(labels.astype(np.uint16))
     with replacing(path) as tmp:
         image.save(tmp, format="PNG")
+
+
+def save_labels_tiff(path: Path, labels: np.ndarray) -> None:
+    """Write an HxW label image as a 32-bit integer TIFF (any number of objects)."""
+    image = Image.fromarray(np.asarray(labels).astype(np.int32))
+    with replacing(path) as tmp:
+        image.save(tmp, format="TIFF", compression="tiff_adobe_deflate")
+
+
+def save_labels(path_stem: Path, labels: np.ndarray) -> Path:
+    """Write labels as ``<path_stem>.png`` (16-bit) when their ids fit, else as ``.tif``
+    (32-bit); returns the path written."""
+    if int(np.asarray(labels).max(initial=0)) <= MAX_LABEL:
+        path = path_stem.with_name(path_stem.name + ".png")
+        save_labels_png(path, labels)
+    else:
+        path = path_stem.with_name(path_stem.name + ".tif")
+        save_labels_tiff(path, labels)
+    return path
 
 
 def load_labels_png(path: Path) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Batch prediction from the command line with an exported ONNX model.
 
-    python -m segcore.predict --model models/NAME.onnx INPUT... --out DIR
-        [--threshold T] [--tta] [--batch-size B] [--no-postprocess]
+    python -m segcore.predict --model models/NAME.onnx|auto INPUT... --out DIR
+        [--truth DIR] [--threshold T] [--tta] [--batch-size B] [--no-postprocess]
         [--recursive] [--shard K/N] [--skip-existing]
 
 INPUT is any mix of files, folders and glob patterns. A folder gives its own image files; a data-set
@@ -10,41 +10,54 @@ folder (ISIC ``images/`` + ``masks/``, DSB ``stage1_train/<id>/images``, plain `
 every image file below a folder. The inputs are sorted by path, so output names and shards do not
 depend on the order of the arguments.
 
+``--model auto`` picks, per image, the shipped model (``models/``) trained on that kind of image
+(`segcore.modelfit`: nuclei in fluorescence, bright-field or H&E; skin lesions), as the app's
+"Automatic" does. With a model named, an image that does not look like its training images gets
+one warning line naming the model that fits.
+
 For each image it writes ``<stem>_overlay.png`` (the prediction tinted and outlined over the image;
 JPEGs much larger than the model input are decoded at reduced scale, so their overlay is that size),
-then ``<stem>_mask.png`` (0/255 at the input's own size), and one row of ``predictions.csv``.
-Every file is written under a temporary name and renamed when complete; the CSV is built in
-``predictions.csv.part`` and renamed at the end. A file that cannot be read gets a row naming the
-error and one line on stderr; the others go on.
+then ``<stem>_mask.png`` (0/255 at the input's own size), and one row of ``predictions.csv``
+(columns: `segcore.io.results`; ``file`` is the bare name, ``folder`` its folder, ``model`` the
+model used, ``outputs`` the files written). Stems are distinct even where inputs share a name
+(`segcore.io.names`). Every file is written under a temporary name and renamed when complete;
+the CSV is built in ``predictions.csv.part`` and renamed at the end. An image that cannot be read
+or segmented gets a row naming the error and one line on stderr; the others go on, and a summary
+of the failed files ends the run.
+
+Instance models (nuclei as objects) also write ``<stem>_labels.png`` (16-bit instance ids,
+0 = background; a 32-bit ``<stem>_labels.tif`` above 65,535 nuclei), ``<stem>_objects.csv``
+(one row per nucleus) and ``<stem>_outlines.geojson`` (one polygon per nucleus), before the mask;
+their overlay colours each nucleus, and ``count`` is the nuclei count. Their microscopy inputs
+(TIFF, OME-TIFF, OME-Zarr) go block by block through `segcore.largeimage` instead, whatever their
+size: ``[--block-size N] [--workers N | --scheduler ADDRESS] [--channel C] [--z K | --project
+max] [--t K] [--pixel-size UM] [--object-diameter D]``; they write ``<stem>_labels.ome.zarr``,
+``<stem>_objects.csv`` and ``<stem>_outlines.geojson`` (``x.ome.tif`` -> ``x_...``).
+
+``--truth DIR`` scores each image against the truth file with the same stem in DIR (a binary mask,
+a label image or a DSB ``<id>/masks/`` folder, `segcore.truth`): ``dice`` and ``iou``, the
+``annotated`` count and, for instance models, ``dsb_score`` and ``f1_iou50``.
 
 ``--shard K/N`` takes every N-th input starting at the K-th of the sorted list: N jobs given the same
 inputs and ``--out`` cover every input exactly once, each writing ``predictions-K-of-N.csv``.
-``--skip-existing`` does not redo an image whose ``<stem>_mask.png`` (the last file written for it)
-exists and whose row an earlier run of the same command recorded, in the CSV or in the ``.part``
-file an interrupted run leaves; that row is carried over.
+``--skip-existing`` does not redo an image whose row an earlier run recorded (in the CSV or the
+``.part`` file an interrupted run leaves) with the same model, threshold and TTA and whose output
+files all exist; that row is carried over. Outputs of another model are redone.
 
-Instance models (nuclei as objects) also write ``<stem>_labels.png`` (16-bit instance ids,
-0 = background), ``<stem>_objects.csv`` (one row per nucleus) and ``<stem>_outlines.geojson``
-(one polygon per nucleus), before the mask; their overlay colours each nucleus, and ``count`` is
-the nuclei count. Their microscopy inputs (TIFF, OME-TIFF, OME-Zarr) go block by block through
-`segcore.largeimage` instead, whatever their size: ``[--block-size N] [--workers N | --scheduler
-ADDRESS] [--channel C] [--z K | --project max] [--t K] [--pixel-size UM] [--object-diameter D]``;
-they write ``<stem>_labels.ome.zarr``, ``<stem>_objects.csv`` and ``<stem>_outlines.geojson``
-(``x.ome.tif`` -> ``x_...``) and resume a killed run block by block.
-
-Exit status: 0 when at least one image succeeded (or a shard had no input), 2 when none did, no
-input was found, or an option is wrong (one line on stderr).
+Exit status: 0 when every image succeeded (or a shard had no input); 1 when some failed (they are
+listed at the end); 2 when none succeeded, no input was found, or an option, model or folder is
+wrong (one line on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import logging
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -52,22 +65,35 @@ from tqdm import tqdm
 
 from segcore import cli, largeimage_cli
 from segcore.atomic import replacing
+from segcore.card import ModelCard
 from segcore.data.layouts import find_images
-from segcore.errors import DataError, ImageError, UserError
-from segcore.infer import FIGURE_COLUMNS, Engine, LoadedImage, Prediction, figure_cells
+from segcore.errors import DataError, ImageError, ModelError, UserError
+from segcore.imagestats import usable
+from segcore.infer import Engine, LoadedImage, Prediction, figure_cells
 from segcore.io.microscopy import is_microscopy_file
-from segcore.io.microscopy import stem_of as file_stem
+from segcore.io.names import output_stems, printable
+from segcore.io.results import COLUMNS, OUTPUTS_SEPARATOR, read_table, row_outputs, table_text
+from segcore.modelfit import fit_pixels, measure_fit, mismatch_line
 from segcore.preprocess import is_image_file, resize_mask
+from segcore.scores import binary_scores
+from segcore.truth import annotated_count, read_truth, resize_labels, truth_index
 from segcore.visualize import instance_overlay, overlay
 
 log = logging.getLogger(__name__)
 
-CSV_FIELDS = ("file", *FIGURE_COLUMNS, "error")
+CSV_FIELDS = COLUMNS
 CSV_NAME = "predictions.csv"
 PARTIAL_SUFFIX = ".part"
-#: The file written last for each image: once it exists, the image's outputs are complete.
+#: The file written last for each image.
 DONE_SUFFIX = "_mask.png"
-LARGE_DONE = "_labels.ome.zarr"
+#: ``--model`` value that picks a shipped model per image.
+AUTO = "auto"
+#: Where the shipped models live (``--model auto`` chooses among them).
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+#: Exit status when some (not all) images failed.
+SOME_FAILED = 1
+#: Errors that fail one image and let the batch go on.
+IMAGE_FAILURES = (ImageError, ValueError, OSError, MemoryError)
 SEARCHED = (
     "a folder's image files, or a data set's images (ISIC, DSB stage1_train, images/ + masks/); "
     "--recursive searches subfolders"
@@ -116,18 +142,6 @@ def expand_inputs(inputs: Sequence[str], recursive: bool = False) -> tuple[list[
     return sorted(set(found)), empty
 
 
-def output_stems(paths: Sequence[Path]) -> list[str]:
-    """A distinct output stem per input: the file stem (``x.ome.tif`` -> ``x``), suffixed _2,
-    _3... when stems repeat."""
-    seen: dict[str, int] = {}
-    stems = []
-    for path in paths:
-        stem = file_stem(path)
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
-    return stems
-
-
 # --- shards and finished images -----------------------------------------------------------------
 
 
@@ -144,31 +158,82 @@ def csv_name(shard: tuple[int, int] | None) -> str:
     return CSV_NAME if shard is None else f"predictions-{shard[0]}-of-{shard[1]}.csv"
 
 
-def read_finished_rows(csv_path: Path) -> dict[str, dict]:
-    """Successful rows (by file) an earlier run recorded in ``csv_path`` and its ``.part`` file.
-
-    A row cut short by a kill (fields missing) or naming an error does not count.
-    """
-    rows: dict[str, dict] = {}
+def finished_rows(csv_path: Path) -> dict[tuple[str, str], dict]:
+    """Successful rows an earlier run recorded in ``csv_path`` and its ``.part`` file, by
+    (folder, file); rows cut short by a kill or naming an error do not count."""
+    rows: dict[tuple[str, str], dict] = {}
     for path in (csv_path, csv_path.with_name(csv_path.name + PARTIAL_SUFFIX)):
-        if not path.is_file():
-            continue
-        with open(path, newline="") as f:
-            try:
-                for row in csv.DictReader(f):
-                    if all(row.get(k) is not None for k in CSV_FIELDS) and row["error"] == "":
-                        rows[row["file"]] = {k: row[k] for k in CSV_FIELDS}
-            except csv.Error:
-                pass  # a torn last line: the rows before it still count
+        for row in read_table(path):
+            if row["error"] == "":
+                rows[(row["folder"], row["file"])] = row
     return rows
 
 
-def is_finished(out_dir: Path, stem: str) -> bool:
-    """True when the last file written for ``stem`` exists: its mask, or for a microscopy file
-    its labels OME-Zarr (renamed into place when the whole image is done)."""
-    return (out_dir / f"{stem}{DONE_SUFFIX}").is_file() or (
-        out_dir / f"{stem}{LARGE_DONE}"
-    ).is_dir()
+def row_key(path: Path) -> tuple[str, str]:
+    """How a results row names an input: (folder, file), printable."""
+    return printable(path.parent), printable(path.name)
+
+
+# --- models -------------------------------------------------------------------------------------
+
+
+def folder_cards(folder: Path) -> tuple[dict[str, ModelCard], dict[str, Path]]:
+    """The readable model cards of ``folder`` (name -> card, name -> ONNX path)."""
+    cards: dict[str, ModelCard] = {}
+    paths: dict[str, Path] = {}
+    for onnx in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
+        try:
+            card = ModelCard.read(onnx.with_suffix(".json"))
+        except ModelError:
+            continue
+        name = card.name or onnx.stem
+        cards[name], paths[name] = card, onnx
+    return cards, paths
+
+
+@dataclass
+class Models:
+    """The model(s) of a batch: one named model (``fixed``), or ``--model auto`` among the
+    shipped ones; ``cards`` are the models an image's fit is measured against."""
+
+    cards: dict[str, ModelCard]
+    paths: dict[str, Path]
+    fixed: str | None
+    engines: dict[str, Engine] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, model: str) -> Models:
+        """``--model``'s value: a model file or `AUTO`; raises ModelError."""
+        if model == AUTO:
+            cards, paths = folder_cards(SHIPPED_MODELS)
+            fitting = {n: c for n, c in cards.items() if usable(c.get("image_stats"))}
+            if not fitting:
+                raise ModelError(f"--model auto: no model in {SHIPPED_MODELS} has image_stats")
+            return cls(fitting, {n: paths[n] for n in fitting}, None)
+        engine = Engine(model)
+        cards, paths = folder_cards(Path(model).parent)
+        cards[engine.name], paths[engine.name] = engine.card, Path(model)
+        return cls(cards, paths, engine.name, {engine.name: engine})
+
+    def engine(self, name: str) -> Engine:
+        """The engine of model ``name`` (opened on first use)."""
+        if name not in self.engines:
+            self.engines[name] = Engine(self.paths[name])
+        return self.engines[name]
+
+    def load(self, path: Path) -> tuple[str, LoadedImage, str | None]:
+        """(the model for ``path``, the image decoded for it, a mismatch warning or None)."""
+        if self.fixed is None:
+            name = measure_fit(fit_pixels(path), self.cards).best() or next(iter(self.cards))
+            return name, self.engine(name).load(path), None
+        loaded = self.engine(self.fixed).load(path)
+        fit = measure_fit(loaded.pixels, self.cards)
+        return self.fixed, loaded, mismatch_line(fit, self.fixed, self.cards)
+
+    def threshold(self, name: str, given: float | None) -> str:
+        """The threshold model ``name`` uses, as the CSV writes it."""
+        value = given if given is not None else self.cards[name].threshold
+        return f"{value:g}"
 
 
 # --- outputs ------------------------------------------------------------------------------------
@@ -184,118 +249,235 @@ def _save_png(image: Image.Image, path: Path) -> None:
         image.save(tmp, format="PNG")
 
 
-def write_outputs(out_dir: Path, stem: str, image: LoadedImage, pred: Prediction) -> None:
+def write_outputs(out_dir: Path, stem: str, image: LoadedImage, pred: Prediction) -> list[str]:
     """Write the overlay PNG (and an instance model's labels, objects and outlines), then the
-    full-size 0/255 mask PNG, each atomically.
-
-    The mask comes last: its presence marks the image finished for ``--skip-existing``, so any
-    other output of an image must be written before it.
-    """
+    full-size 0/255 mask PNG, each atomically; returns the names written, the mask last."""
     if pred.labels is not None:
-        write_instance_outputs(out_dir, stem, image, pred)
+        names = write_instance_outputs(out_dir, stem, image, pred)
     else:
         preview_mask = resize_mask(pred.mask, image.pixels.shape[:2])
         _save_png(
             Image.fromarray(overlay(image.pixels, preview_mask)), out_dir / f"{stem}_overlay.png"
         )
+        names = [f"{stem}_overlay.png"]
     _save_png(Image.fromarray(pred.mask.astype("uint8") * 255), out_dir / f"{stem}{DONE_SUFFIX}")
+    return [*names, f"{stem}{DONE_SUFFIX}"]
 
 
-def write_instance_outputs(out_dir: Path, stem: str, image: LoadedImage, pred: Prediction) -> None:
-    """Labels PNG, objects CSV, outlines GeoJSON and the coloured-instances overlay of one image."""
-    from segcore.instance_io import save_labels_png, save_objects_csv, save_outlines_geojson
+def write_instance_outputs(
+    out_dir: Path, stem: str, image: LoadedImage, pred: Prediction
+) -> list[str]:
+    """Labels (16-bit PNG, 32-bit TIFF above 65,535 nuclei), objects CSV, outlines GeoJSON and
+    the coloured-instances overlay of one image; returns the names written."""
+    from segcore.instance_io import save_labels, save_objects_csv, save_outlines_geojson
 
-    save_labels_png(out_dir / f"{stem}_labels.png", pred.labels)
+    labels = save_labels(out_dir / f"{stem}_labels", pred.labels)
     save_objects_csv(out_dir / f"{stem}_objects.csv", pred.objects or [])
     save_outlines_geojson(out_dir / f"{stem}_outlines.geojson", pred.labels)
     _save_png(
         Image.fromarray(instance_overlay(image.pixels, pred.labels)),
         out_dir / f"{stem}_overlay.png",
     )
+    return [labels.name, f"{stem}_objects.csv", f"{stem}_outlines.geojson", f"{stem}_overlay.png"]
 
 
-def _row(path: Path, pred: Prediction | None = None, error: str = "") -> dict:
-    if pred is None:
-        return {"file": str(path), "error": error}
-    return {"file": str(path), **figure_cells(pred.figures()), "error": ""}
+def truth_scores(truth: Path, pred: Prediction, max_pixels: int) -> dict[str, str]:
+    """The CSV's truth columns for one prediction against a truth file or mask folder."""
+    labels = resize_labels(read_truth(truth, max_pixels), pred.mask.shape)
+    binary = binary_scores(labels > 0, pred.mask)
+    out = {
+        "annotated": str(annotated_count(labels)),
+        "dice": f"{binary['dice']:.4f}",
+        "iou": f"{binary['iou']:.4f}",
+        "truth": printable(truth.name),
+    }
+    if pred.labels is not None:
+        from segcore.matching import instance_scores
+
+        objects = instance_scores(labels, pred.labels)
+        out |= {
+            "dsb_score": f"{objects['dsb_score']:.4f}",
+            "f1_iou50": f"{objects['f1_iou50']:.4f}",
+        }
+    return out
 
 
-def _write_csv(path: Path, rows: Sequence[dict]) -> None:
-    with replacing(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+def error_row(path: Path, error: str, model: str = "") -> dict:
+    """The row of an image that failed."""
+    folder, name = row_key(path)
+    return {"file": name, "folder": folder, "model": model, "error": printable(error)}
+
+
+def result_row(path: Path, pred: Prediction, **columns: object) -> dict:
+    """The row of a segmented image; ``columns`` adds model, threshold, tta, outputs, scores."""
+    folder, name = row_key(path)
+    return {"file": name, "folder": folder, **figure_cells(pred.figures()), "error": "", **columns}
+
+
+# --- the batch ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How every image of a batch is segmented and scored."""
+
+    threshold: float | None = None
+    tta: bool = False
+    postprocess: bool = True
+    batch_size: int = 8
+    truths: dict[str, Path] | None = None  # truth file or folder by image stem
+
+
+def _load(models: Models, path: Path) -> tuple[str, LoadedImage]:
+    """Decode ``path`` for its model, saying any warning (mismatch, pixel range) in one line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        name, loaded, mismatch = models.load(path)
+    for message in [mismatch, *(str(w.message) for w in caught)]:
+        if message:
+            log.warning("%s: %s", printable(path), message)
+    return name, loaded
+
+
+def _finish(
+    models: Models, name: str, path: Path, loaded: LoadedImage, pred: Prediction, job: Job
+) -> dict:
+    """Write one image's outputs and score it; its row."""
+    outputs = write_outputs(job.out_dir, job.stems[path], loaded, pred)
+    settings = job.settings
+    columns = {
+        "model": name,
+        "threshold": models.threshold(name, settings.threshold),
+        "tta": settings.tta,
+        "outputs": OUTPUTS_SEPARATOR.join(outputs),
+    }
+    truth = (settings.truths or {}).get(path.stem)
+    if truth is not None:
+        try:
+            columns |= truth_scores(truth, pred, models.engine(name).max_pixels)
+        except ImageError as exc:
+            log.warning("truth ignored: %s", printable(exc))
+    return result_row(path, pred, **columns)
+
+
+def _predict_group(
+    models: Models, name: str, items: list[tuple[Path, LoadedImage]], job: Job
+) -> dict[Path, dict]:
+    """Segment images of one model, together, or one by one when one of them fails."""
+    engine, s = models.engine(name), job.settings
+    options = dict(threshold=s.threshold, tta=s.tta, postprocess=s.postprocess)
+    rows: dict[Path, dict] = {}
+    try:
+        preds = engine.predict_batch([im for _, im in items], batch_size=s.batch_size, **options)
+    except IMAGE_FAILURES:
+        preds = None
+    for i, (path, loaded) in enumerate(items):
+        try:
+            pred = preds[i] if preds is not None else engine.predict(loaded, **options)
+            rows[path] = _finish(models, name, path, loaded, pred, job)
+        except IMAGE_FAILURES as exc:
+            rows[path] = _failed(path, exc, name)
+    return rows
+
+
+def _failed(path: Path, exc: BaseException, model: str = "") -> dict:
+    """Say why ``path`` failed; its row."""
+    text = str(exc) if str(path) in str(exc) else f"{path}: {exc or type(exc).__name__}"
+    log.error("%s", printable(text))
+    return error_row(path, text, model)
+
+
+def _large_row(job: Job, path: Path) -> dict:
+    """The row of a microscopy file segmented block by block, in the table's shape."""
+    row = job.large(path, job.out_dir, job.stems[path])
+    folder, name = row_key(path)
+    return {**row, "file": name, "folder": folder, "error": printable(row.get("error", ""))}
+
+
+def predict_chunk(models: Models, chunk: list[Path], job: Job) -> dict[Path, dict]:
+    """Rows of a chunk of images: decoded for their model, segmented a model at a time."""
+    rows: dict[Path, dict] = {}
+    groups: dict[str, list[tuple[Path, LoadedImage]]] = {}
+    for path in chunk:
+        if job.large is not None and is_microscopy_file(path):
+            rows[path] = _large_row(job, path)
+            continue
+        try:
+            name, loaded = _load(models, path)
+            groups.setdefault(name, []).append((path, loaded))
+        except IMAGE_FAILURES as exc:
+            rows[path] = _failed(path, exc)
+    for name, items in groups.items():
+        rows |= _predict_group(models, name, items, job)
+    return rows
+
+
+@dataclass(frozen=True)
+class Job:
+    """Where a batch writes: the folder, each input's output stem, the CSV name, the settings."""
+
+    out_dir: Path
+    stems: dict[Path, str]
+    settings: Settings
+    csv_file: str = CSV_NAME
+    #: ``large(path, out_dir, stem) -> row`` segments microscopy files block by block
+    #: (`segcore.largeimage`), for an instance model named with --model
+    large: Callable[[Path, Path, str], dict] | None = None
+
+
+def still_valid(row: dict, models: Models, job: Job) -> bool:
+    """True when an earlier row used this batch's model(s), threshold and TTA and its outputs
+    all exist (so ``--skip-existing`` may carry it over)."""
+    name = row["model"]
+    allowed = set(models.cards) if models.fixed is None else {models.fixed}
+    outputs = row_outputs(row, job.out_dir)
+    return (
+        name in allowed
+        and row["tta"] == str(job.settings.tta)
+        and row["threshold"] == models.threshold(name, job.settings.threshold)
+        and bool(outputs)
+        and all(p.is_file() for p in outputs)
+    )
 
 
 def run(
-    engine: Engine,
+    models: Models,
     paths: Sequence[Path],
-    out_dir: Path,
-    *,
-    stems: Sequence[str] | None = None,
-    csv_file: str = CSV_NAME,
+    job: Job,
     skip_existing: bool = False,
-    threshold: float | None = None,
-    tta: bool = False,
-    postprocess: bool = True,
-    batch_size: int = 8,
-    large: Callable[[Path, Path, str], dict] | None = None,
 ) -> list[dict]:
-    """Predict every path, write masks, overlays and the CSV; returns the rows in path order.
+    """Predict every path, write its outputs and the CSV; returns the rows in path order.
 
-    ``large(path, out_dir, stem) -> row``, when given, segments the microscopy files (TIFF,
-    OME-Zarr) block by block instead (`segcore.largeimage`).
-
-    ``stems`` names each path's outputs (default: `output_stems`); ``skip_existing`` carries
-    over the rows of finished images (see the module docstring) instead of predicting them.
+    ``skip_existing`` carries over the rows of finished images (see the module docstring).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem_of = dict(zip(paths, stems or output_stems(paths), strict=True))
-    final = out_dir / csv_file
-    partial = out_dir / (csv_file + PARTIAL_SUFFIX)
-    earlier = read_finished_rows(final) if skip_existing else {}
-    done: dict[Path, dict] = {
-        p: earlier[str(p)] for p in paths if str(p) in earlier and is_finished(out_dir, stem_of[p])
-    }
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    final = job.out_dir / job.csv_file
+    partial = job.out_dir / (job.csv_file + PARTIAL_SUFFIX)
+    earlier = finished_rows(final) if skip_existing else {}
+    done: dict[Path, dict] = {}
+    for p in paths:
+        row = earlier.get(row_key(p))
+        if row is not None and still_valid(row, models, job):
+            done[p] = row
     todo = [p for p in paths if p not in done]
     if done:
         log.info("skipping %d finished image(s)", len(done))
     with (
-        open(partial, "w", newline="") as f,
+        open(partial, "w", newline="", encoding="utf-8") as f,
         tqdm(total=len(todo), unit="img", desc="predict") as bar,
     ):
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(done.values())
+        f.write(table_text(done.values()))
         f.flush()
-        for chunk in _chunks(todo, max(1, batch_size)):
-            new: dict[Path, dict] = {}
-            loaded: list[tuple[Path, LoadedImage]] = []
-            for path in chunk:
-                if large is not None and is_microscopy_file(path):
-                    new[path] = large(path, out_dir, stem_of[path])
-                    continue
-                try:
-                    loaded.append((path, engine.load(path)))
-                except ImageError as exc:
-                    log.error("%s", exc)
-                    new[path] = _row(path, error=str(exc))
-            preds = engine.predict_batch(
-                [im for _, im in loaded],
-                threshold=threshold,
-                tta=tta,
-                postprocess=postprocess,
-                batch_size=batch_size,
-            )
-            for (path, im), pred in zip(loaded, preds, strict=True):
-                write_outputs(out_dir, stem_of[path], im, pred)
-                new[path] = _row(path, pred)
-            writer.writerows(new[path] for path in chunk)
+        for chunk in _chunks(todo, max(1, job.settings.batch_size)):
+            new = predict_chunk(models, chunk, job)
+            f.write(table_text(new[p] for p in chunk).split("\n", 1)[1])
             f.flush()
-            done.update(new)
+            done |= new
             bar.update(len(chunk))
     rows = [done[path] for path in paths]
-    _write_csv(final, rows)
+    with replacing(final) as tmp:
+        tmp.write_text(table_text(rows), encoding="utf-8")
     partial.unlink()
     return rows
 
@@ -307,12 +489,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = cli.parser(
         "python -m segcore.predict",
-        "Segment images with an exported ONNX model: masks, overlays and a CSV (instance models\n"
-        "add per-nucleus labels, an objects table and GeoJSON outlines).",
+        "Segment images with an exported ONNX model: per image a mask, an overlay and a row of\n"
+        "predictions.csv; nuclei (instance) models add per-nucleus labels, an objects table and\n"
+        "GeoJSON outlines. Exit 0: every image done, 1: some failed (listed at the end), 2: none\n"
+        "done or a bad option.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
-    p.add_argument("--model", required=True, type=Path, help="models/NAME.onnx (card beside it)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help=f"models/NAME.onnx (card beside it), or '{AUTO}': per image the shipped model "
+        "trained on that kind of image",
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument(
+        "--truth",
+        type=Path,
+        help="folder of truth masks, label images or DSB <id>/masks/ folders, matched by stem: "
+        "adds Dice, IoU, annotated count (and DSB score, F1 for nuclei models) to the CSV",
+    )
     p.add_argument(
         "--threshold", type=cli.probability, help="probability threshold 0..1 (default: the card's)"
     )
@@ -331,11 +526,43 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--skip-existing",
         action="store_true",
-        help="do not redo images an earlier run into --out finished (resume a batch)",
+        help="do not redo images an earlier run into --out finished with the same model, "
+        "threshold and TTA (resume a batch)",
     )
     p.add_argument("--verbose", action="store_true", help="more messages")
     largeimage_cli.add_arguments(p)
     return p.parse_args(argv)
+
+
+def summary(rows: Sequence[dict], where: Path) -> int:
+    """Print how many images succeeded and list the failed ones; the exit status."""
+    failed = [r for r in rows if r["error"]]
+    ok = len(rows) - len(failed)
+    print(f"{ok}/{len(rows)} images segmented -> {where}", file=sys.stderr)
+    if not failed:
+        return 0
+    print(f"failed: {len(failed)} of {len(rows)} images:", file=sys.stderr)
+    for row in failed:
+        print(f"  {row['error']}", file=sys.stderr)
+    return SOME_FAILED if ok else 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The batch settings from the options; UserError naming a bad truth folder."""
+    truths = None
+    if args.truth is not None:
+        if not args.truth.is_dir():
+            raise UserError(f"--truth {args.truth}: not a folder")
+        truths = truth_index(args.truth)
+        if not truths:
+            raise UserError(f"--truth {args.truth}: no masks or label images in it")
+    return Settings(
+        threshold=args.threshold,
+        tta=args.tta,
+        postprocess=not args.no_postprocess,
+        batch_size=args.batch_size,
+        truths=truths,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -345,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    settings = _settings(args)
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file; give a folder")
     from segcore.onnx_runner import quiet_onnxruntime_logs
@@ -353,44 +581,36 @@ def _predict(args: argparse.Namespace) -> int:
     # open_image refuses an image above MAX_PIXELS itself, before decoding; Pillow's own warning
     # (from 89 megapixels) would only repeat that above the one-line error
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-    engine = Engine(args.model)
+    models = Models.open(args.model)
     paths, empty = expand_inputs(args.inputs, args.recursive)
     if not paths:
         raise UserError(f"no input images found in {', '.join(empty)} (searched {SEARCHED})")
     for item in empty:
         log.warning("no images found in %s", item)
-    stems = output_stems(paths)
-    jobs = select_shard(list(zip(paths, stems, strict=True)), args.shard)
-    name = csv_name(args.shard)
+    jobs = select_shard(list(zip(paths, output_stems(paths), strict=True)), args.shard)
     if args.shard and not jobs:
         log.info("shard %d/%d has no input (%d in all)", *args.shard, len(paths))
+    fixed = models.engine(models.fixed) if models.fixed is not None else None
+    instances = fixed is not None and fixed.instances is not None
     try:
-        cluster = largeimage_cli.open_cluster(args) if engine.instances is not None else None
+        cluster = largeimage_cli.open_cluster(args) if instances else None
     except OSError as exc:
         raise UserError(f"--scheduler {args.scheduler}: cannot connect ({exc})") from None
+    large = largeimage_cli.large_handler(fixed, args, cluster) if instances else None
+    job = Job(args.out, dict(jobs), settings, csv_name(args.shard), large)
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        rows = run(
-            engine,
-            [p for p, _ in jobs],
-            args.out,
-            stems=[s for _, s in jobs],
-            csv_file=name,
-            skip_existing=args.skip_existing,
-            threshold=args.threshold,
-            tta=args.tta,
-            postprocess=not args.no_postprocess,
-            batch_size=args.batch_size,
-            large=largeimage_cli.large_handler(engine, args, cluster) if engine.instances else None,
-        )
+        rows = run(models, [p for p, _ in jobs], job, skip_existing=args.skip_existing)
     except OSError as exc:
         raise UserError(f"cannot write to --out {args.out} ({exc.strerror or exc})") from None
     finally:
         if cluster is not None:
             cluster.close()
-    ok = sum(not r["error"] for r in rows)
-    print(f"{ok}/{len(rows)} images segmented -> {args.out / name}", file=sys.stderr)
-    return 0 if ok or not rows else 2
+    missing = [
+        p for p in job.stems if settings.truths is not None and p.stem not in settings.truths
+    ]
+    if missing:
+        log.warning("no truth in %s for %d image(s)", args.truth, len(missing))
+    return summary(rows, args.out / job.csv_file)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -73,6 +75,17 @@ def check_pixels(size: tuple[int, int], name: str, max_pixels: int = MAX_PIXELS)
         raise ImageError(f"{name}: {width}x{height} image is above the {max_pixels:,}-pixel limit")
 
 
+def over_limit(exc: Image.DecompressionBombError, max_pixels: int = MAX_PIXELS) -> str:
+    """Pillow's refusal of a decompression bomb in our words: its size against ``max_pixels``.
+
+    Pillow refuses, while reading the header, images far above any limit of ours, so such an
+    image is always over the limit (never "damaged").
+    """
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(found[1]) / 1e6:,.0f}-megapixel image" if found else "image"
+    return f"{size} is above the {max_pixels:,}-pixel limit"
+
+
 def open_image(
     source: ImageSource,
     draft_size: tuple[int, int] | None = None,
@@ -112,7 +125,7 @@ def open_image(
         what = "empty file" if _is_empty(source) else "unsupported format or not an image"
         raise ImageError(f"{name}: {what} (accepted: {FORMATS_IN_WORDS})") from exc
     except Image.DecompressionBombError as exc:  # Pillow's own guard, far above MAX_PIXELS
-        raise ImageError(f"{name}: image too large (above Pillow's pixel limit)") from exc
+        raise ImageError(f"{name}: {over_limit(exc, max_pixels)}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
     if img.width < 1 or img.height < 1:
@@ -120,19 +133,46 @@ def open_image(
     return img
 
 
+class RangeWarning(UserWarning):
+    """Pixel values outside the usual range of their type were mapped by their own range."""
+
+
+def _by_range(arr: np.ndarray) -> np.ndarray:
+    """Values stretched from their own min..max to 0..255, with a `RangeWarning`."""
+    finite = arr[np.isfinite(arr)] if np.issubdtype(arr.dtype, np.floating) else arr
+    low = float(finite.min(initial=0.0))
+    high = float(finite.max(initial=0.0))
+    warnings.warn(
+        f"pixel values {low:g}..{high:g} are outside 0..255: mapped by their range",
+        RangeWarning,
+        stacklevel=3,
+    )
+    scaled = (np.nan_to_num(arr.astype(np.float64), nan=low) - low) / max(high - low, 1e-12)
+    return (scaled * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+
+
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale any integer/float pixel array to uint8 by its dtype range (16-bit -> >> 8)."""
+    """Scale any integer/float pixel array to uint8: 8-bit values as they are, 16-bit by its
+    range (>> 8), floats in [0, 1] or [0, 255] by that range; any other values (32-bit integers
+    or floats above 255, negative values) stretched from their min..max, with a `RangeWarning`
+    rather than clipped to white."""
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.integer):
-        if arr.max(initial=0) <= 255:
+        low, high = int(arr.min(initial=0)), int(arr.max(initial=0))
+        if low >= 0 and high <= 255:
             return arr.astype(np.uint8)
-        return (arr.astype(np.float32) / 65535.0 * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+        if arr.dtype == np.uint16:
+            return (arr.astype(np.float32) / 65535.0 * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+        return _by_range(arr)
     arr = arr.astype(np.float32)
-    top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
-    return (arr / top * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    low, high = float(np.nanmin(arr, initial=0.0)), float(np.nanmax(arr, initial=0.0))
+    if low < 0 or high > 255 or not np.isfinite([low, high]).all():
+        return _by_range(arr)
+    top = 1.0 if high <= 1.0 else 255.0
+    return (np.nan_to_num(arr) / top * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
 
 
 def to_rgb_array(img: Image.Image) -> np.ndarray:

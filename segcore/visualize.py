@@ -61,20 +61,30 @@ def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
+#: The titles over a triptych's three panels.
+TRIPTYCH_TITLES = ("image", "truth", "prediction")
+#: Height in pixels of a text line (a title or the caption) over the panels.
+TEXT_BAND = 16
+
+
 def triptych(
     image: np.ndarray, truth: np.ndarray, pred: np.ndarray, caption: str = "", height: int = 256
 ) -> Image.Image:
-    """One picture: image | truth | prediction (prediction over the image), with a caption."""
+    """One picture: image | truth | prediction (prediction over the image), each panel under its
+    title (`TRIPTYCH_TITLES`), with an optional caption line on top."""
     h, w = image.shape[:2]
     width = max(1, round(w * height / h))
     panels = [image, mask_to_rgb(truth), overlay(image, pred)]
     tiles = [Image.fromarray(p).resize((width, height), Image.BILINEAR) for p in panels]
-    band = 18 if caption else 0
-    canvas = Image.new("RGB", (3 * width + 4, height + band), (255, 255, 255))
-    for i, tile in enumerate(tiles):
-        canvas.paste(tile, (i * (width + 2), band))
+    top = TEXT_BAND if caption else 0
+    canvas = Image.new("RGB", (3 * width + 4, height + top + TEXT_BAND), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
     if caption:
-        ImageDraw.Draw(canvas).text((4, 3), caption, fill=(0, 0, 0))
+        draw.text((4, 2), caption, fill=(0, 0, 0))
+    for i, (tile, title) in enumerate(zip(tiles, TRIPTYCH_TITLES, strict=True)):
+        left = i * (width + 2)
+        draw.text((left + 4, top + 2), title, fill=(0, 0, 0))
+        canvas.paste(tile, (left, top + TEXT_BAND))
     return canvas
 
 

@@ -43,7 +43,7 @@ def test_usable_rejects_other_versions_and_partial_entries():
     assert usable(stats)
     assert not usable(None) and not usable({})
     assert not usable({**stats, "version": 99})
-    assert not usable({k: v for k, v in stats.items() if k != "cov"})
+    assert not usable({k: v for k, v in stats.items() if k != "components"})
     with pytest.raises(ValueError):
         fit_stats(np.zeros((1, len(FEATURES))))
 

@@ -15,11 +15,12 @@ import pytest
 from PIL import Image
 
 from segcore import cli
+from segcore.io.names import output_stems
+from segcore.io.results import COLUMNS
 from segcore.predict import (
     expand_inputs,
+    finished_rows,
     main,
-    output_stems,
-    read_finished_rows,
     select_shard,
 )
 
@@ -61,22 +62,15 @@ def test_folder_with_a_corrupt_file(
             "2",
         ]
     )
-    assert code == 0
+    assert code == 1  # some images failed
     err = capsys.readouterr().err
-    assert "broken.png" in err
+    assert "broken.png" in err and "failed: 1 of 4 images:" in err
     rows = read_csv(out / "predictions.csv")
-    assert [Path(r["file"]).name for r in rows] == ["a.png", "b.jpg", "broken.png", "c.tif"]
-    assert list(rows[0]) == [
-        "file",
-        "width",
-        "height",
-        "area_px",
-        "area_pct",
-        "components",
-        "count",
-        "seconds",
-        "error",
-    ]
+    assert [r["file"] for r in rows] == ["a.png", "b.jpg", "broken.png", "c.tif"]
+    assert {r["folder"] for r in rows} == {str(image_folder)}
+    assert tuple(rows[0]) == COLUMNS
+    assert rows[0]["model"] == "bright" and rows[0]["tta"] == "False"
+    assert rows[0]["outputs"] == "a_overlay.png;a_mask.png"
     bad = rows[2]
     assert "broken.png" in bad["error"] and bad["width"] == ""
     for row, (w, h) in zip(
@@ -220,7 +214,7 @@ def test_shards_cover_every_input_exactly_once(
         assert main(["--model", model, *inputs, "--out", str(out), "--shard", f"{k}/3"]) == 0
     assert not (out / "predictions.csv").exists()
     shards = [read_csv(out / f"predictions-{k}-of-3.csv") for k in (1, 2, 3)]
-    files = [r["file"] for rows in shards for r in rows]
+    files = [str(Path(r["folder"], r["file"])) for rows in shards for r in rows]
     expected = sorted(str(p) for p in many_images.glob("*/*.png"))
     assert sorted(files) == expected and len(files) == len(set(files)) == 7
     assert [len(rows) for rows in shards] == [3, 2, 2]
@@ -231,10 +225,10 @@ def test_shards_cover_every_input_exactly_once(
     assert main(["--model", model, *inputs, "--out", str(tmp_path / "all")]) == 0
     whole = read_csv(tmp_path / "all" / "predictions.csv")
     assert sorted(p.name for p in (tmp_path / "all").glob("*_mask.png")) == masks
-    by_file = {r["file"]: r for rows in shards for r in rows}
+    by_file = {(r["folder"], r["file"]): r for rows in shards for r in rows}
     for row in whole:
         assert {k: v for k, v in row.items() if k != "seconds"} == {
-            k: v for k, v in by_file[row["file"]].items() if k != "seconds"
+            k: v for k, v in by_file[row["folder"], row["file"]].items() if k != "seconds"
         }
 
 
@@ -252,7 +246,7 @@ def test_readme_merge_one_liner(bright_models_dir: Path, many_images: Path, tmp_
     subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True)
     merged = read_csv(out / "predictions.csv")
     assert sorted(r["file"] for r in merged) == sorted(
-        str(p) for p in (many_images / "x").iterdir()
+        p.name for p in (many_images / "x").iterdir()
     )
 
 
@@ -312,8 +306,8 @@ def test_skip_existing_retries_failed_images(
     model = str(bright_models_dir / "bright.onnx")
     out = tmp_path / "out"
     args = ["--model", model, str(image_folder), "--out", str(out)]
-    assert main(args) == 0
-    assert str(image_folder / "broken.png") not in read_finished_rows(out / "predictions.csv")
+    assert main(args) == 1
+    assert (str(image_folder), "broken.png") not in finished_rows(out / "predictions.csv")
     image, _ = disk_image(20, 20, [(10, 10, 5)])
     Image.fromarray(image).save(image_folder / "broken.png")  # the user fixed the file
     assert main([*args, "--skip-existing"]) == 0

@@ -18,12 +18,7 @@ import plotly.graph_objects as go
 
 from segcore.app.cards import INSTANCE_SCORES
 from segcore.app.catalog import ModelEntry
-
-LAYOUT = {
-    "height": 360,
-    "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-    "legend": {"orientation": "h", "y": -0.2, "title": None},
-}
+from segcore.app.dashboard import LAYOUT
 
 
 def _read_json(path: Path, kind: type, what: str) -> tuple[list | dict | None, list[str]]:
@@ -309,27 +304,21 @@ def e2e_figure(table: pd.DataFrame) -> go.Figure:
 
 
 def scores_figure(table: pd.DataFrame) -> go.Figure:
-    """Grouped bars: test Dice and IoU per model."""
+    """Grouped horizontal bars: test Dice and IoU per model (names stay readable)."""
     long = table.melt(
         id_vars="model", value_vars=["test Dice", "test IoU"], var_name="score", value_name="value"
     )
-    fig = px.bar(long, x="model", y="value", color="score", barmode="group", text_auto=".3f")
-    fig.update_layout(title="Test scores", xaxis_title="", yaxis_title="", **LAYOUT)
-    return fig
-
-
-def accuracy_figure(table: pd.DataFrame) -> go.Figure:
-    """Scatter: test Dice against ONNX size, one point per model."""
-    fig = px.scatter(
-        table.dropna(subset=["test Dice"]),
-        x="ONNX MB",
-        y="test Dice",
-        color="model",
-        symbol="dataset",
-        hover_data=["arch", "params", "precision"],
+    fig = px.bar(
+        long,
+        y="model",
+        x="value",
+        color="score",
+        barmode="group",
+        orientation="h",
+        text_auto=".3f",
     )
-    fig.update_traces(marker={"size": 14})
-    fig.update_layout(title="Test Dice vs model size", **LAYOUT)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(title="Test scores", xaxis_title="", yaxis_title="", **LAYOUT)
     return fig
 
 

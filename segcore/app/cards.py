@@ -55,9 +55,22 @@ def _image_check(card: dict) -> str | None:
 
 
 def _input(card: dict) -> str:
+    """What the model sees: the whole image resized, or tiles of the image at its own size."""
     channels = card.get("channels")
     kind = {1: "grayscale", 3: "RGB"}.get(channels, f"{channels} channels")
-    return f"{card.get('input_size')}x{card.get('input_size')} {kind}"
+    size = card.get("input_size")
+    tile = card.get("tile") if isinstance(card.get("tile"), dict) else {}
+    if card.get("mode") == "tiled":
+        side = tile.get("size", size)
+        overlap = tile.get("overlap")
+        share = f", {overlap:.0%} overlap" if isinstance(overlap, int | float) else ""
+        return f"{kind}, any size, tiled {side} px{share}"
+    return f"{kind}, resized to {size}x{size}"
+
+
+def score_text(key: str, value: float) -> str:
+    """A test score as shown everywhere: count error in percent, the others to 3 decimals."""
+    return f"{value:.1%}" if key == "count_error" else f"{value:.3f}"
 
 
 def card_facts(card: dict) -> dict[str, list[tuple[str, str]]]:
@@ -90,6 +103,8 @@ def card_facts(card: dict) -> dict[str, list[tuple[str, str]]]:
             "Seed": card.get("seed"),
             "Scored on": card.get("test_split"),
             "Exported": card.get("created"),
+            "Training data": card.get("source") or "not recorded in the card",
+            "Data source": card.get("source_url"),
         },
     }
     return {
@@ -104,9 +119,3 @@ def card_scores(card: dict) -> dict[str, float]:
     return {
         k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and k != "n_images"
     }
-
-
-def data_credit(card: dict) -> tuple[str, str]:
-    """(credit and licence, URL) of the training data, as the card records them."""
-    source = card.get("source") or "not recorded in the card"
-    return str(source), str(card.get("source_url") or "")

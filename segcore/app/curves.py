@@ -80,10 +80,11 @@ def curve_figure(
         title=CURVES.get(metric, metric),
         xaxis_title="epoch",
         yaxis_title=CURVES.get(metric, metric),
-        height=340,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.25},
         hovermode="x unified",
+        # the legend sits under the x axis title (never over it), the plot keeps its height
+        legend={"orientation": "h", "x": 0, "y": -0.3, "yanchor": "top"},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=340 + 22 * len(fig.data) // 2,
     )
     if log_y:
         fig.update_yaxes(type="log")

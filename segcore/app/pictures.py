@@ -28,17 +28,6 @@ def probability_picture(probability: np.ndarray) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
-def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """An integer label image resized to (height, width) by nearest neighbour."""
-    h, w = size
-    labels = np.asarray(labels)
-    if labels.shape == (h, w):
-        return labels
-    rows = (np.arange(h) * labels.shape[0] / h).astype(int)
-    cols = (np.arange(w) * labels.shape[1] / w).astype(int)
-    return labels[rows[:, None], cols[None, :]]
-
-
 def encode(picture: np.ndarray, fmt: str = "PNG") -> bytes:
     """A uint8 picture (HxW or HxWx3) as PNG or JPEG bytes."""
     buffer = io.BytesIO()

@@ -15,26 +15,28 @@ from pathlib import PurePath
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from scipy import ndimage
 
-from segcore.app.pictures import decode, encode, resize_labels
+from segcore.app.pictures import decode, encode
 from segcore.errors import ImageError
 from segcore.infer import Engine, figure_cells
 from segcore.instances import OBJECT_COLUMNS
-from segcore.predict import CSV_FIELDS as PREDICTION_CSV_FIELDS
+from segcore.io.results import table_text
 from segcore.preprocess import (
     ACCEPTED_FORMATS,
     FORMATS_IN_WORDS,
     IMAGE_EXTENSIONS,
-    load_mask,
     open_image,
+    over_limit,
     resize_image,
     resize_mask,
     to_rgb_array,
 )
 from segcore.scores import binary_scores
+from segcore.truth import annotated_count, match_by_stem, read_truth, resize_labels
+from segcore.truth import truth_stem as _truth_stem
 
 DISPLAY_MAX_SIDE = 1024
-ISIC_TRUTH_SUFFIX = "_segmentation"
 #: Largest image the app segments (the engine's own limit is higher; a 25-megapixel image needs
 #: about 0.5 GB while it is segmented).
 APP_MAX_PIXELS = 25_000_000
@@ -74,6 +76,10 @@ class Segmented:
     objects: tuple[dict, ...] | None = None
     dice: float | None = None
     iou: float | None = None
+    threshold: float | None = None  # the probability threshold used
+    annotated: int | None = None  # objects in the truth
+    dsb_score: float | None = None  # instance models with a truth: DSB 2018 score
+    f1_iou50: float | None = None  # ... and F1 of objects matched at IoU > 0.5
     note: str = ""
 
     @property
@@ -119,13 +125,12 @@ class Segmented:
 
 def truth_stem(file_name: str) -> str:
     """The image stem a mask file belongs to (``ISIC_1_segmentation.png`` -> ``ISIC_1``)."""
-    return PurePath(file_name).stem.removesuffix(ISIC_TRUTH_SUFFIX)
+    return _truth_stem(file_name)
 
 
 def match_truths(images: list[str], masks: list[str]) -> dict[str, str]:
-    """Map each image file name to the mask file name with the same stem (ISIC naming too)."""
-    by_stem = {truth_stem(m): m for m in masks}
-    return {im: by_stem[PurePath(im).stem] for im in images if PurePath(im).stem in by_stem}
+    """Map each image file name to the mask file name with the same stem (`segcore.truth`)."""
+    return match_by_stem(images, masks)
 
 
 def display_size(width: int, height: int, max_side: int = DISPLAY_MAX_SIDE) -> tuple[int, int]:
@@ -148,7 +153,11 @@ def check_upload(upload: Upload, max_pixels: int = APP_MAX_PIXELS) -> tuple[int,
     try:
         with Image.open(upload.stream(), formats=ACCEPTED_FORMATS) as img:
             width, height = img.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
+    except Image.DecompressionBombError as exc:
+        raise ImageError(
+            f"{upload.name}: {over_limit(exc, max_pixels)}. Scale it down or crop it."
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError):
         raise ImageError(
             f"{upload.name}: this file is not a readable image. The app accepts "
             f"{FORMATS_IN_WORDS} files; it may be damaged or in another format."
@@ -228,11 +237,12 @@ def segment_upload(
         else encode(resize_labels(labels, size).clip(0, 65535).astype(np.uint16)),
         objects=None if objects is None else tuple(dict(o) for o in objects),
         truth_name=truth_name,
+        threshold=engine.threshold if threshold is None else float(threshold),
     )
     if truth is None:
         return Segmented(**result)
     try:
-        full = load_mask(truth.stream()) if isinstance(truth, Upload) else np.asarray(truth, bool)
+        full = _truth_labels(truth)
     except ImageError as exc:
         return Segmented(**result, note=f"Ground truth ignored: {exc}")
     note = ""
@@ -241,52 +251,61 @@ def segment_upload(
             f"Ground truth resized from {full.shape[1]}x{full.shape[0]} "
             f"to {pred.width}x{pred.height}."
         )
-        full = resize_mask(full, pred.mask.shape)
-    scores = binary_scores(full, pred.mask)
+        full = resize_labels(full, pred.mask.shape)
+    scores = binary_scores(full > 0, pred.mask)
+    if labels is not None:
+        from segcore.matching import instance_scores
+
+        objects = instance_scores(full, labels)
+        result |= {"dsb_score": objects["dsb_score"], "f1_iou50": objects["f1_iou50"]}
     return Segmented(
         **result,
-        truth_preview=mask_png(resize_mask(full, size)),
+        truth_preview=mask_png(resize_mask(full > 0, size)),
         dice=scores["dice"],
         iou=scores["iou"],
+        annotated=annotated_count(full),
         note=note,
     )
 
 
-#: The batch CSV: `segcore.predict`'s columns (its error column aside) with the scores against
-#: a given truth and the settings used.
-CSV_COLUMNS = (
-    *(c for c in PREDICTION_CSV_FIELDS if c not in ("seconds", "error")),
-    "dice",
-    "iou",
-    "seconds",
-    "model",
-    "threshold",
-    "tta",
-    "truth_file",
-)
+def _truth_labels(truth: Upload | np.ndarray) -> np.ndarray:
+    """A truth upload (any form `segcore.truth` reads, held to the app's pixel limit) or array
+    (bool mask: its components; integers: ids) as int32 labels."""
+    if isinstance(truth, Upload):
+        return read_truth(truth.stream(), max_pixels=APP_MAX_PIXELS)
+    array = np.asarray(truth)
+    if array.dtype == bool:
+        return ndimage.label(array)[0].astype(np.int32)
+    return array.astype(np.int32)
+
+
+def _score(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def batch_csv(results: list[Segmented], threshold: float | None, tta: bool) -> str:
-    """One CSV row per segmented image (scores empty where there was no truth; ``threshold``
-    None means each model's own)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    """One row per segmented image in the CLI's ``predictions.csv`` shape
+    (`segcore.io.results`; scores empty where there was no truth; no folder or output files for
+    uploads). ``threshold`` and ``tta`` are the settings the page used."""
+    rows = []
     for r in results:
         f = r.figures
-        writer.writerow(
+        rows.append(
             {
                 "file": r.name,
-                **figure_cells(f),
-                "dice": "" if r.dice is None else f"{r.dice:.4f}",
-                "iou": "" if r.iou is None else f"{r.iou:.4f}",
                 "model": r.model,
-                "threshold": "card" if threshold is None else f"{threshold:g}",
+                "threshold": "" if r.threshold is None else f"{r.threshold:g}",
                 "tta": tta,
-                "truth_file": r.truth_name or "",
+                **figure_cells(f),
+                "annotated": "" if r.annotated is None else r.annotated,
+                "dice": _score(r.dice),
+                "iou": _score(r.iou),
+                "dsb_score": _score(r.dsb_score),
+                "f1_iou50": _score(r.f1_iou50),
+                "truth": r.truth_name or "",
             }
         )
-    return buffer.getvalue()
+    return table_text(rows)
 
 
 def objects_csv(result: Segmented) -> str:
@@ -306,6 +325,7 @@ def measurements(result: Segmented, dataset: str) -> list[tuple[str, str]]:
     px, n = f"{int(result.figures.get('area_px', 0)):,}", f"{result.count:,}"
     if dataset == "isic":
         return [("Lesion area", pct), ("Lesion pixels", px)]
+    annotated = [] if result.annotated is None else [("Annotated", f"{result.annotated:,}")]
     if dataset == "dsb":
-        return [("Nuclei", n), ("Nuclei area", pct)]
-    return [("Objects", n), ("Area", pct)]
+        return [("Nuclei", n), *annotated, ("Nuclei area", pct)]
+    return [("Objects", n), *annotated, ("Area", pct)]

@@ -15,6 +15,7 @@ import streamlit as st
 from segcore.app.catalog import EXPORT_HINT, ModelEntry, default_model, list_models
 from segcore.app.text import plain
 from segcore.errors import ModelError
+from segcore.imagestats import usable
 from segcore.infer import Engine
 from segcore.onnx_runner import quiet_onnxruntime_logs
 from segcore.paths import models_dir
@@ -91,14 +92,15 @@ def pick_model(
     entries: list[ModelEntry], key: str, family: str | None = None, automatic: bool = False
 ) -> ModelEntry | None:
     """A sidebar model picker showing each model's short name (default: the best test Dice,
-    within the dataset ``family`` if given); with ``automatic`` it offers `AUTOMATIC` first,
-    for which it returns None. The chosen model's dataset and scores show under it."""
+    within the dataset ``family`` if given); with ``automatic`` it offers `AUTOMATIC` first, as
+    the default on a first visit when some card can measure the fit, and returns None for it. The chosen model's dataset and scores show under it."""
     by_name = {e.name: e for e in entries}
     options = ([AUTOMATIC] if automatic else []) + list(by_name)
+    shift = 1 if automatic else 0
     name = st.sidebar.selectbox(
         "Model",
         options,
-        index=default_model(entries, family) + (1 if automatic else 0),
+        index=0 if automatic and _can_fit(entries) else default_model(entries, family) + shift,
         key=key,
         help="Each model was trained on one kind of image. Automatic picks, per image, the "
         "model whose training images it resembles most.",
@@ -109,6 +111,11 @@ def pick_model(
     else:
         st.sidebar.caption("Per image, the model whose training images it resembles most.")
     return entry
+
+
+def _can_fit(entries: list[ModelEntry]) -> bool:
+    """True when some model's card describes its training images (Automatic can choose)."""
+    return any(usable(e.card.get("image_stats")) for e in entries)
 
 
 def card_summary(entry: ModelEntry) -> None:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from segcore.errors import DataError, ImageError
-from segcore.preprocess import is_image_file, load_image, load_mask, resize_mask
+from segcore.preprocess import is_image_file, load_image, resize_mask
+from segcore.truth import read_truth, resize_labels
 
 log = logging.getLogger(__name__)
 
@@ -199,15 +199,16 @@ def find_samples(
 def decode_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray, int]:
     """Decode one pair: (HxWx3 uint8 image, HxW bool mask, number of masks resized).
 
-    Several masks (DSB nuclei) are merged by logical OR; a mask of another size than its image
-    is resized with nearest-neighbour sampling and counted. Raises ImageError naming the file.
+    A mask may be binary or a label image (any non-zero id is an object, `segcore.truth`); several
+    masks (DSB nuclei) are merged by logical OR; a mask of another size than its image is resized
+    with nearest-neighbour sampling and counted. Raises ImageError naming the file.
     """
     image = load_image(sample.image)
     size = image.shape[:2]
     merged = np.zeros(size, dtype=bool)
     resized = 0
     for path in sample.masks:
-        m = load_mask(path)
+        m = read_truth(path) > 0
         if m.shape != size:
             m = resize_mask(m, size)
             resized += 1
@@ -222,45 +223,21 @@ def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     return image, mask
 
 
-def label_image(path: Path, size: tuple[int, int]) -> np.ndarray | None:
-    """A 16- or 32-bit integer mask as HxW int32 instance labels (0 = background, each other
-    value one object; nearest-neighbour resized to ``size``), or None for any other mask."""
-    try:
-        with Image.open(path) as img:
-            if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
-                return None
-            labels = np.asarray(img).astype(np.int32)
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({exc})") from None
-    if labels.shape != size:
-        index_y = np.arange(size[0]) * labels.shape[0] // size[0]
-        index_x = np.arange(size[1]) * labels.shape[1] // size[1]
-        labels = labels[np.ix_(index_y, index_x)]
-    return labels
-
-
 def load_labels(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """Decode one pair keeping objects apart: (HxWx3 uint8 image, HxW int32 instance labels).
 
     Each mask file is one object (DSB: one nucleus per file), numbered 1..n in file order (where
-    masks overlap the later one wins); a single mask file is split into its 4-connected
-    components, unless it is a 16/32-bit label image (`label_image`: its values are the objects).
-    Masks of another size are resized with nearest-neighbour sampling.
+    masks overlap the later one wins); a single mask file is read by `segcore.truth.read_truth`
+    (a label image keeps its ids, a binary mask is split into its 4-connected components). Masks
+    of another size are resized with nearest-neighbour sampling.
     """
-    from scipy import ndimage
-
     from segcore.instances import labels_from_masks
 
     image = load_image(sample.image)
     size = image.shape[:2]
-    if len(sample.masks) == 1 and (labels := label_image(sample.masks[0], size)) is not None:
-        return image, labels
-    masks = []
-    for path in sample.masks:
-        m = load_mask(path)
-        masks.append(m if m.shape == size else resize_mask(m, size))
-    if len(masks) == 1:
-        return image, ndimage.label(masks[0])[0].astype(np.int32)
+    if len(sample.masks) == 1:
+        return image, resize_labels(read_truth(sample.masks[0]), size)
+    masks = [resize_mask(read_truth(path) > 0, size) for path in sample.masks]
     return image, labels_from_masks(masks, size)
 
 

@@ -9,10 +9,11 @@ from synthetic_images import fluorescence, skin_photos
 
 from segcore.app.catalog import ModelEntry
 from segcore.app.fit import Fit, measure_fit, mismatch_message
-from segcore.app.pictures import probability_picture, resize_labels
+from segcore.app.pictures import probability_picture
 from segcore.app.text import plain
 from segcore.card import ModelCard
 from segcore.imagestats import training_stats
+from segcore.truth import resize_labels
 from segcore.visualize import OUTLINE_DARK, OUTLINE_LIGHT, instance_overlay, overlay
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from segcore.app.segment import (
     DISPLAY_MAX_SIDE,
@@ -25,6 +26,7 @@ from segcore.app.segment import (
 )
 from segcore.errors import ImageError
 from segcore.infer import Engine
+from segcore.io.results import COLUMNS
 from segcore.paths import bench_dir, models_dir, samples_dir
 
 
@@ -145,6 +147,22 @@ def test_batch_csv_and_measurements(bright: Engine, disk_image):
     assert measurements(alone, "dsb")[0] == ("Nuclei", "2")
     assert measurements(alone, "isic")[0][0] == "Lesion area"
     assert [label for label, _ in measurements(alone, "plain")] == ["Objects", "Area"]
+    assert tuple(rows[0]) == COLUMNS  # the CLI's predictions.csv shape
+    assert rows[0]["threshold"] == "0.5" and rows[0]["annotated"] == "2"
+    assert ("Annotated", "2") in measurements(with_truth, "dsb")
+
+
+def test_label_image_truth_upload_scores_every_object(bright: Engine, disk_image):
+    image, truth = disk_image(32, 32, [(8, 8, 5), (24, 24, 5)])
+    labels = ndimage.label(truth)[0].astype(np.uint8)  # ids 1 and 2: below half of 255
+    result = segment_upload(
+        bright,
+        Upload("two.png", png(image)),
+        threshold=0.5,
+        tta=False,
+        truth=Upload("two_labels.png", png(labels)),
+    )
+    assert result.dice is not None and result.dice > 0.9 and result.annotated == 2
 
 
 def test_folders_follow_env_vars(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):

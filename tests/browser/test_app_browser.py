@@ -4,7 +4,9 @@ repository's ``.streamlit/config.toml``) on the shipped models, driven by Debian
 Checks every page by its URL as a fresh server's first request and as a later visit (no "Page
 not found", no legacy page list), uploads a microscopy image under the lesion model (a mismatch
 warning), a lesion photo with its mask (no warning; image | truth | prediction | overlay and the
-Dice), and a file named with Markdown image syntax (no request leaves the machine). Every request
+Dice), a bright-field and an H&E nuclei image under "Automatic" (the default; both go to a nuclei
+model) with a label-image truth (the Dice the engine gives against every object), and a file
+named with Markdown image syntax (no request leaves the machine). Every request
 to a host other than the app is recorded and must not happen; the server log must hold no
 watcher overflow and no traceback. Screenshots go to ``test-artifacts/``. Skips when Chromium or
 the shipped models are missing.
@@ -31,6 +33,14 @@ MODELS = REPO / "models"
 PHOTO = REPO / "samples" / "isic" / "images" / "ISIC_0000082.jpg"
 TRUTH = REPO / "samples" / "isic" / "masks" / "ISIC_0000082_segmentation.png"
 MICROSCOPY = sorted((REPO / "samples" / "dsb").glob("stage1_train/*/images/*.png"))
+#: A bright-field crop of DSB image 8f94a80b (CC0, held out of training: validation split) and
+#: its label image (one id per nucleus, ids 1..19, all below half of 255).
+BRIGHTFIELD = Path(__file__).parent / "data" / "brightfield.png"
+BRIGHTFIELD_LABELS = Path(__file__).parent / "data" / "brightfield_labels.png"
+#: An H&E-stained bundled DSB sample.
+HE_IMAGE = next(
+    iter(sorted((REPO / "samples" / "dsb").glob("stage1_train/24a20f2a*/images/*.png"))), None
+)
 ARTIFACTS = REPO / "test-artifacts"
 VIEWPORT = {"width": 1280, "height": 800}
 TALL_VIEWPORT = {"width": 1280, "height": 1100}
@@ -246,7 +256,8 @@ def test_microscopy_under_the_lesion_model_warns_and_a_lesion_photo_does_not(
     page.goto(f"{app.url}/segment")
     page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
     sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.get_by_text("Trained on isic").wait_for(timeout=WAIT)  # default: the lesion model
+    choose_model(page, "isic_improved_unet")
+    sidebar.get_by_text("Trained on isic").wait_for(timeout=WAIT)
     upload_and_wait(page, [str(MICROSCOPY[0])], 1)
     shown = warnings_shown(page)
     assert len(shown) == 1 and "does not look like the skin-lesion photos" in shown[0]
@@ -264,6 +275,63 @@ def test_microscopy_under_the_lesion_model_warns_and_a_lesion_photo_does_not(
     page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
     upload_and_wait(page, [str(PHOTO)], 1)
     assert warnings_shown(page) == []
+    page.close()
+    assert outside_requests == []
+
+
+def choose_model(page, name: str) -> None:
+    """Pick ``name`` in the sidebar's model picker (the default is Automatic)."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Per image, the model").wait_for(timeout=WAIT)
+    sidebar.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def test_automatic_sends_bright_field_and_he_nuclei_to_a_nuclei_model_and_scores_labels(
+    app: Server, browser, outside_requests: list[str]
+) -> None:
+    if HE_IMAGE is None:
+        pytest.skip("no bundled H&E sample")
+    from segcore.infer import Engine
+    from segcore.scores import dice
+    from segcore.truth import read_truth
+
+    page = new_page(browser, outside_requests, TALL_VIEWPORT)
+    page.goto(f"{app.url}/segment")
+    page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Per image, the model").wait_for(
+        timeout=WAIT
+    )  # Automatic is the default on a first visit
+    upload_and_wait(page, [str(BRIGHTFIELD), str(HE_IMAGE)], 2)
+    inputs = page.locator('[data-testid="stFileUploader"] input[type=file]')
+    inputs.nth(1).set_input_files(str(BRIGHTFIELD_LABELS))
+    page.get_by_text(f"Ground truth: {BRIGHTFIELD_LABELS.name}").wait_for(timeout=WAIT)
+    page.wait_for_timeout(1500)
+    headers = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text=" px · model ")
+    texts = headers.all_inner_texts()
+    assert len(texts) == 2, texts
+    nuclei_models = {
+        card.stem
+        for card in MODELS.glob("*.json")
+        if json.loads(card.read_text()).get("dataset") == "dsb"
+    }
+    chosen = [text.rsplit("model ", 1)[1].strip() for text in texts]
+    assert all(name in nuclei_models for name in chosen), chosen
+    assert warnings_shown(page) == []
+    bright = next(c for t, c in zip(texts, chosen, strict=True) if BRIGHTFIELD.name in t)
+    pred = Engine(MODELS / f"{bright}.onnx").predict(str(BRIGHTFIELD))
+    expected = dice(read_truth(BRIGHTFIELD_LABELS) > 0, pred.mask)
+    dice_metric = page.locator('[data-testid="stMetric"]').filter(
+        has=page.get_by_text("Dice", exact=True)
+    )
+    shown = float(dice_metric.first.inner_text().split()[-1])
+    assert shown == pytest.approx(expected, abs=0.0015) and shown > 0.5
+    annotated = page.locator('[data-testid="stMetric"]').filter(
+        has=page.get_by_text("Annotated", exact=True)
+    )
+    assert annotated.first.inner_text().split()[-1] == "19"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "automatic.png"), full_page=True)
     page.close()
     assert outside_requests == []
 

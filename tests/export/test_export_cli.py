@@ -104,3 +104,34 @@ def test_isic_run_gets_credit_and_lesion_postprocess(tiny_run_dir: Path, tmp_pat
 def test_bad_name_is_refused(tiny_run_dir: Path, tmp_path: Path, capsys):
     assert main([str(tiny_run_dir), "--out", str(tmp_path), "--name", "../evil"]) == 2
     assert "--name" in capsys.readouterr().err
+
+
+def test_an_existing_model_is_never_replaced_silently(tiny_run_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "models"
+    out.mkdir()
+    shipped = out / "shipped.onnx"
+    shipped.write_bytes(b"the shipped model")
+    assert main([str(tiny_run_dir), "--out", str(out), "--name", "shipped"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shipped.onnx exists" in err[0] and "--force" in err[0]
+    assert shipped.read_bytes() == b"the shipped model"
+    code = main([str(tiny_run_dir), "--out", str(out), "--name", "shipped", "--force"])
+    assert code == 0 and shipped.read_bytes() != b"the shipped model"
+
+
+def test_closing_line_explains_a_dice_unlike_evaluates():
+    from export.install import installed_line
+
+    card = {
+        "name": "m",
+        "onnx_bytes": 2e6,
+        "precision": "fp32",
+        "test_split": "test",
+        "test_metrics": {"dice": 0.5452, "n_images": 3},
+        "keras_test_metrics": {"dice": 0.5427},
+        "test_metrics_no_postprocess": {"dice": 0.5428},
+    }
+    line = installed_line(Path("models"), card, "parity 1e-06")
+    assert "Dice 0.5452" in line and "evaluate's 0.5427" in line and "without it 0.5428" in line
+    same = card | {"keras_test_metrics": {"dice": 0.5452}}
+    assert "evaluate" not in installed_line(Path("models"), same, "parity 1e-06")

@@ -37,7 +37,9 @@ def read_rows(path: Path) -> list[dict]:
 
 def test_evaluate_writes_csv_json_and_triptychs(run_copy: Path, capsys):
     assert main([str(run_copy)]) == 0
-    assert "test dice mean" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "test dice mean" in out
+    assert "test_per_image.csv" in out and "test_metrics.json" in out and "triptychs" in out
     test = read_split(run_copy / "split.json")["test"]
     rows = read_rows(run_copy / "test_per_image.csv")
     assert list(rows[0]) == ["image", *SCORE_NAMES, "thresholded_jaccard", "kind"]
@@ -60,7 +62,7 @@ def test_evaluate_writes_csv_json_and_triptychs(run_copy: Path, capsys):
     assert any(p.startswith("worst_") for p in pictures)
     assert any(p.startswith("random_") for p in pictures)
     with Image.open(run_copy / "triptychs" / pictures[0]) as img:
-        assert img.size == (3 * 256 + 4, 256 + 18)
+        assert img.size == (3 * 256 + 4, 256 + 32)
 
 
 def test_per_image_scores_equal_binary_scores_recomputed(run_copy: Path):
@@ -199,10 +201,12 @@ def test_triptych_panels():
     truth = np.zeros((20, 40), dtype=bool)
     truth[:, :20] = True
     pic = triptych(image, truth, np.zeros_like(truth), "caption", height=20)
-    assert pic.size == (3 * 40 + 4, 20 + 18)
+    assert pic.size == (3 * 40 + 4, 20 + 32)  # caption line, then a title over each panel
     arr = np.asarray(pic)
-    np.testing.assert_array_equal(arr[18 + 10, 10], (0, 0, 200))  # the image
-    np.testing.assert_array_equal(arr[18 + 10, 42 + 5], (255, 255, 255))  # truth, left half
-    np.testing.assert_array_equal(arr[18 + 10, 42 + 35], (0, 0, 0))  # truth, right half
+    np.testing.assert_array_equal(arr[32 + 10, 10], (0, 0, 200))  # the image
+    np.testing.assert_array_equal(arr[32 + 10, 42 + 5], (255, 255, 255))  # truth, left half
+    np.testing.assert_array_equal(arr[32 + 10, 42 + 35], (0, 0, 0))  # truth, right half
+    for left in (0, 42, 84):  # each panel's title is drawn in its band
+        assert (arr[16:32, left : left + 40] < 128).any()
     np.testing.assert_array_equal(mask_to_rgb(truth)[0, 0], (255, 255, 255))
-    assert triptych(image, truth, truth).size == (3 * 512 + 4, 256)  # no caption band
+    assert triptych(image, truth, truth).size == (3 * 512 + 4, 256 + 16)  # titles, no caption
