@@ -18,6 +18,7 @@ from segcore.app.dashboard import (
     model_rows_for_kind,
     with_every_model,
 )
+from segcore.card import ModelCard
 
 
 def entry(name: str, dataset: str, dice: float, by_kind: dict | None = None) -> ModelEntry:
@@ -26,7 +27,9 @@ def entry(name: str, dataset: str, dice: float, by_kind: dict | None = None) -> 
         metrics["by_kind"] = by_kind
     card = {"dataset": dataset, "input_size": 32, "channels": 3, "test_metrics": metrics}
     card["onnx_bytes"] = 1_000_000
-    return ModelEntry(name, Path(f"{name}.onnx"), card, None)
+    return ModelEntry(
+        name, Path(f"{name}.onnx"), ModelCard.from_json(card, default_name=name), None
+    )
 
 
 ENTRIES = [
