@@ -9,6 +9,7 @@ check, or a model of that name already in ``--out`` (``--force`` replaces it).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -82,6 +83,9 @@ def _export(args: argparse.Namespace) -> int:
         quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
     from export.ensemble import export_ensemble
     from export.pipeline import export_run  # TensorFlow loads only for a valid run
+
+    # tf2onnx logs each conversion step at INFO: stray lines around the one result line
+    logging.getLogger("tf2onnx").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     if args.ensemble:
         card = export_ensemble(runs, args.out, args.name, args.precision, args.max_images)

@@ -117,6 +117,9 @@ def test_an_existing_model_is_never_replaced_silently(tiny_run_dir: Path, tmp_pa
     assert shipped.read_bytes() == b"the shipped model"
     code = main([str(tiny_run_dir), "--out", str(out), "--name", "shipped", "--force"])
     assert code == 0 and shipped.read_bytes() != b"the shipped model"
+    printed = capsys.readouterr()
+    assert printed.err.strip() == ""  # no stray conversion or progress lines
+    assert len(printed.out.strip().splitlines()) == 1
 
 
 def test_closing_line_explains_a_dice_unlike_evaluates():
