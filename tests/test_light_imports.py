@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 import segcore
+from bench.cli_startup import COMMANDS
 from segcore.paths import REPO_ROOT
 
 HEAVY = ("keras", "tensorflow", "jax")
@@ -22,13 +23,6 @@ LIGHT_IN_HEAVY = (
     "segcore.training.config",
     "segcore.training.distribute",
     "segcore.training.quiet",
-)
-COMMANDS = (
-    "segcore.train",
-    "segcore.evaluate",
-    "segcore.instance_eval",
-    "segcore.predict",
-    "export",
 )
 
 
