@@ -54,6 +54,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type"
     )
+    p.add_argument(
+        "--bioimageio",
+        action="store_true",
+        help="also write <name>.bioimageio.zip, a BioImage Model Zoo package, beside the model",
+    )
     return p.parse_args(argv)
 
 
@@ -95,6 +100,11 @@ def _export(args: argparse.Namespace) -> int:
         )
     check = card.get("parity_max_abs_diff", card.get("merge_max_abs_diff"))
     print(installed_line(args.out, card, f"parity {check:.2g}"))
+    if args.bioimageio:
+        from export.bioimageio import export_package
+
+        package = export_package(args.out / f"{card['name']}.onnx", args.out)
+        print(f"{package}: BioImage Model Zoo package, test_model passed")
     return 0
 
 

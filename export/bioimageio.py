@@ -1,0 +1,292 @@
+"""BioImage Model Zoo packages of exported models: ``python -m export.bioimageio MODEL... --out DIR``.
+
+Each ``models/NAME.onnx`` (with its card ``NAME.json``) becomes ``DIR/NAME.bioimageio.zip``, a
+model package of format 0.5 that deepImageJ (Fiji), ilastik, QuPath's bioimageio extension, Icy
+and BiaPy run: the ONNX weights, the axes in the model's order (batch, y, x, channel) with the
+stride as size rule, the engine's pre-processing as the spec's own operations, test tensors and a
+cover from a real bundled sample, a README, citations, licence and the card's decoding settings.
+Every package is checked with `bioimageio.core.test_model` before it is kept. A folder argument
+means every model in it. bioimageio loads only when this module runs, never on segcore's import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+import segcore
+from export import ExportError
+from export.zoo_arrays import TestTensors, cover_png, stride, test_tensors
+from export.zoo_docs import citations, dataset_facts, readme
+from segcore.atomic import replacing
+from segcore.infer import Engine, ModelError
+from segcore.preprocess import IMAGE_EXTENSIONS, NORMALIZATION, ImageError
+
+#: The package's authors (the card names no person).
+AUTHORS = ("segcore contributors",)
+#: The engine's normalisations as the spec's pre-processing: name -> (operation, kwargs).
+PREPROCESSING = {NORMALIZATION: ("scale_linear", {"gain": 1.0 / 255.0, "offset": 0.0})}
+#: Sample folders per dataset (under samples/); the first image of the first folder is used.
+SAMPLE_FOLDERS = {"isic": ("isic/images",), "dsb": ("dsb/stage1_train",)}
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SUFFIX = ".bioimageio.zip"
+#: Reproducibility tolerance when the card names none (fp16 and int8 differ across providers).
+DEFAULT_TOLERANCE = 0.01
+#: Largest absolute tolerance as a share of the test output's maximum (bioimage.io allows 1%).
+TOLERANCE_SHARE = 0.005
+
+
+def default_sample(card: dict, samples: Path = SAMPLES) -> Path:
+    """The bundled image the package's test tensors come from: the card's dataset's first sample
+    (any bundled image for other datasets); ExportError when there is none."""
+    folders = SAMPLE_FOLDERS.get(card.get("dataset", ""), ("dsb/stage1_train", "isic/images"))
+    for folder in folders:
+        images = sorted(
+            p for p in (samples / folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        images = [p for p in images if p.parent.name != "masks" and "_segmentation" not in p.name]
+        if images:
+            return images[0]
+    raise ExportError(f"{samples}: no bundled sample image for the test tensors (--sample)")
+
+
+def _channel_names(count: int, names: Sequence[str] | None = None) -> list[str]:
+    """Channel names: the card's names, ``r g b`` / ``gray`` for inputs, else ``c0 c1 ...``."""
+    if names and len(names) == count:
+        return [str(n) for n in names]
+    return {3: ["r", "g", "b"], 1: ["gray"]}.get(count, [f"c{i}" for i in range(count)])
+
+
+def _tensors(card: dict, files: dict[str, Path], tensors: TestTensors) -> tuple[list, list]:
+    """The input and output tensor descriptions (axes, size rule, data, pre-processing)."""
+    from bioimageio.spec.model import v0_5 as spec
+
+    step = stride(card)
+    size = spec.ParameterizedSize(min=step, step=step)
+    op, kwargs = PREPROCESSING[card.get("normalization", NORMALIZATION)]
+    input_descr = spec.InputTensorDescr(
+        id=spec.TensorId("image"),
+        description="8-bit image, axes batch, y, x, channel",
+        axes=[
+            spec.BatchAxis(),
+            spec.SpaceInputAxis(id=spec.AxisId("y"), size=size),
+            spec.SpaceInputAxis(id=spec.AxisId("x"), size=size),
+            spec.ChannelAxis(channel_names=_channel_names(int(card["channels"]))),
+        ],
+        test_tensor=spec.FileDescr(source=files["input"]),
+        sample_tensor=spec.FileDescr(source=files["input_sample"]),
+        data=spec.IntervalOrRatioDataDescr(type="uint8"),
+        preprocessing=[  # ends with float32: else the spec appends a cast back to uint8
+            spec.EnsureDtypeDescr(kwargs=spec.EnsureDtypeKwargs(dtype="float32")),
+            {"id": op, "kwargs": kwargs},
+            spec.EnsureDtypeDescr(kwargs=spec.EnsureDtypeKwargs(dtype="float32")),
+        ],
+    )
+    same = {a: spec.SizeReference(tensor_id=spec.TensorId("image"), axis_id=a) for a in ("y", "x")}
+    outputs = tensors.output.shape[-1]
+    output_descr = spec.OutputTensorDescr(
+        id=spec.TensorId("probabilities"),
+        description="sigmoid probabilities; the last channel is the mask",
+        axes=[
+            spec.BatchAxis(),
+            spec.SpaceOutputAxis(id=spec.AxisId("y"), size=same["y"]),
+            spec.SpaceOutputAxis(id=spec.AxisId("x"), size=same["x"]),
+            spec.ChannelAxis(channel_names=_channel_names(outputs, card.get("target_channels"))),
+        ],
+        test_tensor=spec.FileDescr(source=files["output"]),
+        sample_tensor=spec.FileDescr(source=files["output_sample"]),
+        data=spec.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+    )
+    return [input_descr], [output_descr]
+
+
+def _config(card: dict, output_max: float) -> dict:
+    """The package's ``config``: segcore's version and card settings, bioimage.io's details.
+
+    The reproducibility tolerance is the card's parity tolerance, capped at half of the most
+    bioimage.io accepts (1% of the test output's maximum ``output_max``).
+    """
+    tolerance = min(
+        float(card.get("parity_tolerance", DEFAULT_TOLERANCE)), TOLERANCE_SHARE * output_max
+    )
+    keep = ("name", "dataset", "arch", "arch_kwargs", "input_size", "channels", "normalization")
+    settings = {k: card[k] for k in keep if k in card}
+    for key in ("threshold", "mode", "tile", "postprocess", "target_channels", "instances"):
+        if key in card:
+            settings[key] = card[key]
+    facts = dataset_facts(card)
+    return {
+        "segcore": {
+            "version": segcore.__version__,
+            "card": settings,
+            "test_metrics": card.get("test_metrics", {}),
+            **({"instances": card["instances"]} if "instances" in card else {}),
+        },
+        "bioimageio": {
+            "reproducibility_tolerance": [
+                {"absolute_tolerance": tolerance, "relative_tolerance": tolerance}
+            ],
+            "architecture_type": "U-Net",
+            "architecture_description": f"segcore {card.get('arch', 'unet')} "
+            f"{card.get('arch_kwargs', {})}",
+            "modality": facts.modality,
+            "target_structure": [facts.target],
+            "task": "instance segmentation" if "instances" in card else "semantic segmentation",
+            "model_parameter_count": card.get("params"),
+        },
+    }
+
+
+def _training_data(card: dict):
+    """The training set as an inline dataset description."""
+    from bioimageio.spec.dataset.v0_3 import DatasetDescr
+
+    facts = dataset_facts(card)
+    cite = facts.citation
+    return DatasetDescr(
+        name=facts.name,
+        description=facts.description,
+        source=facts.url or None,
+        authors=[{"name": facts.creators}],
+        license=facts.data_license_id,
+        cite=[{"text": cite.text, "doi": cite.doi, "url": cite.url}] if cite else [],
+        tags=list(facts.tags),
+    )
+
+
+def describe(model: Path, card: dict, folder: Path, tensors: TestTensors):
+    """The `ModelDescr` of ``model``, its files written into ``folder`` (a scratch folder)."""
+    from bioimageio.spec.model import v0_5 as spec
+
+    files = {
+        "input": folder / "test_input.npy",
+        "output": folder / "test_output.npy",
+        "input_sample": folder / "sample_input.png",
+        "output_sample": folder / "sample_output.tif",
+    }
+    np.save(files["input"], tensors.image)
+    np.save(files["output"], tensors.output)
+    Image.fromarray(
+        tensors.image[0].squeeze(-1) if tensors.image.shape[-1] == 1 else tensors.image[0]
+    ).save(files["input_sample"])
+    tifffile.imwrite(files["output_sample"], tensors.output[0])
+    (folder / "cover.png").write_bytes(cover_png(tensors, card))
+    (folder / "README.md").write_text(readme(card, stride(card)))
+    inputs, outputs = _tensors(card, files, tensors)
+    facts = dataset_facts(card)
+    kind = "nuclei instance" if "instances" in card else f"{facts.target} semantic"
+    return spec.ModelDescr(
+        name=card["name"],
+        description=f"U-Net ({card.get('arch', 'unet')}) for {kind} segmentation, trained on "
+        f"{facts.name} with segcore.",
+        authors=[spec.Author(name=n) for n in AUTHORS],
+        cite=[{"text": c.text, "doi": c.doi, "url": c.url} for c in citations(card)],
+        license=facts.weights_license,
+        documentation=spec.FileDescr(source=folder / "README.md"),
+        covers=[spec.FileDescr(source=folder / "cover.png")],
+        tags=["segmentation", "unet", "onnx", "segcore", *facts.tags],
+        version=segcore.__version__,
+        inputs=inputs,
+        outputs=outputs,
+        weights=spec.WeightsDescr(
+            onnx=spec.OnnxWeightsDescr(source=model, opset_version=int(card.get("opset", 17)))
+        ),
+        training_data=_training_data(card),
+        config=_config(card, float(tensors.output.max())),
+    )
+
+
+def check_package(package: Path) -> None:
+    """Run `bioimageio.core.test_model` on ``package``; ExportError naming the failed checks."""
+    from bioimageio.core import test_model
+
+    summary = test_model(package)
+    if summary.status != "passed":
+        failed = [d.name for d in summary.details if d.status == "failed"]
+        errors = [e.msg for d in summary.details for e in d.errors][:3]
+        raise ExportError(f"{package}: bioimageio test_model failed: {failed} {errors}")
+
+
+def export_package(model: Path, out_dir: Path, sample: Path | None = None) -> Path:
+    """Write and check ``out_dir/<name>.bioimageio.zip`` for the ONNX ``model``; returns its path.
+
+    Raises ExportError (a model, card or sample that cannot be used, or a failed check).
+    """
+    from bioimageio.spec import save_bioimageio_package
+
+    try:
+        engine = Engine(model, providers=["CPUExecutionProvider"])
+        card = engine.card
+        if card.get("normalization", NORMALIZATION) not in PREPROCESSING:
+            raise ExportError(f"{model}: no bioimage.io operation for {card['normalization']}")
+        tensors = test_tensors(engine, sample or default_sample(card))
+    except (ModelError, ImageError) as exc:
+        raise ExportError(str(exc)) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{card.get('name', model.stem)}{SUFFIX}"
+    with tempfile.TemporaryDirectory() as scratch, replacing(target) as tmp:
+        descr = describe(model, {"name": model.stem, **card}, Path(scratch), tensors)
+        save_bioimageio_package(descr, output_path=tmp)  # tmp keeps the .zip suffix
+        check_package(tmp)
+    return target
+
+
+def model_files(paths: Sequence[Path]) -> list[Path]:
+    """The ONNX models named: files as given, folders as every ``*.onnx`` inside (sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.glob("*.onnx")) if path.is_dir() else [path])
+    return found
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(
+        prog="python -m export.bioimageio",
+        description="Write a BioImage Model Zoo package (format 0.5) of each exported model and "
+        "check it with bioimageio.core's test_model.",
+    )
+    p.add_argument(
+        "models", type=Path, nargs="+", metavar="MODEL", help="NAME.onnx files or folders of them"
+    )
+    p.add_argument("--out", type=Path, default=Path("."), help="output folder (default: .)")
+    p.add_argument(
+        "--sample", type=Path, help="image for the test tensors (default: a bundled sample)"
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: one line per package; exit 2 on a bad argument, 1 when some models failed."""
+    args = parse_args(argv)
+    models = model_files(args.models)
+    if not models:
+        print(f"error: {' '.join(map(str, args.models))}: no .onnx model", file=sys.stderr)
+        return 2
+    from segcore.infer import quiet_onnxruntime_logs
+
+    quiet_onnxruntime_logs()
+    failed = 0
+    for model in models:
+        try:
+            package = export_package(model, args.out, args.sample)
+        except ExportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{package}: {package.stat().st_size / 1e6:.2f} MB, test_model passed")
+    if failed:
+        print(f"{failed} of {len(models)} models failed", file=sys.stderr)
+        return 2 if len(models) == 1 else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Pictures and test tensors of a BioImage Model Zoo package, computed from a real sample.
+
+The test input is what another tool feeds the package: a batch of one uint8 image in the model's
+axis order (batch, y, x, channel), at the size the engine would run it (the card's input size for
+whole-image models, the sample's own size cut to a multiple of the stride for tiled models). The
+test output is the model's raw output on that input after the package's pre-processing (x / 255),
+so the package reproduces it exactly. Light: numpy, Pillow and the onnxruntime engine.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from segcore.infer import Engine
+from segcore.instances import DecodeSettings, decode
+from segcore.preprocess import load_image, resize_image
+from segcore.visualize import instance_overlay, overlay
+
+#: Longest side of a tiled model's test input (keeps the package small and the test fast).
+MAX_TEST_SIDE = 512
+#: Side of each square half of the cover picture (image | prediction: 2:1, as bioimage.io asks).
+COVER_SIDE = 256
+#: ITU-R 601 luma weights: how the engine turns RGB into one channel (segcore.preprocess).
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class TestTensors:
+    """A package's test input (1, H, W, C uint8), its output (1, H, W, K float32), the RGB view."""
+
+    __test__ = False  # not a pytest class, despite the name
+
+    image: np.ndarray
+    output: np.ndarray
+    rgb: np.ndarray
+
+
+def stride(card: dict) -> int:
+    """The model's stride: 2 ** ``arch_kwargs.depth`` (1 when the card does not name a depth)."""
+    depth = (card.get("arch_kwargs") or {}).get("depth")
+    return 2 ** int(depth) if depth is not None else 1
+
+
+def test_view(rgb: np.ndarray, card: dict) -> np.ndarray:
+    """The RGB image at the size the engine runs it: resized to the card's input size, or (tiled)
+    cropped to a multiple of the stride of at most `MAX_TEST_SIDE` pixels per side."""
+    if card.get("mode", "resize") != "tiled":
+        size = int(card["input_size"])
+        return resize_image(rgb, (size, size))
+    step = stride(card)
+    h, w = (max(step, min(side, MAX_TEST_SIDE) // step * step) for side in rgb.shape[:2])
+    return rgb[:h, :w]
+
+
+def model_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
+    """HxWxC uint8 input of a 1- or 3-channel model (one channel: the engine's luma, rounded)."""
+    if channels == 3:
+        return rgb
+    luma = rgb.astype(np.float32) @ LUMA
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+
+
+def test_tensors(engine: Engine, sample: Path) -> TestTensors:
+    """Test input and output of ``engine``'s model computed from the image file ``sample``."""
+    rgb = test_view(load_image(sample), engine.card)
+    image = model_channels(rgb, engine.channels)[None]
+    output = engine.channel_maps(image.astype(np.float32) / np.float32(255.0))
+    return TestTensors(image, np.asarray(output, dtype=np.float32), rgb)
+
+
+def prediction_picture(rgb: np.ndarray, output: np.ndarray, card: dict) -> np.ndarray:
+    """The prediction drawn over the image: coloured nuclei (instance models, decoded with the
+    card's settings) or the thresholded mask tinted and outlined."""
+    if "instances" in card:
+        labels = decode(
+            output[..., -1], output[..., 0], DecodeSettings.from_json(card["instances"])
+        )
+        return instance_overlay(rgb, labels)
+    return overlay(rgb, output[..., -1] > float(card.get("threshold", 0.5)))
+
+
+def cover_png(tensors: TestTensors, card: dict) -> bytes:
+    """PNG bytes of the cover: image | prediction, the centre squares side by side (2:1)."""
+    rgb = tensors.rgb
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    panels = [rgb, prediction_picture(rgb, tensors.output[0], card)]
+    canvas = Image.new("RGB", (2 * COVER_SIDE, COVER_SIDE))
+    for i, panel in enumerate(panels):
+        square = Image.fromarray(panel[top : top + side, left : left + side])
+        canvas.paste(square.resize((COVER_SIDE, COVER_SIDE), Image.BILINEAR), (i * COVER_SIDE, 0))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()

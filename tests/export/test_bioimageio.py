@@ -1,0 +1,176 @@
+"""BioImage Model Zoo packages: hand-made models packaged, then checked with bioimageio.core."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import write_bright_model
+from handmade_models import save_conv1x1_sigmoid_model
+
+pytest.importorskip("bioimageio.core", reason="bioimageio.core is not installed")
+
+from bioimageio.core import test_model as run_test_model  # noqa: E402
+
+from export import ExportError  # noqa: E402
+from export.bioimageio import export_package, main  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+DSB_SAMPLE = next((REPO / "samples/dsb/stage1_train").glob("*/images/*.png"))
+
+
+def write_instance_model(folder: Path) -> Path:
+    """A hand-made 2-channel 'instance' model (boundary, foreground) with a tiled card, depth 2."""
+    path = save_conv1x1_sigmoid_model(
+        folder / "nuclei.onnx", 3, [-3.0, -3.0, -3.0, 7.0, 7.0, 7.0], [2.0, -8.0]
+    )
+    card = {
+        "name": "nuclei",
+        "arch": "handmade",
+        "arch_kwargs": {"depth": 2, "out_channels": 2},
+        "dataset": "dsb",
+        "input_size": 32,
+        "channels": 3,
+        "normalization": "divide_by_255",
+        "threshold": 0.5,
+        "mode": "tiled",
+        "tile": {"size": 64, "overlap": 0.125},
+        "target_channels": ["boundary", "foreground"],
+        "instances": {"foreground": 0.5, "boundary": 0.4, "min_size_px": 4, "min_peak": 0.0},
+        "opset": 17,
+        "test_metrics": {"n_images": 3, "dice": 0.5},
+    }
+    (folder / "nuclei.json").write_text(json.dumps(card))
+    return path
+
+
+def rdf(package: Path) -> dict:
+    """The package's rdf.yaml as a dict."""
+    with zipfile.ZipFile(package) as zf:
+        return yaml.safe_load(zf.read("rdf.yaml"))
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Packages of the hand-made RGB, gray and instance models (each checked by export)."""
+    folder = tmp_path_factory.mktemp("zoo_models")
+    out = folder / "packages"
+    models = {
+        "bright": write_bright_model(folder, "bright", 3, "plain"),
+        "bright_gray": write_bright_model(folder, "bright_gray", 1, "isic"),
+        "nuclei": write_instance_model(folder),
+    }
+    return {name: export_package(path, out) for name, path in models.items()}
+
+
+def test_packages_pass_test_model(packages: dict[str, Path]):
+    for package in packages.values():
+        assert package.name.endswith(".bioimageio.zip")
+        summary = run_test_model(package, devices=["CPUExecutionProvider"])
+        assert summary.status == "passed", summary.display()
+
+
+def test_description_of_an_rgb_model(packages: dict[str, Path]):
+    data = rdf(packages["bright"])
+    assert data["format_version"].startswith("0.5")
+    (inp,) = data["inputs"]
+    assert [a.get("id", a["type"]) for a in inp["axes"]] == ["batch", "y", "x", "channel"]
+    assert inp["axes"][-1]["channel_names"] == ["r", "g", "b"]
+    assert inp["data"]["type"] == "uint8"
+    ops = [p["id"] for p in inp["preprocessing"]]
+    assert "scale_linear" in ops and ops[-1] == "ensure_dtype"
+    scale = next(p for p in inp["preprocessing"] if p["id"] == "scale_linear")
+    assert scale["kwargs"]["gain"] == pytest.approx(1 / 255)
+    assert data["weights"]["onnx"]["opset_version"] == 17
+    dois = {c.get("doi") for c in data["cite"]}
+    assert "10.1007/978-3-319-24574-4_28" in dois
+    assert data["config"]["segcore"]["version"]
+    assert data["license"] and data["authors"]
+
+
+def test_gray_model_has_one_input_channel(packages: dict[str, Path]):
+    data = rdf(packages["bright_gray"])
+    assert data["inputs"][0]["axes"][-1]["channel_names"] == ["gray"]
+    assert "10.1109/ISBI.2018.8363547" in {c.get("doi") for c in data["cite"]}  # ISIC data set
+
+
+def test_instance_model_package(packages: dict[str, Path]):
+    data = rdf(packages["nuclei"])
+    y = data["inputs"][0]["axes"][1]
+    assert y["size"] == {"min": 4, "step": 4}  # the stride 2**depth
+    assert data["outputs"][0]["axes"][-1]["channel_names"] == ["boundary", "foreground"]
+    assert data["config"]["segcore"]["instances"]["foreground"] == 0.5
+    with zipfile.ZipFile(packages["nuclei"]) as zf:
+        readme = zf.read("README.md").decode()
+        test_input = np.load(zf.open("test_input.npy"))
+        test_output = np.load(zf.open("test_output.npy"))
+    assert "watershed" in readme and "segcore.predict" in readme
+    assert test_input.dtype == np.uint8 and test_input.shape[0] == 1
+    assert test_input.shape[1] % 4 == 0 and test_input.shape[2] % 4 == 0
+    assert test_output.shape == (*test_input.shape[:3], 2)
+
+
+def test_wrong_test_output_fails_the_check(tmp_path: Path):
+    """The check is real: a package whose test output does not match the model is refused."""
+    from bioimageio.spec import save_bioimageio_package
+
+    from export.bioimageio import check_package, describe
+    from export.zoo_arrays import TestTensors
+    from segcore.infer import Engine
+
+    model = write_bright_model(tmp_path, "bright", 3, "plain")
+    engine = Engine(model, providers=["CPUExecutionProvider"])
+    image = np.full((1, 8, 8, 3), 200, dtype=np.uint8)
+    wrong = TestTensors(image, np.full((1, 8, 8, 1), 0.5, np.float32), image[0])  # truth: ~1
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    package = save_bioimageio_package(
+        describe(model, engine.card, scratch, wrong), output_path=tmp_path / "wrong.zip"
+    )
+    with pytest.raises(ExportError, match="test_model failed"):
+        check_package(package)
+
+
+def test_cli_loops_over_a_folder(tmp_path: Path, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    write_bright_model(models, "bright", 3, "plain")
+    (models / "broken.onnx").write_bytes(b"not onnx")
+    (models / "broken.json").write_text((models / "bright.json").read_text())
+    code = main([str(models), "--out", str(tmp_path / "out"), "--sample", str(DSB_SAMPLE)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "bright.bioimageio.zip" in captured.out and "test_model passed" in captured.out
+    assert "error: " in captured.err and "broken.onnx" in captured.err
+    assert "1 of 2 models failed" in captured.err
+    assert not (tmp_path / "out" / "broken.bioimageio.zip").exists()
+
+
+def test_cli_missing_model_is_one_line(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "export.bioimageio", str(tmp_path / "nope.onnx"), "--out", "x"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "nope.onnx" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_export_command_writes_the_package(tiny_run_dir: Path, tmp_path: Path, capsys):
+    from export.__main__ import main as export_main
+
+    out = tmp_path / "models"
+    code = export_main([str(tiny_run_dir), "--out", str(out), "--max-images", "1", "--bioimageio"])
+    assert code == 0, capsys.readouterr().err
+    (package,) = out.glob("*.bioimageio.zip")
+    assert package.name == "plain_unet.bioimageio.zip"
+    assert rdf(package)["inputs"][0]["axes"][1]["size"] == {"min": 4, "step": 4}  # depth 2
