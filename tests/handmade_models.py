@@ -69,3 +69,31 @@ def save_bright_instance_model(folder: Path, name: str = "bright_nuclei", tile: 
     }
     (folder / f"{name}.json").write_text(json.dumps(card))
     return path
+
+
+def write_nuclei_model(folder: Path, name: str = "nuclei") -> Path:
+    """Write a hand-made 2-channel instance model and its tiled card (depth 2): boundary =
+    sigmoid(2 - 9 * mean), foreground = sigmoid(21 * mean - 8), so bright disks are nuclei."""
+    import json
+
+    path = save_conv1x1_sigmoid_model(
+        folder / f"{name}.onnx", 3, [-3.0, -3.0, -3.0, 7.0, 7.0, 7.0], [2.0, -8.0]
+    )
+    card = {
+        "name": name,
+        "arch": "handmade",
+        "arch_kwargs": {"depth": 2, "out_channels": 2},
+        "dataset": "dsb",
+        "input_size": 32,
+        "channels": 3,
+        "normalization": "divide_by_255",
+        "threshold": 0.5,
+        "mode": "tiled",
+        "tile": {"size": 64, "overlap": 0.125},
+        "target_channels": ["boundary", "foreground"],
+        "instances": {"foreground": 0.5, "boundary": 0.4, "min_size_px": 4, "min_peak": 0.0},
+        "opset": 17,
+        "test_metrics": {"n_images": 3, "dice": 0.5},
+    }
+    (folder / f"{name}.json").write_text(json.dumps(card))
+    return path

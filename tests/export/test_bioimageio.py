@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import zipfile
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import write_bright_model
-from handmade_models import save_conv1x1_sigmoid_model
+from handmade_models import write_nuclei_model
 
 pytest.importorskip("bioimageio.core", reason="bioimageio.core is not installed")
 
@@ -23,31 +22,6 @@ from export.bioimageio import export_package, main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DSB_SAMPLE = next((REPO / "samples/dsb/stage1_train").glob("*/images/*.png"))
-
-
-def write_instance_model(folder: Path) -> Path:
-    """A hand-made 2-channel 'instance' model (boundary, foreground) with a tiled card, depth 2."""
-    path = save_conv1x1_sigmoid_model(
-        folder / "nuclei.onnx", 3, [-3.0, -3.0, -3.0, 7.0, 7.0, 7.0], [2.0, -8.0]
-    )
-    card = {
-        "name": "nuclei",
-        "arch": "handmade",
-        "arch_kwargs": {"depth": 2, "out_channels": 2},
-        "dataset": "dsb",
-        "input_size": 32,
-        "channels": 3,
-        "normalization": "divide_by_255",
-        "threshold": 0.5,
-        "mode": "tiled",
-        "tile": {"size": 64, "overlap": 0.125},
-        "target_channels": ["boundary", "foreground"],
-        "instances": {"foreground": 0.5, "boundary": 0.4, "min_size_px": 4, "min_peak": 0.0},
-        "opset": 17,
-        "test_metrics": {"n_images": 3, "dice": 0.5},
-    }
-    (folder / "nuclei.json").write_text(json.dumps(card))
-    return path
 
 
 def rdf(package: Path) -> dict:
@@ -64,7 +38,7 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     models = {
         "bright": write_bright_model(folder, "bright", 3, "plain"),
         "bright_gray": write_bright_model(folder, "bright_gray", 1, "isic"),
-        "nuclei": write_instance_model(folder),
+        "nuclei": write_nuclei_model(folder),
     }
     return {name: export_package(path, out) for name, path in models.items()}
 

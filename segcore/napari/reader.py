@@ -1,0 +1,87 @@
+"""napari reader for segcore's outputs: ``*_labels.png``, ``*_labels.ome.zarr``, ``*_mask.png``.
+
+Each opens as a Labels layer named after the file: label PNGs keep their ids, a mask PNG becomes
+id 1, a labels OME-Zarr opens lazily as a multiscale layer with its pixel size as the scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from segcore.instance_io import load_labels_png
+from segcore.preprocess import load_mask
+
+LayerData = list[tuple]
+SUFFIXES = ("_labels.png", "_mask.png", "_labels.ome.zarr")
+
+
+def _layer_name(path: Path) -> str:
+    """``x_labels.png`` -> ``x labels``."""
+    for suffix in SUFFIXES:
+        if path.name.endswith(suffix):
+            return f"{path.name[: -len(suffix)]} {suffix[1:].split('.')[0]}"
+    return path.stem
+
+
+def read_labels_png(path: Path) -> LayerData:
+    """A label PNG (8- or 16-bit ids) as one Labels layer."""
+    return [(load_labels_png(path), {"name": _layer_name(path)}, "labels")]
+
+
+def read_mask_png(path: Path) -> LayerData:
+    """A mask PNG (foreground above half range) as a Labels layer with id 1."""
+    return [(load_mask(path).astype(np.uint8), {"name": _layer_name(path)}, "labels")]
+
+
+def read_labels_zarr(path: Path) -> LayerData:
+    """A labels OME-Zarr (NGFF multiscales) as a lazy multiscale Labels layer."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    multiscales = group.attrs["multiscales"][0]
+    datasets = multiscales["datasets"]
+    levels = [group[d["path"]] for d in datasets]
+    scale = next(
+        (t["scale"] for t in datasets[0].get("coordinateTransformations", []) if "scale" in t),
+        [1.0, 1.0],
+    )
+    attributes = {"name": _layer_name(path), "scale": tuple(scale[-2:])}
+    if len(levels) > 1:
+        attributes["multiscale"] = True
+        return [(levels, attributes, "labels")]
+    return [(levels[0], attributes, "labels")]
+
+
+READERS: dict[str, Callable[[Path], LayerData]] = {
+    "_labels.png": read_labels_png,
+    "_mask.png": read_mask_png,
+    "_labels.ome.zarr": read_labels_zarr,
+}
+
+
+def get_reader(path: str | list[str]) -> Callable[[str | list[str]], LayerData] | None:
+    """napari's reader hook: a reader for segcore output paths, None for anything else."""
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths or not all(_reader(Path(p)) for p in paths):
+        return None
+    return read_paths
+
+
+def _reader(path: Path) -> Callable[[Path], LayerData] | None:
+    """The reader of one path by its name's ending (a labels OME-Zarr must be a folder)."""
+    for suffix, reader in READERS.items():
+        if path.name.endswith(suffix) and (suffix != "_labels.ome.zarr" or path.is_dir()):
+            return reader
+    return None
+
+
+def read_paths(path: str | list[str]) -> LayerData:
+    """Every path's layers, in order."""
+    paths = [path] if isinstance(path, str) else list(path)
+    layers: LayerData = []
+    for p in paths:
+        layers.extend(_reader(Path(p))(Path(p)))
+    return layers

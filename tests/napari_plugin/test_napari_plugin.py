@@ -1,0 +1,194 @@
+"""The napari plugin: manifest, reader, samples, the segment function and the docked widget.
+
+Headless: Qt draws offscreen. (The folder is not called ``napari`` so that it never shadows the
+real package on sys.path.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_disk_image, write_bright_model
+from handmade_models import write_nuclei_model
+from PIL import Image
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("napari", reason="napari is not installed (pip install segcore[napari])")
+pytest.importorskip("npe2", reason="npe2 is not installed (pip install segcore[napari])")
+
+from segcore.instance_io import load_labels_png, save_labels_png  # noqa: E402
+from segcore.napari import reader, samples  # noqa: E402
+from segcore.napari.segment import (  # noqa: E402
+    engine_for,
+    layer_pixels,
+    model_choices,
+    segment_pixels,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+MANIFEST = REPO / "segcore" / "napari" / "napari.yaml"
+DISKS = [(12, 12, 6), (12, 40, 6), (40, 24, 8)]
+
+
+def test_manifest_is_valid_and_its_commands_import():
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_file(MANIFEST)
+    assert manifest.name == "segcore"
+    for command in manifest.contributions.commands:
+        assert callable(_resolve(command)), command.python_name
+    assert {r.command for r in manifest.contributions.readers} == {"segcore.get_reader"}
+    assert {s.key for s in manifest.contributions.sample_data} == {"nuclei", "lesion"}
+
+
+def _resolve(command) -> object:
+    """The Python object a manifest command names."""
+    import importlib
+
+    module, name = command.python_name.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_light_modules_never_import_napari_or_qt():
+    code = (
+        "import sys, segcore.napari, segcore.napari.segment, segcore.infer, segcore.predict, "
+        "segcore.app.segment, export; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('napari', 'magicgui', 'PyQt5', 'qtpy', 'bioimageio')]; print(bad); sys.exit(bool(bad))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_reader_opens_segcore_outputs(tmp_path: Path):
+    labels = np.zeros((20, 30), dtype=np.int32)
+    labels[2:6, 3:9] = 1
+    labels[10:15, 20:28] = 300
+    save_labels_png(tmp_path / "cells_labels.png", labels)
+    Image.fromarray((labels > 0).astype(np.uint8) * 255).save(tmp_path / "cells_mask.png")
+    assert reader.get_reader(str(tmp_path / "cells.png")) is None
+    assert reader.get_reader(str(tmp_path / "photo_labels.jpg")) is None
+
+    read = reader.get_reader([str(tmp_path / "cells_labels.png"), str(tmp_path / "cells_mask.png")])
+    (ids, ids_meta, kind), (mask, mask_meta, mask_kind) = read(
+        [str(tmp_path / "cells_labels.png"), str(tmp_path / "cells_mask.png")]
+    )
+    assert kind == mask_kind == "labels"
+    np.testing.assert_array_equal(ids, labels)
+    np.testing.assert_array_equal(mask, (labels > 0).astype(np.uint8))
+    assert ids_meta["name"] == "cells labels" and mask_meta["name"] == "cells mask"
+
+
+def test_reader_opens_a_labels_ome_zarr_lazily(tmp_path: Path):
+    import zarr
+
+    path = tmp_path / "big_labels.ome.zarr"
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    labels = np.zeros((64, 48), dtype=np.uint32)
+    labels[5:20, 5:20] = 7
+    group.create_array("0", shape=labels.shape, chunks=(32, 32), dtype="uint32")[:] = labels
+    group.create_array("1", shape=(32, 24), chunks=(32, 24), dtype="uint32")[:] = labels[::2, ::2]
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+            "datasets": [
+                {"path": str(k), "coordinateTransformations": [{"type": "scale", "scale": [s, s]}]}
+                for k, s in ((0, 0.5), (1, 1.0))
+            ],
+        }
+    ]
+    ((levels, meta, kind),) = reader.get_reader(str(path))(str(path))
+    assert kind == "labels" and meta["multiscale"] and meta["scale"] == (0.5, 0.5)
+    assert not isinstance(levels[0], np.ndarray)  # lazy: read by napari chunk by chunk
+    np.testing.assert_array_equal(np.asarray(levels[0][:]), labels)
+
+
+def test_samples_are_the_bundled_images():
+    ((nuclei, meta, kind),) = samples.nuclei_sample()
+    ((lesion, _, _),) = samples.lesion_sample()
+    assert kind == "image" and meta["rgb"]
+    assert nuclei.shape == (520, 696, 3) and lesion.shape == (256, 256, 3)
+
+
+def test_segment_pixels_instance_model(tmp_path: Path):
+    image, mask = make_disk_image(56, 56, DISKS)
+    engine = engine_for(write_nuclei_model(tmp_path))
+    result = segment_pixels(engine, image)
+    assert result.count == 3 and int(result.labels.max()) == 3
+    assert result.name == "nuclei: 3 nuclei"
+    assert result.features["index"] == [1, 2, 3]
+    assert sorted(result.features["area_px"]) == sorted(
+        int(np.count_nonzero(result.labels == i)) for i in (1, 2, 3)
+    )
+    assert (result.labels > 0).sum() == pytest.approx(mask.sum(), rel=0.15)
+
+
+def test_segment_pixels_semantic_model_gray_and_lazy(tmp_path: Path):
+    dask = pytest.importorskip("dask.array")
+    image, mask = make_disk_image(32, 32, [(8, 8, 5), (22, 22, 6)])
+    engine = engine_for(write_bright_model(tmp_path, "bright", 3, "plain"))
+    gray = image[..., 0]
+    lazy = [dask.from_array(gray, chunks=16), dask.from_array(gray[::2, ::2], chunks=8)]
+    result = segment_pixels(engine, layer_pixels(lazy, rgb=False))
+    assert set(np.unique(result.labels)) == {0, 1}
+    assert result.name == "bright: mask, 2 components" and result.count == 2
+    assert result.features["index"] == [1]
+    assert result.features["area_px"] == [int(result.labels.sum())]
+    with pytest.raises(ValueError, match="2-D image"):
+        layer_pixels(np.zeros((3, 8, 8)), rgb=False)
+
+
+def test_model_choices_best_first(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SEGCORE_MODELS_DIR", str(tmp_path))
+    write_bright_model(tmp_path, "bright", 3, "plain")
+    write_nuclei_model(tmp_path)
+    assert set(model_choices()) == {"bright", "nuclei"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("DISPLAY"),
+    reason="napari's canvas needs OpenGL: run under xvfb-run, as .ci/run does",
+)
+def test_widget_segments_a_real_image_in_a_headless_viewer(
+    make_napari_viewer, qtbot, tmp_path: Path
+):
+    """The docked widget runs the shipped nuclei model on a real DSB image in a viewer; the
+    window's screenshot goes to test-artifacts/napari.png (the README's picture)."""
+    from napari.layers import Labels
+
+    from segcore.napari.widget import segment_image, segment_widget
+
+    viewer = make_napari_viewer(show=True)
+    ((pixels, meta, _),) = samples.nuclei_sample()
+    layer = viewer.add_image(pixels, **meta)
+    viewer.window.resize(1400, 800)
+    widget = segment_widget()
+    viewer.window.add_dock_widget(widget, name="Segment (segcore)", area="right")
+    widget.image.value = layer
+    widget.model.value = "dsb_instance_unet_bn"
+    widget()
+    labels = viewer.layers[-1]
+    assert isinstance(labels, Labels)
+    count = int(labels.data.max())
+    truth = len(list((samples.samples_dir() / samples.NUCLEI / "masks").glob("*.png")))
+    assert abs(count - truth) <= 0.25 * truth
+    assert labels.name == f"dsb_instance_unet_bn: {count} nuclei"
+    assert len(labels.features) == count
+    assert list(labels.features["index"]) == list(range(1, count + 1))
+    qtbot.wait(200)  # let the window lay out before fitting the view
+    viewer.reset_view()
+    ARTIFACTS.mkdir(exist_ok=True)
+    viewer.screenshot(str(ARTIFACTS / "napari.png"), canvas_only=False, flash=False)
+    # the same thing as a plain function
+    data, attributes, kind = segment_image(layer, "dsb_instance_unet_bn")
+    assert kind == "labels" and np.array_equal(data, labels.data)
+    save_labels_png(tmp_path / "x_labels.png", data)
+    np.testing.assert_array_equal(load_labels_png(tmp_path / "x_labels.png"), data)
