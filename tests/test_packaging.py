@@ -58,7 +58,16 @@ def test_wheel_holds_the_app_and_no_bench(tmp_path: Path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"segcore", "export"}
-    for module in ("segcore/app/__init__.py", "segcore/data/layouts.py", "segcore/models/unet.py"):
+    for module in (
+        "segcore/app/__init__.py",
+        "segcore/data/layouts.py",
+        "segcore/models/unet.py",
+        "segcore/napari/napari.yaml",  # the plugin's manifest, found by napari's entry point
+    ):
         assert module in names
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
     assert b"Requires-Dist: pillow" in metadata and b"Provides-Extra: app" in metadata
+    entry_points = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith("entry_points.txt"))
+    )
+    assert b"[napari.manifest]" in entry_points and b"segcore.napari:napari.yaml" in entry_points
