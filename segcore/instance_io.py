@@ -5,7 +5,8 @@
 - objects: one CSV row per object with `segcore.instances.OBJECT_COLUMNS`;
 - outlines: a GeoJSON FeatureCollection with one Polygon per object (outer boundary traced with
   scikit-image's marching squares, in pixel coordinates with x right, y down, the pixel (0, 0)
-  covering [0, 1) x [0, 1)), which QuPath imports as detections.
+  covering [0, 1) x [0, 1)) in QuPath's import convention (`segcore.io.geojson`: detections with
+  a class and the measurements, in µm too when the pixel size is known).
 
 Every writer writes to a temporary name and renames, so a reader never sees half a file.
 """
@@ -24,6 +25,7 @@ from skimage.measure import find_contours
 
 from segcore.atomic import replacing, write_text
 from segcore.instances import OBJECT_COLUMNS
+from segcore.io.geojson import detection, feature_collection
 
 MAX_LABEL = 65535  # largest id a 16-bit PNG holds
 
@@ -84,27 +86,32 @@ def outline_ring(inside: np.ndarray, top: int, left: int) -> list[list[float]]:
     return ring
 
 
-def outlines_geojson(labels: np.ndarray) -> dict:
-    """A GeoJSON FeatureCollection with one Polygon feature per object id (ascending)."""
+def outlines_geojson(
+    labels: np.ndarray, objects: list[dict] | None = None, pixel_size_um: float | None = None
+) -> dict:
+    """A GeoJSON FeatureCollection with one QuPath detection per object id (ascending), whose
+    measurements are ``objects``' row of that id (its area in pixels when not given)."""
     labels = np.asarray(labels, dtype=np.int32)
+    rows = {int(row["id"]): row for row in objects or ()}
     features = []
     for index, box in enumerate(ndimage.find_objects(labels)):
         if box is None:  # an id absent from the image
             continue
         label = index + 1
-        ring = outline_ring(labels[box] == label, box[0].start, box[1].start)
-        features.append(
-            {
-                "type": "Feature",
-                "geometry": {"type": "Polygon", "coordinates": [ring]},
-                "properties": {"objectType": "detection", "label": label},
-            }
-        )
-    return {"type": "FeatureCollection", "features": features}
+        inside = labels[box] == label
+        ring = outline_ring(inside, box[0].start, box[1].start)
+        row = rows.get(label, {"id": label, "area_px": int(np.count_nonzero(inside))})
+        features.append(detection(row, ring, pixel_size_um))
+    return feature_collection(features)
 
 
-def save_outlines_geojson(path: Path, labels: np.ndarray) -> None:
-    """Write `outlines_geojson` of a label image."""
-    data = json.dumps(outlines_geojson(labels), separators=(",", ":")).encode()
+def save_outlines_geojson(
+    path: Path,
+    labels: np.ndarray,
+    objects: list[dict] | None = None,
+    pixel_size_um: float | None = None,
+) -> None:
+    """Write `outlines_geojson` of a label image (and its objects' measurements)."""
+    text = json.dumps(outlines_geojson(labels, objects, pixel_size_um), separators=(",", ":"))
     with replacing(path) as tmp:
-        tmp.write_bytes(data)
+        tmp.write_bytes(text.encode())

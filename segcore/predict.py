@@ -273,7 +273,7 @@ def write_instance_outputs(
 
     labels = save_labels(out_dir / f"{stem}_labels", pred.labels)
     save_objects_csv(out_dir / f"{stem}_objects.csv", pred.objects or [])
-    save_outlines_geojson(out_dir / f"{stem}_outlines.geojson", pred.labels)
+    save_outlines_geojson(out_dir / f"{stem}_outlines.geojson", pred.labels, pred.objects)
     _save_png(
         Image.fromarray(instance_overlay(image.pixels, pred.labels)),
         out_dir / f"{stem}_overlay.png",

@@ -44,6 +44,27 @@ def show_objects(result: Segmented, index: int) -> None:
         on_click="ignore",
         icon=":material/table:",
     )
+    stem = PurePath(result.name).stem
+    if result.labels_png is not None:
+        right.download_button(
+            "Download labels (16-bit PNG)",
+            result.labels_png,
+            file_name=f"{stem}_labels.png",
+            mime="image/png",
+            key=f"labels-{index}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+    if result.outlines_geojson is not None:
+        right.download_button(
+            "Download outlines for QuPath (GeoJSON)",
+            result.outlines_geojson,
+            file_name=f"{stem}_outlines.geojson",
+            mime="application/geo+json",
+            key=f"outlines-{index}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
 
 
 def panels(result: Segmented, opacity: float, probability: bool) -> list[tuple[np.ndarray, str]]:

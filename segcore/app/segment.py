@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -20,6 +21,7 @@ from scipy import ndimage
 from segcore.app.pictures import decode, encode
 from segcore.errors import ImageError
 from segcore.infer import Engine, figure_cells
+from segcore.instance_io import MAX_LABEL, outlines_geojson
 from segcore.instances import OBJECT_COLUMNS
 from segcore.io.results import table_text
 from segcore.preprocess import (
@@ -74,6 +76,8 @@ class Segmented:
     truth_name: str | None = None
     labels_preview: bytes | None = None  # display-size instance ids, 16-bit PNG
     objects: tuple[dict, ...] | None = None
+    labels_png: bytes | None = None  # full-size instance ids, 16-bit PNG (None above 65535 ids)
+    outlines_geojson: bytes | None = None  # QuPath detections with their measurements
     dice: float | None = None
     iou: float | None = None
     threshold: float | None = None  # the probability threshold used
@@ -236,6 +240,7 @@ def segment_upload(
         if labels is None
         else encode(resize_labels(labels, size).clip(0, 65535).astype(np.uint16)),
         objects=None if objects is None else tuple(dict(o) for o in objects),
+        **({} if labels is None else instance_files(labels, objects or [])),
         truth_name=truth_name,
         threshold=engine.threshold if threshold is None else float(threshold),
     )
@@ -306,6 +311,17 @@ def batch_csv(results: list[Segmented], threshold: float | None, tta: bool) -> s
             }
         )
     return table_text(rows)
+
+
+def instance_files(labels: np.ndarray, objects: list[dict]) -> dict[str, bytes | None]:
+    """The downloads of an instance result: the full-size labels PNG (16-bit ids; None when
+    there are more than a 16-bit PNG holds) and the QuPath GeoJSON of the objects."""
+    text = json.dumps(outlines_geojson(labels, objects), separators=(",", ":"))
+    small = int(labels.max(initial=0)) <= MAX_LABEL
+    return {
+        "labels_png": encode(labels.astype(np.uint16)) if small else None,
+        "outlines_geojson": text.encode(),
+    }
 
 
 def objects_csv(result: Segmented) -> str:

@@ -21,43 +21,12 @@ from scipy import ndimage
 from segcore.atomic import temporary_name
 from segcore.instance_io import outline_ring
 from segcore.instances import OBJECT_COLUMNS
-
-MICRON_COLUMNS = ("area_um2", "centroid_x_um", "centroid_y_um", "equivalent_diameter_um")
-CLASSIFICATION = {"name": "Nucleus", "color": [255, 200, 0]}
+from segcore.io.geojson import MICRON_COLUMNS, add_microns, detection
 
 
 def object_columns(pixel_size_um: float | None) -> tuple[str, ...]:
     """The table's columns: `OBJECT_COLUMNS`, then the µm columns when the pixel size is known."""
     return OBJECT_COLUMNS + (MICRON_COLUMNS if pixel_size_um else ())
-
-
-def add_microns(row: dict, pixel_size_um: float | None) -> dict:
-    """``row`` with the µm / µm² columns added when ``pixel_size_um`` is known."""
-    if not pixel_size_um:
-        return row
-    s = float(pixel_size_um)
-    return {
-        **row,
-        "area_um2": round(row["area_px"] * s * s, 4),
-        "centroid_x_um": round(row["centroid_x"] * s, 4),
-        "centroid_y_um": round(row["centroid_y"] * s, 4),
-        "equivalent_diameter_um": round(row["equivalent_diameter"] * s, 4),
-    }
-
-
-def detection(row: dict, ring: list[list[float]]) -> dict:
-    """One QuPath detection feature: the outline, a classification, the measurements."""
-    measurements = {k: v for k, v in row.items() if k != "id"}
-    return {
-        "type": "Feature",
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
-        "properties": {
-            "objectType": "detection",
-            "label": row["id"],
-            "classification": CLASSIFICATION,
-            "measurements": measurements,
-        },
-    }
 
 
 class ObjectStreams:

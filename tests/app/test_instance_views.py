@@ -121,7 +121,12 @@ def test_segment_view_shows_instances_count_histogram_and_table(result):
     assert len(at.get("plotly_chart")) == 1  # the size histogram
     assert len(at.dataframe[0].value) == len(DISKS)
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Download mask (PNG)", "Download objects (CSV)"]
+    assert labels == [
+        "Download mask (PNG)",
+        "Download objects (CSV)",
+        "Download labels (16-bit PNG)",
+        "Download outlines for QuPath (GeoJSON)",
+    ]
 
 
 def test_gallery_counts_objects_against_one_mask_per_object(engine, disk_image, tmp_path: Path):
