@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tifffile
@@ -25,9 +26,14 @@ import segcore
 from export import ExportError
 from export.zoo_arrays import TestTensors, cover_png, stride, test_tensors
 from export.zoo_docs import citations, dataset_facts, readme
+from segcore.app.settings import samples_dir
 from segcore.atomic import replacing
-from segcore.infer import Engine, ModelError
+from segcore.infer import Engine, ModelError, default_providers
 from segcore.preprocess import IMAGE_EXTENSIONS, NORMALIZATION, ImageError
+
+if TYPE_CHECKING:
+    from bioimageio.spec.dataset.v0_3 import DatasetDescr
+    from bioimageio.spec.model.v0_5 import ModelDescr
 
 #: The package's authors (the card names no person).
 AUTHORS = ("segcore contributors",)
@@ -35,7 +41,6 @@ AUTHORS = ("segcore contributors",)
 PREPROCESSING = {NORMALIZATION: ("scale_linear", {"gain": 1.0 / 255.0, "offset": 0.0})}
 #: Sample folders per dataset (under samples/); the first image of the first folder is used.
 SAMPLE_FOLDERS = {"isic": ("isic/images",), "dsb": ("dsb/stage1_train",)}
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SUFFIX = ".bioimageio.zip"
 #: Reproducibility tolerance when the card names none (fp16 and int8 differ across providers).
 DEFAULT_TOLERANCE = 0.01
@@ -43,9 +48,10 @@ DEFAULT_TOLERANCE = 0.01
 TOLERANCE_SHARE = 0.005
 
 
-def default_sample(card: dict, samples: Path = SAMPLES) -> Path:
+def default_sample(card: dict, samples: Path | None = None) -> Path:
     """The bundled image the package's test tensors come from: the card's dataset's first sample
     (any bundled image for other datasets); ExportError when there is none."""
+    samples = samples or samples_dir()
     folders = SAMPLE_FOLDERS.get(card.get("dataset", ""), ("dsb/stage1_train", "isic/images"))
     for folder in folders:
         images = sorted(
@@ -144,7 +150,7 @@ def _config(card: dict, output_max: float) -> dict:
     }
 
 
-def _training_data(card: dict):
+def _training_data(card: dict) -> DatasetDescr:
     """The training set as an inline dataset description."""
     from bioimageio.spec.dataset.v0_3 import DatasetDescr
 
@@ -161,7 +167,7 @@ def _training_data(card: dict):
     )
 
 
-def describe(model: Path, card: dict, folder: Path, tensors: TestTensors):
+def describe(model: Path, card: dict, folder: Path, tensors: TestTensors) -> ModelDescr:
     """The `ModelDescr` of ``model``, its files written into ``folder`` (a scratch folder)."""
     from bioimageio.spec.model import v0_5 as spec
 
@@ -204,10 +210,11 @@ def describe(model: Path, card: dict, folder: Path, tensors: TestTensors):
 
 
 def check_package(package: Path) -> None:
-    """Run `bioimageio.core.test_model` on ``package``; ExportError naming the failed checks."""
+    """Run `bioimageio.core.test_model` on ``package`` with the providers the engine would use
+    (CUDA when this onnxruntime has it, else the CPU); ExportError naming the failed checks."""
     from bioimageio.core import test_model
 
-    summary = test_model(package)
+    summary = test_model(package, devices=default_providers())
     if summary.status != "passed":
         failed = [d.name for d in summary.details if d.status == "failed"]
         errors = [e.msg for d in summary.details for e in d.errors][:3]
