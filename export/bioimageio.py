@@ -24,12 +24,15 @@ from PIL import Image
 
 import segcore
 from export import ExportError
-from export.zoo_arrays import TestTensors, cover_png, stride, test_tensors
+from export.zoo_arrays import TestTensors, cover_png, test_tensors
 from export.zoo_docs import citations, dataset_facts, readme
-from segcore.app.settings import samples_dir
 from segcore.atomic import replacing
-from segcore.infer import Engine, ModelError, default_providers
-from segcore.preprocess import IMAGE_EXTENSIONS, NORMALIZATION, ImageError
+from segcore.card import ModelCard
+from segcore.errors import UserError
+from segcore.infer import Engine
+from segcore.onnx_runner import default_providers, quiet_onnxruntime_logs
+from segcore.paths import samples_dir
+from segcore.preprocess import IMAGE_EXTENSIONS, NORMALIZATION
 
 if TYPE_CHECKING:
     from bioimageio.spec.dataset.v0_3 import DatasetDescr
@@ -48,11 +51,11 @@ DEFAULT_TOLERANCE = 0.01
 TOLERANCE_SHARE = 0.005
 
 
-def default_sample(card: dict, samples: Path | None = None) -> Path:
+def default_sample(card: ModelCard, samples: Path | None = None) -> Path:
     """The bundled image the package's test tensors come from: the card's dataset's first sample
     (any bundled image for other datasets); ExportError when there is none."""
     samples = samples or samples_dir()
-    folders = SAMPLE_FOLDERS.get(card.get("dataset", ""), ("dsb/stage1_train", "isic/images"))
+    folders = SAMPLE_FOLDERS.get(card.family, ("dsb/stage1_train", "isic/images"))
     for folder in folders:
         images = sorted(
             p for p in (samples / folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
@@ -70,13 +73,12 @@ def _channel_names(count: int, names: Sequence[str] | None = None) -> list[str]:
     return {3: ["r", "g", "b"], 1: ["gray"]}.get(count, [f"c{i}" for i in range(count)])
 
 
-def _tensors(card: dict, files: dict[str, Path], tensors: TestTensors) -> tuple[list, list]:
+def _tensors(card: ModelCard, files: dict[str, Path], tensors: TestTensors) -> tuple[list, list]:
     """The input and output tensor descriptions (axes, size rule, data, pre-processing)."""
     from bioimageio.spec.model import v0_5 as spec
 
-    step = stride(card)
-    size = spec.ParameterizedSize(min=step, step=step)
-    op, kwargs = PREPROCESSING[card.get("normalization", NORMALIZATION)]
+    size = spec.ParameterizedSize(min=card.stride, step=card.stride)
+    op, kwargs = PREPROCESSING[card.normalization]
     input_descr = spec.InputTensorDescr(
         id=spec.TensorId("image"),
         description="8-bit image, axes batch, y, x, channel",
@@ -84,7 +86,7 @@ def _tensors(card: dict, files: dict[str, Path], tensors: TestTensors) -> tuple[
             spec.BatchAxis(),
             spec.SpaceInputAxis(id=spec.AxisId("y"), size=size),
             spec.SpaceInputAxis(id=spec.AxisId("x"), size=size),
-            spec.ChannelAxis(channel_names=_channel_names(int(card["channels"]))),
+            spec.ChannelAxis(channel_names=_channel_names(card.channels)),
         ],
         test_tensor=spec.FileDescr(source=files["input"]),
         sample_tensor=spec.FileDescr(source=files["input_sample"]),
@@ -113,7 +115,7 @@ def _tensors(card: dict, files: dict[str, Path], tensors: TestTensors) -> tuple[
     return [input_descr], [output_descr]
 
 
-def _config(card: dict, output_max: float) -> dict:
+def _config(card: ModelCard, output_max: float) -> dict:
     """The package's ``config``: segcore's version and card settings, bioimage.io's details.
 
     The reproducibility tolerance is the card's parity tolerance, capped at half of the most
@@ -123,34 +125,31 @@ def _config(card: dict, output_max: float) -> dict:
         float(card.get("parity_tolerance", DEFAULT_TOLERANCE)), TOLERANCE_SHARE * output_max
     )
     keep = ("name", "dataset", "arch", "arch_kwargs", "input_size", "channels", "normalization")
-    settings = {k: card[k] for k in keep if k in card}
-    for key in ("threshold", "mode", "tile", "postprocess", "target_channels", "instances"):
-        if key in card:
-            settings[key] = card[key]
+    optional = ("threshold", "mode", "tile", "postprocess", "target_channels", "instances")
+    settings = {k: card.raw[k] for k in (*keep, *optional) if k in card.raw}
     facts = dataset_facts(card)
     return {
         "segcore": {
             "version": segcore.__version__,
             "card": settings,
-            "test_metrics": card.get("test_metrics", {}),
-            **({"instances": card["instances"]} if "instances" in card else {}),
+            "test_metrics": card.test_metrics,
+            **({"instances": card.instances.to_json()} if card.instances else {}),
         },
         "bioimageio": {
             "reproducibility_tolerance": [
                 {"absolute_tolerance": tolerance, "relative_tolerance": tolerance}
             ],
             "architecture_type": "U-Net",
-            "architecture_description": f"segcore {card.get('arch', 'unet')} "
-            f"{card.get('arch_kwargs', {})}",
+            "architecture_description": f"segcore {card.arch} {card.get('arch_kwargs', {})}",
             "modality": facts.modality,
             "target_structure": [facts.target],
-            "task": "instance segmentation" if "instances" in card else "semantic segmentation",
+            "task": "instance segmentation" if card.instances else "semantic segmentation",
             "model_parameter_count": card.get("params"),
         },
     }
 
 
-def _training_data(card: dict) -> DatasetDescr:
+def _training_data(card: ModelCard) -> DatasetDescr:
     """The training set as an inline dataset description."""
     from bioimageio.spec.dataset.v0_3 import DatasetDescr
 
@@ -167,7 +166,7 @@ def _training_data(card: dict) -> DatasetDescr:
     )
 
 
-def describe(model: Path, card: dict, folder: Path, tensors: TestTensors) -> ModelDescr:
+def describe(model: Path, card: ModelCard, folder: Path, tensors: TestTensors) -> ModelDescr:
     """The `ModelDescr` of ``model``, its files written into ``folder`` (a scratch folder)."""
     from bioimageio.spec.model import v0_5 as spec
 
@@ -184,13 +183,13 @@ def describe(model: Path, card: dict, folder: Path, tensors: TestTensors) -> Mod
     ).save(files["input_sample"])
     tifffile.imwrite(files["output_sample"], tensors.output[0])
     (folder / "cover.png").write_bytes(cover_png(tensors, card))
-    (folder / "README.md").write_text(readme(card, stride(card)))
+    (folder / "README.md").write_text(readme(card))
     inputs, outputs = _tensors(card, files, tensors)
     facts = dataset_facts(card)
-    kind = "nuclei instance" if "instances" in card else f"{facts.target} semantic"
+    kind = "nuclei instance" if card.instances else f"{facts.target} semantic"
     return spec.ModelDescr(
-        name=card["name"],
-        description=f"U-Net ({card.get('arch', 'unet')}) for {kind} segmentation, trained on "
+        name=card.name,
+        description=f"U-Net ({card.arch}) for {kind} segmentation, trained on "
         f"{facts.name} with segcore.",
         authors=[spec.Author(name=n) for n in AUTHORS],
         cite=[{"text": c.text, "doi": c.doi, "url": c.url} for c in citations(card)],
@@ -231,15 +230,17 @@ def export_package(model: Path, out_dir: Path, sample: Path | None = None) -> Pa
     try:
         engine = Engine(model, providers=["CPUExecutionProvider"])
         card = engine.card
-        if card.get("normalization", NORMALIZATION) not in PREPROCESSING:
-            raise ExportError(f"{model}: no bioimage.io operation for {card['normalization']}")
+        if card.normalization not in PREPROCESSING:
+            raise ExportError(f"{model}: no bioimage.io operation for {card.normalization}")
         tensors = test_tensors(engine, sample or default_sample(card))
-    except (ModelError, ImageError) as exc:
+    except ExportError:
+        raise
+    except UserError as exc:  # a model, card or sample image that cannot be used
         raise ExportError(str(exc)) from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{card.get('name', model.stem)}{SUFFIX}"
+    target = out_dir / f"{card.name}{SUFFIX}"
     with tempfile.TemporaryDirectory() as scratch, replacing(target) as tmp:
-        descr = describe(model, {"name": model.stem, **card}, Path(scratch), tensors)
+        descr = describe(model, card, Path(scratch), tensors)
         save_bioimageio_package(descr, output_path=tmp)  # tmp keeps the .zip suffix
         check_package(tmp)
     return target
@@ -277,8 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not models:
         print(f"error: {' '.join(map(str, args.models))}: no .onnx model", file=sys.stderr)
         return 2
-    from segcore.infer import quiet_onnxruntime_logs
-
     quiet_onnxruntime_logs()
     failed = 0
     for model in models:

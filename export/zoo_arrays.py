@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from segcore.card import ModelCard
 from segcore.infer import Engine
-from segcore.instances import DecodeSettings, decode
+from segcore.instances import decode
 from segcore.preprocess import load_image, resize_image
 from segcore.visualize import instance_overlay, overlay
 
@@ -40,19 +41,12 @@ class TestTensors:
     rgb: np.ndarray
 
 
-def stride(card: dict) -> int:
-    """The model's stride: 2 ** ``arch_kwargs.depth`` (1 when the card does not name a depth)."""
-    depth = (card.get("arch_kwargs") or {}).get("depth")
-    return 2 ** int(depth) if depth is not None else 1
-
-
-def test_view(rgb: np.ndarray, card: dict) -> np.ndarray:
+def test_view(rgb: np.ndarray, card: ModelCard) -> np.ndarray:
     """The RGB image at the size the engine runs it: resized to the card's input size, or (tiled)
     cropped to a multiple of the stride of at most `MAX_TEST_SIDE` pixels per side."""
-    if card.get("mode", "resize") != "tiled":
-        size = int(card["input_size"])
-        return resize_image(rgb, (size, size))
-    step = stride(card)
+    if card.mode != "tiled":
+        return resize_image(rgb, (card.input_size, card.input_size))
+    step = card.stride
     h, w = (max(step, min(side, MAX_TEST_SIDE) // step * step) for side in rgb.shape[:2])
     return rgb[:h, :w]
 
@@ -73,18 +67,15 @@ def test_tensors(engine: Engine, sample: Path) -> TestTensors:
     return TestTensors(image, np.asarray(output, dtype=np.float32), rgb)
 
 
-def prediction_picture(rgb: np.ndarray, output: np.ndarray, card: dict) -> np.ndarray:
+def prediction_picture(rgb: np.ndarray, output: np.ndarray, card: ModelCard) -> np.ndarray:
     """The prediction drawn over the image: coloured nuclei (instance models, decoded with the
     card's settings) or the thresholded mask tinted and outlined."""
-    if "instances" in card:
-        labels = decode(
-            output[..., -1], output[..., 0], DecodeSettings.from_json(card["instances"])
-        )
-        return instance_overlay(rgb, labels)
-    return overlay(rgb, output[..., -1] > float(card.get("threshold", 0.5)))
+    if card.instances is not None:
+        return instance_overlay(rgb, decode(output[..., -1], output[..., 0], card.instances))
+    return overlay(rgb, output[..., -1] > card.threshold)
 
 
-def cover_png(tensors: TestTensors, card: dict) -> bytes:
+def cover_png(tensors: TestTensors, card: ModelCard) -> bytes:
     """PNG bytes of the cover: image | prediction, the centre squares side by side (2:1)."""
     rgb = tensors.rgb
     h, w = rgb.shape[:2]

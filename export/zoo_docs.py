@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import segcore
+from segcore.card import ModelCard
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,12 @@ ISIC = DatasetFacts(
 DATASETS = {"dsb": DSB, "isic": ISIC}
 
 
-def dataset_facts(card: dict) -> DatasetFacts:
-    """The known facts of the card's dataset, or facts built from its ``source`` fields."""
-    known = DATASETS.get(card.get("dataset", ""))
+def dataset_facts(card: ModelCard) -> DatasetFacts:
+    """The known facts of the card's dataset family, or facts built from its ``source`` fields."""
+    known = DATASETS.get(card.family)
     if known is not None:
         return known
-    source = str(card.get("source") or f"the {card.get('dataset', 'user')} data set")
+    source = str(card.get("source") or f"the {card.dataset or 'user'} data set")
     url = str(card.get("source_url") or "")
     return DatasetFacts(
         name=source[:120],
@@ -122,9 +123,9 @@ def dataset_facts(card: dict) -> DatasetFacts:
     )
 
 
-def citations(card: dict) -> list[Citation]:
+def citations(card: ModelCard) -> list[Citation]:
     """The U-Net, the architecture's own papers and the training set."""
-    arch = ARCH_CITATIONS.get(str(card.get("arch", "")), ())
+    arch = ARCH_CITATIONS.get(card.arch, ())
     data = dataset_facts(card).citation
     return [UNET, *arch, *([data] if data else [])]
 
@@ -139,16 +140,16 @@ def _metrics_table(metrics: dict) -> str:
     return "\n".join(["| metric | value |", "| --- | --- |", *rows])
 
 
-def _labels_section(card: dict) -> str:
+def _labels_section(card: ModelCard) -> str:
     """How to turn an instance model's two output channels into one id per nucleus."""
-    s = card["instances"]
+    s = card.instances.to_json() if card.instances else {}
     channels = card.get("target_channels", ["boundary", "foreground"])
     return f"""## From the two channels to one label per nucleus
 
 The output has two channels: `{channels[0]}` (channel 0) and `{channels[1]}` (channel 1, the
 nuclei mask). The package gives probabilities; labels need one more step:
 
-- with segcore: `python -m segcore.predict --model {card["name"]}.onnx IMAGE --out DIR` writes
+- with segcore: `python -m segcore.predict --model {card.name}.onnx IMAGE --out DIR` writes
   `*_labels.png` (one id per nucleus), `*_objects.csv` and a QuPath-ready GeoJSON; the napari
   plugin shows them as a Labels layer;
 - anywhere else (Fiji, ilastik, Python), the watershed recipe with the settings in this package's
@@ -163,23 +164,23 @@ nuclei mask). The package gives probabilities; labels need one more step:
 """
 
 
-def readme(card: dict, stride: int) -> str:
+def readme(card: ModelCard) -> str:
     """The package's README (Markdown): training data, scoring, metrics, use, limits, labels."""
     facts = dataset_facts(card)
-    metrics = card.get("test_metrics", {})
-    tiled = card.get("mode") == "tiled"
+    metrics = card.test_metrics
+    size = card.input_size
     size_rule = (
-        f"any height and width that are multiples of {stride} (the model's stride); it was trained "
-        f"on {card['input_size']}-pixel crops at the images' own scale, so run it at native "
+        f"any height and width that are multiples of {card.stride} (the model's stride); it was "
+        f"trained on {size}-pixel crops at the images' own scale, so run it at native "
         "resolution, tiling large images"
-        if tiled
-        else f"multiples of {stride}; it was trained on whole images resized to "
-        f"{card['input_size']}x{card['input_size']}, so resize an image to that size first "
-        "(the test tensors are) and scale the result back"
+        if card.mode == "tiled"
+        else f"multiples of {card.stride}; it was trained on whole images resized to "
+        f"{size}x{size}, so resize an image to that size first (the test tensors are) and scale "
+        "the result back"
     )
-    text = f"""# {card["name"]}
+    text = f"""# {card.name}
 
-A {card.get("arch", "U-Net")} (U-Net family) for {facts.target} segmentation, trained and exported
+A {card.arch} (U-Net family) for {facts.target} segmentation, trained and exported
 by segcore {segcore.__version__} (ONNX weights, opset {card.get("opset", "?")}, precision
 {card.get("precision", "fp32")}).
 
@@ -198,16 +199,16 @@ card at export, not a re-run by this package.
 ### How it was scored
 On the held-out {card.get("test_split", "test")} split ({metrics.get("n_images", "?")} images):
 Dice, IoU, precision, recall and accuracy of the mask at threshold
-{card.get("threshold", 0.5)} after segcore's clean-up ({card.get("postprocess", {})}); for nuclei
+{card.threshold} after segcore's clean-up ({card.get("postprocess", {})}); for nuclei
 models also the DSB 2018 score (mean average precision over IoU 0.5-0.95), F1 at IoU 0.5 and the
 relative count error.
 
 {_metrics_table(metrics)}
 
 ## Input and output
-Input: one image, axes batch, y, x, channel ({card["channels"]} channel(s), 8-bit), divided by 255
+Input: one image, axes batch, y, x, channel ({card.channels} channel(s), 8-bit), divided by 255
 (`scale_linear`); {size_rule}. Output: sigmoid probabilities in [0, 1], same height and width;
-the mask is the last channel above {card.get("threshold", 0.5)}.
+the mask is the last channel above {card.threshold}.
 
 ## Intended use and limits
 Intended use: {facts.target} segmentation in images like the training set ({facts.modality}).
@@ -215,4 +216,4 @@ Limits: images unlike the training set (other modalities, stains, magnifications
 with a different intensity range) may fail silently; check results against a few hand-made
 annotations before trusting counts or areas. Not a diagnostic device.
 """
-    return text + ("\n" + _labels_section(card) if "instances" in card else "")
+    return text + ("\n" + _labels_section(card) if card.instances else "")

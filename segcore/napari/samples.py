@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segcore.app.settings import samples_dir
+from segcore.paths import samples_dir
 from segcore.preprocess import load_image
 
 #: The bundled images offered (relative to samples/): a crowded nuclei field and a lesion.

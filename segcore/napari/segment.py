@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from segcore.app.catalog import default_model, list_models
-from segcore.app.settings import models_dir
+from segcore.errors import ImageError
 from segcore.infer import Engine
 from segcore.instances import OBJECT_COLUMNS, measure_objects
-from segcore.preprocess import ImageError
+from segcore.paths import models_dir
 
 
 @dataclass(frozen=True)

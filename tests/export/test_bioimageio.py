@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -10,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import write_bright_model
 from handmade_models import write_nuclei_model
 
 pytest.importorskip("bioimageio.core", reason="bioimageio.core is not installed")
@@ -31,13 +31,13 @@ def rdf(package: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def packages(tmp_path_factory: pytest.TempPathFactory, bright_models_dir: Path) -> dict[str, Path]:
     """Packages of the hand-made RGB, gray and instance models (each checked by export)."""
     folder = tmp_path_factory.mktemp("zoo_models")
     out = folder / "packages"
     models = {
-        "bright": write_bright_model(folder, "bright", 3, "plain"),
-        "bright_gray": write_bright_model(folder, "bright_gray", 1, "isic"),
+        "bright": bright_models_dir / "bright.onnx",
+        "bright_gray": bright_models_dir / "bright_gray.onnx",
         "nuclei": write_nuclei_model(folder),
     }
     return {name: export_package(path, out) for name, path in models.items()}
@@ -90,7 +90,7 @@ def test_instance_model_package(packages: dict[str, Path]):
     assert test_output.shape == (*test_input.shape[:3], 2)
 
 
-def test_wrong_test_output_fails_the_check(tmp_path: Path):
+def test_wrong_test_output_fails_the_check(tmp_path: Path, bright_models_dir: Path):
     """The check is real: a package whose test output does not match the model is refused."""
     from bioimageio.spec import save_bioimageio_package
 
@@ -98,10 +98,10 @@ def test_wrong_test_output_fails_the_check(tmp_path: Path):
     from export.zoo_arrays import TestTensors
     from segcore.infer import Engine
 
-    model = write_bright_model(tmp_path, "bright", 3, "plain")
+    model = bright_models_dir / "bright.onnx"
     engine = Engine(model, providers=["CPUExecutionProvider"])
-    image = np.full((1, 8, 8, 3), 200, dtype=np.uint8)
-    wrong = TestTensors(image, np.full((1, 8, 8, 1), 0.5, np.float32), image[0])  # truth: ~1
+    image = np.full((1, 16, 16, 3), 200, dtype=np.uint8)  # the default stride: 16
+    wrong = TestTensors(image, np.full((1, 16, 16, 1), 0.5, np.float32), image[0])  # truth: ~1
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     package = save_bioimageio_package(
@@ -111,10 +111,11 @@ def test_wrong_test_output_fails_the_check(tmp_path: Path):
         check_package(package)
 
 
-def test_cli_loops_over_a_folder(tmp_path: Path, capsys):
+def test_cli_loops_over_a_folder(tmp_path: Path, bright_models_dir: Path, capsys):
     models = tmp_path / "models"
     models.mkdir()
-    write_bright_model(models, "bright", 3, "plain")
+    for suffix in (".onnx", ".json"):
+        shutil.copy(bright_models_dir / f"bright{suffix}", models)
     (models / "broken.onnx").write_bytes(b"not onnx")
     (models / "broken.json").write_text((models / "bright.json").read_text())
     code = main([str(models), "--out", str(tmp_path / "out"), "--sample", str(DSB_SAMPLE)])

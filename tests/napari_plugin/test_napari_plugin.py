@@ -6,22 +6,24 @@ real package on sys.path.)
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_disk_image, write_bright_model
 from handmade_models import write_nuclei_model
 from PIL import Image
+from synthetic_images import disk_image
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("napari", reason="napari is not installed (pip install segcore[napari])")
 pytest.importorskip("npe2", reason="npe2 is not installed (pip install segcore[napari])")
 
-from segcore.instance_io import load_labels_png, save_labels_png  # noqa: E402
+from segcore.instance_io import save_labels_png  # noqa: E402
 from segcore.napari import reader, samples  # noqa: E402
 from segcore.napari.segment import (  # noqa: E402
     engine_for,
@@ -33,6 +35,7 @@ from segcore.napari.segment import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 MANIFEST = REPO / "segcore" / "napari" / "napari.yaml"
+MODEL = "dsb_instance_unet_bn"
 DISKS = [(12, 12, 6), (12, 40, 6), (40, 24, 8)]
 
 
@@ -118,7 +121,7 @@ def test_samples_are_the_bundled_images():
 
 
 def test_segment_pixels_instance_model(tmp_path: Path):
-    image, mask = make_disk_image(56, 56, DISKS)
+    image, mask = disk_image(56, 56, DISKS)
     engine = engine_for(write_nuclei_model(tmp_path))
     result = segment_pixels(engine, image)
     assert result.count == 3 and int(result.labels.max()) == 3
@@ -130,10 +133,10 @@ def test_segment_pixels_instance_model(tmp_path: Path):
     assert (result.labels > 0).sum() == pytest.approx(mask.sum(), rel=0.15)
 
 
-def test_segment_pixels_semantic_model_gray_and_lazy(tmp_path: Path):
+def test_segment_pixels_semantic_model_gray_and_lazy(bright_models_dir: Path):
     dask = pytest.importorskip("dask.array")
-    image, mask = make_disk_image(32, 32, [(8, 8, 5), (22, 22, 6)])
-    engine = engine_for(write_bright_model(tmp_path, "bright", 3, "plain"))
+    image, _ = disk_image(32, 32, [(8, 8, 5), (22, 22, 6)])
+    engine = engine_for(bright_models_dir / "bright.onnx")
     gray = image[..., 0]
     lazy = [dask.from_array(gray, chunks=16), dask.from_array(gray[::2, ::2], chunks=8)]
     result = segment_pixels(engine, layer_pixels(lazy, rgb=False))
@@ -145,9 +148,10 @@ def test_segment_pixels_semantic_model_gray_and_lazy(tmp_path: Path):
         layer_pixels(np.zeros((3, 8, 8)), rgb=False)
 
 
-def test_model_choices_best_first(tmp_path: Path, monkeypatch):
+def test_model_choices_best_first(tmp_path: Path, bright_models_dir: Path, monkeypatch):
     monkeypatch.setenv("SEGCORE_MODELS_DIR", str(tmp_path))
-    write_bright_model(tmp_path, "bright", 3, "plain")
+    for suffix in (".onnx", ".json"):
+        shutil.copy(bright_models_dir / f"bright{suffix}", tmp_path)
     write_nuclei_model(tmp_path)
     assert set(model_choices()) == {"bright", "nuclei"}
 
@@ -157,38 +161,30 @@ def test_model_choices_best_first(tmp_path: Path, monkeypatch):
     not os.environ.get("DISPLAY"),
     reason="napari's canvas needs OpenGL: run under xvfb-run, as .ci/run does",
 )
-def test_widget_segments_a_real_image_in_a_headless_viewer(
-    make_napari_viewer, qtbot, tmp_path: Path
-):
-    """The docked widget runs the shipped nuclei model on a real DSB image in a viewer; the
-    window's screenshot goes to test-artifacts/napari.png (the README's picture)."""
-    from napari.layers import Labels
-
-    from segcore.napari.widget import segment_image, segment_widget
-
-    viewer = make_napari_viewer(show=True)
-    ((pixels, meta, _),) = samples.nuclei_sample()
-    layer = viewer.add_image(pixels, **meta)
-    viewer.window.resize(1400, 800)
-    widget = segment_widget()
-    viewer.window.add_dock_widget(widget, name="Segment (segcore)", area="right")
-    widget.image.value = layer
-    widget.model.value = "dsb_instance_unet_bn"
-    widget()
-    labels = viewer.layers[-1]
-    assert isinstance(labels, Labels)
-    count = int(labels.data.max())
-    truth = len(list((samples.samples_dir() / samples.NUCLEI / "masks").glob("*.png")))
-    assert abs(count - truth) <= 0.25 * truth
-    assert labels.name == f"dsb_instance_unet_bn: {count} nuclei"
-    assert len(labels.features) == count
-    assert list(labels.features["index"]) == list(range(1, count + 1))
-    qtbot.wait(200)  # let the window lay out before fitting the view
-    viewer.reset_view()
+def test_widget_segments_a_real_image_in_a_headless_viewer():
+    """The docked widget runs the shipped nuclei model on a real DSB image in a headless viewer
+    (in a fresh process: see viewer_run.py); the window's screenshot goes to
+    test-artifacts/napari.png, the README's picture."""
     ARTIFACTS.mkdir(exist_ok=True)
-    viewer.screenshot(str(ARTIFACTS / "napari.png"), canvas_only=False, flash=False)
-    # the same thing as a plain function
-    data, attributes, kind = segment_image(layer, "dsb_instance_unet_bn")
-    assert kind == "labels" and np.array_equal(data, labels.data)
-    save_labels_png(tmp_path / "x_labels.png", data)
-    np.testing.assert_array_equal(load_labels_png(tmp_path / "x_labels.png"), data)
+    script = Path(__file__).with_name("viewer_run.py")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    result = subprocess.run(
+        [sys.executable, str(script), MODEL, str(ARTIFACTS / "napari.png")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    count = seen["count"]
+    truth = len(list((samples.samples_dir() / samples.NUCLEI / "masks").glob("*.png")))
+    assert seen["layer_type"] == "Labels"
+    assert abs(count - truth) <= 0.25 * truth
+    assert seen["name"] == f"{MODEL}: {count} nuclei"
+    assert seen["features_index"] == list(range(1, count + 1))
+    assert {"area_px", "centroid_x", "mean_intensity"} <= set(seen["feature_columns"])
+    assert seen["plain_kind"] == "labels" and seen["plain_equal"]
+    assert (ARTIFACTS / "napari.png").stat().st_size > 10_000
