@@ -60,9 +60,10 @@ ARCH_CITATIONS = {"improved_unet": (IMPROVED_UNET,), "unet_bn": (BATCH_NORM,)}
 
 DSB = DatasetFacts(
     name="2018 Data Science Bowl stage 1 nuclei (BBBC038)",
-    description="670 light-microscopy images of nuclei (fluorescence, brightfield and "
-    "histology stains, many cell types and magnifications) with one mask per nucleus, from the "
-    "2018 Data Science Bowl stage 1 training set (community-corrected release).",
+    description="Light-microscopy images of nuclei (fluorescence, brightfield and histology "
+    "stains, many cell types and magnifications) with one mask per nucleus, from the 2018 Data "
+    "Science Bowl stage 1 training set (community-corrected release), split 80/10/10 for "
+    "training, validation and test.",
     citation=Citation(
         "Caicedo J. C., Goodman A., Karhohs K. W., et al. (2019). Nucleus segmentation across "
         "imaging experiments: the 2018 Data Science Bowl. Nature Methods 16, 1247-1253.",
@@ -142,8 +143,13 @@ def _metrics_table(metrics: dict) -> str:
 
 def _labels_section(card: ModelCard) -> str:
     """How to turn an instance model's two output channels into one id per nucleus."""
-    s = card.instances.to_json() if card.instances else {}
-    channels = card.get("target_channels", ["boundary", "foreground"])
+    s = card.instances
+    channels = card.get("target_channels", [s.markers, "foreground"])
+    markers, relief = (
+        (f"whose distance value is above {s.distance}", "the inverted distance map")
+        if s.markers == "distance"
+        else (f"whose boundary probability is below {s.boundary}", "the inverted foreground")
+    )
     return f"""## From the two channels to one label per nucleus
 
 The output has two channels: `{channels[0]}` (channel 0) and `{channels[1]}` (channel 1, the
@@ -153,15 +159,21 @@ nuclei mask). The package gives probabilities; labels need one more step:
   `*_labels.png` (one id per nucleus), `*_objects.csv` and a QuPath-ready GeoJSON; the napari
   plugin shows them as a Labels layer;
 - anywhere else (Fiji, ilastik, Python), the watershed recipe with the settings in this package's
-  `config.segcore.instances`: (1) the nuclei are the pixels whose foreground is above
-  {s.get("foreground")}; (2) markers are the connected pieces of the nuclei whose
-  {s.get("markers", "boundary")} value is below {s.get("boundary")} (boundary markers) or above
-  {s.get("distance")} (distance markers), dropping pieces under {s.get("min_marker_px")} pixels;
-  (3) flood the markers over the inverted foreground probability within the nuclei (a
-  marker-controlled watershed, e.g. MorphoLibJ's "Marker-controlled Watershed" in Fiji);
-  (4) nuclei pieces without a marker keep one label each; (5) drop objects under
-  {s.get("min_size_px")} pixels and those whose highest foreground is under {s.get("min_peak")}.
+  `config.segcore.instances`: (1) the nuclei are the pixels whose foreground probability is above
+  {s.foreground}; (2) the markers are the connected pieces of the nuclei {markers}, dropping
+  pieces under {s.min_marker_px} pixels; (3) flood the markers over {relief} within the
+  nuclei (a marker-controlled watershed, e.g. MorphoLibJ's "Marker-controlled Watershed" in
+  Fiji, or scikit-image's `watershed`); (4) pieces of the nuclei that hold no marker keep one
+  label each; (5) drop objects under {s.min_size_px} pixels and those whose highest foreground
+  probability is under {s.min_peak}.
 """
+
+
+def _clean_up(card: ModelCard) -> str:
+    """The card's mask clean-up in words (``fill holes, keep the largest object``, or none)."""
+    steps = {"fill_holes": "fill holes", "keep_largest": "keep the largest object"}
+    chosen = [words for key, words in steps.items() if (card.get("postprocess") or {}).get(key)]
+    return ", ".join(chosen) or "none"
 
 
 def readme(card: ModelCard) -> str:
@@ -199,7 +211,7 @@ card at export, not a re-run by this package.
 ### How it was scored
 On the held-out {card.get("test_split", "test")} split ({metrics.get("n_images", "?")} images):
 Dice, IoU, precision, recall and accuracy of the mask at threshold
-{card.threshold} after segcore's clean-up ({card.get("postprocess", {})}); for nuclei
+{card.threshold} after segcore's clean-up ({_clean_up(card)}); for nuclei
 models also the DSB 2018 score (mean average precision over IoU 0.5-0.95), F1 at IoU 0.5 and the
 relative count error.
 
@@ -216,4 +228,4 @@ Limits: images unlike the training set (other modalities, stains, magnifications
 with a different intensity range) may fail silently; check results against a few hand-made
 annotations before trusting counts or areas. Not a diagnostic device.
 """
-    return text + ("\n" + _labels_section(card) if card.instances else "")
+    return text + ("\n" + _labels_section(card) if card.instances is not None else "")
