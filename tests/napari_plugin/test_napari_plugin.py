@@ -178,7 +178,8 @@ def test_widget_segments_a_real_image_in_a_headless_viewer():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("viewer-result:")]
+    seen = json.loads(line.removeprefix("viewer-result:"))
     count = seen["count"]
     truth = len(list((samples.samples_dir() / samples.NUCLEI / "masks").glob("*.png")))
     assert seen["layer_type"] == "Labels"

@@ -3,7 +3,7 @@
 napari's OpenGL canvas crashes (segmentation fault) in a process that has already loaded
 TensorFlow or JAX, as the full test session has; a child process keeps the check independent of
 test order. It docks the widget in a real viewer, segments the bundled nuclei sample with the
-shipped model, calls the plain function too, saves a window screenshot and prints one JSON line.
+shipped model, calls the plain function too, saves a window screenshot and prints one line: `MARKER` and the JSON result.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import sys
 import time
 
 import numpy as np
+
+#: Starts the result line (napari or Qt may print other lines).
+MARKER = "viewer-result:"
 
 
 def settle(seconds: float = 0.3) -> None:
@@ -63,4 +66,4 @@ def main(model: str, screenshot: str) -> dict:
 
 if __name__ == "__main__":
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    print(json.dumps(main(sys.argv[1], sys.argv[2])))
+    print(MARKER, json.dumps(main(sys.argv[1], sys.argv[2])), flush=True)
