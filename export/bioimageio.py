@@ -232,6 +232,8 @@ def export_package(model: Path, out_dir: Path, sample: Path | None = None) -> Pa
         card = engine.card
         if card.normalization not in PREPROCESSING:
             raise ExportError(f"{model}: no bioimage.io operation for {card.normalization}")
+        if card.get("invert_brightfield"):  # decided per image (segcore.kinds): no spec operation
+            raise ExportError(f"{model}: invert_brightfield has no bioimage.io operation")
         tensors = test_tensors(engine, sample or default_sample(card))
     except ExportError:
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -149,3 +150,12 @@ def test_export_command_writes_the_package(tiny_run_dir: Path, tmp_path: Path, c
     (package,) = out.glob("*.bioimageio.zip")
     assert package.name == "plain_unet.bioimageio.zip"
     assert rdf(package)["inputs"][0]["axes"][1]["size"] == {"min": 4, "step": 4}  # depth 2
+
+
+def test_per_image_inversion_is_refused(tmp_path: Path, bright_models_dir: Path):
+    """A card whose engine inverts bright-field images per image cannot be described."""
+    shutil.copy(bright_models_dir / "bright.onnx", tmp_path)
+    card = json.loads((bright_models_dir / "bright.json").read_text())
+    (tmp_path / "bright.json").write_text(json.dumps({**card, "invert_brightfield": True}))
+    with pytest.raises(ExportError, match="invert_brightfield"):
+        export_package(tmp_path / "bright.onnx", tmp_path / "out")
