@@ -1,6 +1,7 @@
-"""napari reader for segcore's outputs: ``*_labels.png``, ``*_labels.ome.zarr``, ``*_mask.png``.
+"""napari reader for segcore's outputs: ``*_labels.png``, ``*_labels.tif`` (above 65,535 ids),
+``*_labels.ome.zarr``, ``*_mask.png``.
 
-Each opens as a Labels layer named after the file: label PNGs keep their ids, a mask PNG becomes
+Each opens as a Labels layer named after the file: label images keep their ids, a mask PNG becomes
 id 1, a labels OME-Zarr opens lazily as a multiscale layer with its pixel size as the scale.
 """
 
@@ -15,7 +16,7 @@ from segcore.instance_io import load_labels_png
 from segcore.preprocess import load_mask
 
 LayerData = list[tuple]
-SUFFIXES = ("_labels.png", "_mask.png", "_labels.ome.zarr")
+SUFFIXES = ("_labels.png", "_labels.tif", "_mask.png", "_labels.ome.zarr")
 
 
 def _layer_name(path: Path) -> str:
@@ -29,6 +30,13 @@ def _layer_name(path: Path) -> str:
 def read_labels_png(path: Path) -> LayerData:
     """A label PNG (8- or 16-bit ids) as one Labels layer."""
     return [(load_labels_png(path), {"name": _layer_name(path)}, "labels")]
+
+
+def read_labels_tif(path: Path) -> LayerData:
+    """A 32-bit label TIFF (segcore writes one above 65,535 ids) as one Labels layer."""
+    import tifffile
+
+    return [(tifffile.imread(path), {"name": _layer_name(path)}, "labels")]
 
 
 def read_mask_png(path: Path) -> LayerData:
@@ -57,6 +65,7 @@ def read_labels_zarr(path: Path) -> LayerData:
 
 READERS: dict[str, Callable[[Path], LayerData]] = {
     "_labels.png": read_labels_png,
+    "_labels.tif": read_labels_tif,
     "_mask.png": read_mask_png,
     "_labels.ome.zarr": read_labels_zarr,
 }

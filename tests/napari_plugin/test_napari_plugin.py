@@ -23,7 +23,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("napari", reason="napari is not installed (pip install segcore[napari])")
 pytest.importorskip("npe2", reason="npe2 is not installed (pip install segcore[napari])")
 
-from segcore.instance_io import save_labels_png  # noqa: E402
+from segcore.instance_io import save_labels, save_labels_png  # noqa: E402
 from segcore.napari import reader, samples  # noqa: E402
 from segcore.napari.segment import (  # noqa: E402
     engine_for,
@@ -86,6 +86,12 @@ def test_reader_opens_segcore_outputs(tmp_path: Path):
     np.testing.assert_array_equal(ids, labels)
     np.testing.assert_array_equal(mask, (labels > 0).astype(np.uint8))
     assert ids_meta["name"] == "cells labels" and mask_meta["name"] == "cells mask"
+    big = np.zeros((4, 5), dtype=np.int32)
+    big[1, 1:3] = 70_000  # above a 16-bit PNG: segcore writes a 32-bit TIFF
+    tif = save_labels(tmp_path / "many_labels", big)
+    ((data, meta, _),) = reader.get_reader(str(tif))(str(tif))
+    assert tif.name == "many_labels.tif" and meta["name"] == "many labels"
+    np.testing.assert_array_equal(data, big)
 
 
 def test_reader_opens_a_labels_ome_zarr_lazily(tmp_path: Path):
