@@ -388,11 +388,28 @@ def _failed(path: Path, exc: BaseException, model: str = "") -> dict:
     return error_row(path, text, model)
 
 
-def _large_row(job: Job, path: Path) -> dict:
-    """The row of a microscopy file segmented block by block, in the table's shape."""
+#: What the block-wise path writes for a microscopy file (`segcore.largeimage`).
+LARGE_OUTPUTS = ("_labels.ome.zarr", "_objects.csv", "_outlines.geojson")
+
+
+def _large_row(models: Models, job: Job, path: Path) -> dict:
+    """The row of a microscopy file segmented block by block, in the table's shape (with the
+    model, threshold, TTA and outputs that ``--skip-existing`` checks)."""
     row = job.large(path, job.out_dir, job.stems[path])
     folder, name = row_key(path)
-    return {**row, "file": name, "folder": folder, "error": printable(row.get("error", ""))}
+    model = models.fixed or ""
+    stem, error = job.stems[path], printable(row.get("error", ""))
+    outputs = [] if error else [f"{stem}{suffix}" for suffix in LARGE_OUTPUTS]
+    return {
+        **row,
+        "file": name,
+        "folder": folder,
+        "model": model,
+        "threshold": models.threshold(model, job.settings.threshold),
+        "tta": str(job.settings.tta),
+        "outputs": OUTPUTS_SEPARATOR.join(outputs),
+        "error": error,
+    }
 
 
 def predict_chunk(models: Models, chunk: list[Path], job: Job) -> dict[Path, dict]:
@@ -401,7 +418,7 @@ def predict_chunk(models: Models, chunk: list[Path], job: Job) -> dict[Path, dic
     groups: dict[str, list[tuple[Path, LoadedImage]]] = {}
     for path in chunk:
         if job.large is not None and is_microscopy_file(path):
-            rows[path] = _large_row(job, path)
+            rows[path] = _large_row(models, job, path)
             continue
         try:
             name, loaded = _load(models, path)
@@ -437,7 +454,7 @@ def still_valid(row: dict, models: Models, job: Job) -> bool:
         and row["tta"] == str(job.settings.tta)
         and row["threshold"] == models.threshold(name, job.settings.threshold)
         and bool(outputs)
-        and all(p.is_file() for p in outputs)
+        and all(p.exists() for p in outputs)  # files, or an OME-Zarr folder
     )
 
 

@@ -151,7 +151,7 @@ def test_cli_two_channel_stack_and_ome_zarr(model: Path, tmp_path: Path, capsys)
     args = ["--model", str(model), "--out", str(out), str(tmp_path / "two.ome.tif")]
     code = predict_main(args + [str(tmp_path / "stack.tif"), str(tmp_path / "img.ome.zarr")])
     err = capsys.readouterr().err
-    assert code == 0 and "using channel 1 (DAPI)" in err
+    assert code == 1 and "using channel 1 (DAPI)" in err  # 1: the z-stack failed, the rest ran
     assert "stack.tif: 2 z planes; refused without --z K or --project max" in err
     rows = {Path(r["file"]).name: r for r in csv.DictReader(open(out / "predictions.csv"))}
     assert rows["two.ome.tif"]["count"] == "1" and rows["img.ome.zarr"]["count"] == "1"
