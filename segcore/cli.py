@@ -141,15 +141,20 @@ class _Format(logging.Formatter):
         return f"{record.levelname.lower()}: {message}"
 
 
+#: The loggers whose messages a command shows: the project's own (a library's warnings, such as
+#: TensorFlow's retracing notes, stay out of the user's terminal).
+OWN_LOGGERS = ("segcore", "export", "bench")
+
+
 def setup_logging(verbose: bool = False) -> None:
-    """Route segcore's messages to stderr (through tqdm); DEBUG too with ``verbose``."""
+    """Route the project's messages to stderr (through tqdm); DEBUG too with ``verbose``."""
     handler = _TqdmHandler()
     handler.setFormatter(_Format())
-    root = logging.getLogger()
-    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _TqdmHandler)] + [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("PIL", "matplotlib", "h5py", "absl", "tensorflow", "jax", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in OWN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, _TqdmHandler)]
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def fail(message: str) -> int:

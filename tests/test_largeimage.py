@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -163,8 +165,14 @@ def test_cli_two_channel_stack_and_ome_zarr(model: Path, tmp_path: Path, capsys)
 
 
 @pytest.mark.slow
-def test_two_dask_workers_equal_one_process(model: Path, image_file: Path, tmp_path: Path):
+def test_two_dask_workers_equal_one_process(
+    model: Path, image_file: Path, tmp_path: Path, monkeypatch
+):
     from segcore.distributed import BlockCluster
+
+    # worker processes start by "spawn", which re-runs the parent's __main__ file: in a test
+    # session that may be a script an earlier app test ran (streamlit_app.py), not pytest's
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
 
     one = run_blocks(model, image_file, tmp_path / "one", 64)
     with BlockCluster(workers=2, timeout=300) as cluster:
