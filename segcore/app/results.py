@@ -35,36 +35,28 @@ def show_objects(result: Segmented, index: int) -> None:
     )
     left.plotly_chart(fig, key=f"sizes-{index}")
     right.dataframe(table, hide_index=True, height=300)
-    right.download_button(
-        "Download objects (CSV)",
-        objects_csv(result),
-        file_name=f"{PurePath(result.name).stem}_objects.csv",
-        mime="text/csv",
-        key=f"objects-{index}",
-        on_click="ignore",
-        icon=":material/table:",
-    )
     stem = PurePath(result.name).stem
-    if result.labels_png is not None:
-        right.download_button(
-            "Download labels (16-bit PNG)",
-            result.labels_png,
-            file_name=f"{stem}_labels.png",
-            mime="image/png",
-            key=f"labels-{index}",
-            on_click="ignore",
-            icon=":material/download:",
-        )
-    if result.outlines_geojson is not None:
-        right.download_button(
+    files = [
+        ("Download objects (CSV)", objects_csv(result), "objects.csv", "text/csv"),
+        ("Download labels (16-bit PNG)", result.labels_png, "labels.png", "image/png"),
+        (
             "Download outlines for QuPath (GeoJSON)",
             result.outlines_geojson,
-            file_name=f"{stem}_outlines.geojson",
-            mime="application/geo+json",
-            key=f"outlines-{index}",
-            on_click="ignore",
-            icon=":material/download:",
-        )
+            "outlines.geojson",
+            "application/geo+json",
+        ),
+    ]
+    for label, data, suffix, mime in files:
+        if data is not None:
+            right.download_button(
+                label,
+                data,
+                file_name=f"{stem}_{suffix}",
+                mime=mime,
+                key=f"{suffix.split('.')[0]}-{index}",
+                on_click="ignore",
+                icon=":material/table:" if suffix.endswith(".csv") else ":material/download:",
+            )
 
 
 def panels(result: Segmented, opacity: float, probability: bool) -> list[tuple[np.ndarray, str]]:
