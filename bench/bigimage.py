@@ -1,16 +1,20 @@
 """Large images: megapixels per second and peak memory of the nuclei model, per path.
 
     python -m bench.bigimage [--speed-size 4096] [--block-size N] [--sizes 8192 16384]
-        [--model models/dsb_instance_unet_bn.onnx] [--out FILE]
+        [--nuclei real|synthetic] [--model models/dsb_instance_unet_bn.onnx] [--out FILE]
 
-Generates 16-bit OME-TIFFs of nuclei-like blobs on a camera background (12-bit values, tiled,
-written tile by tile so the generator itself stays small), then runs each measurement in a fresh
+Generates 16-bit OME-TIFFs (12-bit values, tiled, written tile by tile so the generator itself
+stays small) of real nuclei (``--nuclei real``, the default: 256x256 crops of the fluorescence
+images in ``samples/dsb``, rotated and flipped at random, scaled to 12 bits with camera noise) or
+of nuclei-like blobs on a camera background (``synthetic``), then runs each measurement in a fresh
 subprocess and reads its peak resident memory (``ru_maxrss`` from ``os.wait4``; for Dask the
 largest worker's, asked from each worker before the cluster closes):
 
 - speed, on one ``--speed-size`` image: in memory (the whole plane read, tiled, decoded at once),
   block-wise (``--block-size`` blocks, one process) and block-wise on 2 local Dask workers;
 - memory, block-wise, on each of ``--sizes``: flat when the peak does not grow with the image.
+
+``--speed-size 0`` skips the speed runs.
 
 Writes ``bench/results/bigimage-<host>.json`` (or ``--out``) and prints one line per run.
 """
@@ -35,6 +39,7 @@ from bench.records import add_out_flag, write_records
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "dsb_instance_unet_bn.onnx"
+SAMPLES = ROOT / "samples" / "dsb" / "stage1_train"
 TILE = 512
 
 
@@ -51,12 +56,48 @@ def nuclei_tiles(side: int, seed: int = 0) -> Iterator[np.ndarray]:
         yield np.clip(tile, 0, 4095).astype(np.uint16)
 
 
-def write_image(path: Path, side: int) -> Path:
+def fluorescence_sources(folder: Path = SAMPLES) -> list[np.ndarray]:
+    """The grey (fluorescence) images under ``folder`` (DSB layout), as 8-bit planes."""
+    from PIL import Image
+
+    planes = []
+    for path in sorted(folder.glob("*/images/*.png")):
+        with Image.open(path, formats=["PNG"]) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+            planes.append(rgb[..., 0])
+    if not planes:
+        raise SystemExit(f"no fluorescence images under {folder}")
+    return planes
+
+
+def real_tiles(side: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """TILE x TILE uint16 tiles (row-major), each four quarter-tile crops of real fluorescence
+    nuclei images (every source is at least a quarter tile), rotated and flipped at random."""
+    rng = np.random.default_rng(seed)
+    sources = fluorescence_sources()
+    half = TILE // 2
+    tiles_per_side = -(-side // TILE)
+    for _ in range(tiles_per_side * tiles_per_side):
+        tile = np.empty((TILE, TILE), np.float32)
+        for top, left in ((0, 0), (0, half), (half, 0), (half, half)):
+            plane = np.rot90(sources[rng.integers(len(sources))], rng.integers(4))
+            if rng.integers(2):
+                plane = plane[:, ::-1]
+            y = rng.integers(plane.shape[0] - half + 1)
+            x = rng.integers(plane.shape[1] - half + 1)
+            tile[top : top + half, left : left + half] = plane[y : y + half, x : x + half]
+        tile = tile * 16 + rng.normal(100, 10, tile.shape)
+        yield np.clip(tile, 0, 4095).astype(np.uint16)
+
+
+def write_image(path: Path, side: int, nuclei: str = "real") -> Path:
     """A ``side`` x ``side`` 16-bit tiled OME-TIFF, 0.5 µm pixels."""
     meta = {"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
+    tiles = real_tiles(side) if nuclei == "real" else nuclei_tiles(side)
     tifffile.imwrite(
         path,
-        nuclei_tiles(side),
+        tiles,
         shape=(side, side),
         dtype=np.uint16,
         tile=(TILE, TILE),
@@ -143,6 +184,8 @@ def measure(mode: str, args: argparse.Namespace, image: Path, side: int) -> dict
         "mp_per_s": round(side * side / 1e6 / result["seconds"], 3),
         "peak_rss_gb": round(peak / 2**30, 2),
         "nuclei": result["count"],
+        "image": args.nuclei,
+        "file_mb": round(image.stat().st_size / 1e6, 1),
     }
 
 
@@ -153,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--speed-size", type=int, default=4096)
     p.add_argument("--block-size", type=int, default=0, help="0: the default for the model")
     p.add_argument("--sizes", type=int, nargs="*", default=[8192, 16384])
+    p.add_argument("--nuclei", choices=["real", "synthetic"], default="real")
     add_out_flag(p, "bigimage")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--image", type=Path, help=argparse.SUPPRESS)
@@ -165,12 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        speed = write_image(Path(tmp) / "speed.ome.tif", args.speed_size)
-        for mode in ("in-memory", "block-wise", "dask-2"):
-            rows.append(measure(mode, args, speed, args.speed_size))
-            print(json.dumps(rows[-1]), flush=True)
+        if args.speed_size:
+            speed = write_image(Path(tmp) / "speed.ome.tif", args.speed_size, args.nuclei)
+            for mode in ("in-memory", "block-wise", "dask-2"):
+                rows.append(measure(mode, args, speed, args.speed_size))
+                print(json.dumps(rows[-1]), flush=True)
         for side in args.sizes:
-            image = write_image(Path(tmp) / f"{side}.ome.tif", side)
+            image = write_image(Path(tmp) / f"{side}.ome.tif", side, args.nuclei)
             rows.append(measure("block-wise", args, image, side))
             print(json.dumps(rows[-1]), flush=True)
             image.unlink()

@@ -20,6 +20,7 @@ import json
 import math
 import shutil
 import time
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,22 +118,31 @@ def save_block(folder: Path, result: BlockResult) -> None:
         )
 
 
-def load_blocks(folder: Path) -> dict[int, BlockResult]:
-    """The block results saved in ``folder`` (a damaged file is ignored and redone)."""
+def load_block(path: Path) -> BlockResult | None:
+    """One saved block result (None when the file is damaged: the block is redone)."""
+    try:
+        with np.load(path) as data:
+            index = int(path.stem.split("-")[1])
+            top, left = (int(v) for v in data["origin"])
+            objects = json.loads(str(data["objects"]))
+            return BlockResult(index, top, left, data["labels"], objects)
+    except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def saved_blocks(folder: Path) -> dict[int, Path]:
+    """The readable block results saved in ``folder``, by block index. Each is read once to
+    check it and dropped: they are loaded again one at a time when committed, so resuming a
+    large image holds one block in memory, not all the finished ones."""
     found = {}
     for path in sorted(folder.glob("block-*.npz")):
-        try:
-            with np.load(path) as data:
-                index = int(path.stem.split("-")[1])
-                top, left = (int(v) for v in data["origin"])
-                objects = json.loads(str(data["objects"]))
-                found[index] = BlockResult(index, top, left, data["labels"], objects)
-        except (OSError, ValueError, KeyError):
-            continue
+        result = load_block(path)
+        if result is not None:
+            found[result.index] = path
     return found
 
 
-def prepare_work_folder(folder: Path, plan: dict) -> dict[int, BlockResult]:
+def prepare_work_folder(folder: Path, plan: dict) -> dict[int, Path]:
     """Make ``folder`` hold results of exactly this ``plan``; returns those already there."""
     plan_file = folder / "plan.json"
     if folder.is_dir():
@@ -141,7 +151,7 @@ def prepare_work_folder(folder: Path, plan: dict) -> dict[int, BlockResult]:
         except (OSError, ValueError):
             same = False
         if same:
-            return load_blocks(folder)
+            return saved_blocks(folder)
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     write_text(plan_file, json.dumps(plan, indent=1))
@@ -229,7 +239,7 @@ def segment_large(
     todo = [b for b in blocks if b.index not in saved]
     try:
         for index in sorted(saved):
-            assembler.add(saved[index])
+            assembler.add(load_block(saved[index]))  # type: ignore[arg-type]
         results = (
             local_results(engine, image, job, todo)
             if cluster is None

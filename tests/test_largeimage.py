@@ -135,6 +135,20 @@ def test_resume_after_a_stop_gives_the_same_result(model: Path, image_file: Path
         assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
 
 
+def test_a_damaged_saved_block_is_redone(model: Path, image_file: Path, tmp_path: Path):
+    reference = run_blocks(model, image_file, tmp_path / "ref", 64)
+    out = tmp_path / "resumed"
+    run_blocks(model, image_file, out, 64, stop_after=5)
+    saved = sorted((out / "disks_blocks.partial").glob("block-*.npz"))
+    saved[2].write_bytes(saved[2].read_bytes()[:100])  # a block cut short by the kill
+    resumed = run_blocks(model, image_file, out, 64)
+    assert resumed.complete and resumed.reused == 4 and resumed.count == reference.count
+    np.testing.assert_array_equal(
+        read_labels(out / "disks_labels.ome.zarr"),
+        read_labels(tmp_path / "ref" / "disks_labels.ome.zarr"),
+    )
+
+
 def test_cli_two_channel_stack_and_ome_zarr(model: Path, tmp_path: Path, capsys):
     two = np.full((2, 100, 120), 100, np.uint16)  # camera offset
     two[1, 20:40, 20:40] = BRIGHT  # nuclei in the DAPI channel
