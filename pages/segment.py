@@ -13,6 +13,15 @@ from segcore.app import ui
 from segcore.app.catalog import ModelEntry
 from segcore.app.fit import Fit, measure_fit, mismatch_message
 from segcore.app.gallery import sample_sets
+from segcore.app.microscopy import (
+    PlaneChoice,
+    channel_labels,
+    command_flags,
+    default_channel,
+    describe,
+    microscopy_image,
+    needs_choice,
+)
 from segcore.app.navigation import enter
 from segcore.app.results import show_result
 from segcore.app.segment import (
@@ -44,22 +53,70 @@ def segment(
     truth_name: str | None,
     threshold: float | None,
     tta: bool,
+    choice: PlaneChoice | None,
 ) -> Segmented:
     """`segment_upload` on the cached engine in one of the server's segmentation slots, cached
-    per model, file, truth and settings (the cache holds compact previews only)."""
+    per model, file, plane choice, truth and settings (the cache holds compact previews only)."""
     engine = ui.load_engine(model_path, version)
     with ui.segmentation_slot():
         return segment_upload(
-            engine, upload, threshold=threshold, tta=tta, truth=truth, truth_name=truth_name
+            engine,
+            upload,
+            threshold=threshold,
+            tta=tta,
+            truth=truth,
+            truth_name=truth_name,
+            choice=choice,
         )
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def image_fit(upload: Upload, models: tuple[tuple[str, int], ...], _entries: list) -> Fit:
-    """How far the upload lies from each model's training images (cached per file and model
-    set); decoded in a segmentation slot, as it may be large."""
+def image_fit(
+    upload: Upload, choice: PlaneChoice | None, models: tuple[tuple[str, int], ...], _entries: list
+) -> Fit:
+    """How far the upload lies from each model's training images (cached per file, plane choice
+    and model set); decoded in a segmentation slot, as it may be large."""
     with ui.segmentation_slot():
-        return measure_fit(thumbnail(upload), _entries)
+        return measure_fit(thumbnail(upload, choice=choice), _entries)
+
+
+def plane_choice(upload: Upload) -> PlaneChoice | None:
+    """For a microscopy TIFF with channels, z planes or time points: the nuclear channel and
+    the plane (or maximum projection) the user picks, with the matching command-line flags.
+    None for other uploads (an unreadable file is reported when it is checked)."""
+    try:
+        image = microscopy_image(upload.name, upload.data)
+    except ImageError:
+        return None
+    if image is None or not needs_choice(image):
+        return None
+    key = f"{upload.name}-{len(upload.data)}"
+    with st.container(border=True):
+        st.markdown(f"**{plain(upload.name)}** · {describe(image)}")
+        columns = iter(st.columns(3))
+        channel = z = t = project = None
+        if image.channels > 1 and not image.is_rgb:
+            labels = channel_labels(image)
+            picked = next(columns).selectbox(
+                "Nuclear channel",
+                labels,
+                index=default_channel(image),
+                key=f"channel-{key}",
+                help="The channel showing the nuclei (by default one named like a nuclear "
+                "stain, such as DAPI or Hoechst, else the first).",
+            )
+            channel = str(labels.index(picked))
+        if image.planes > 1:
+            options = ["maximum projection"] + [f"plane {i}" for i in range(image.planes)]
+            picked = next(columns).selectbox("Z planes", options, key=f"z-{key}")
+            project, z = (
+                ("max", None) if picked == options[0] else (None, options.index(picked) - 1)
+            )
+        if image.times > 1:
+            t = next(columns).selectbox("Time point", list(range(image.times)), key=f"t-{key}")
+        choice = PlaneChoice(channel, z, t, project)
+        st.caption("On the command line: `" + plain(command_flags(choice)) + "`")
+    return choice
 
 
 @st.cache_data(show_spinner=False)
@@ -165,6 +222,7 @@ if len(uploads) > MAX_BATCH:
     uploads = uploads[:MAX_BATCH]
 truths = {f.name: Upload(f.name, f.getvalue()) for f in truth_files or []}
 matched = match_truths([u.name for u in uploads], list(truths))
+choices = {u.name: plane_choice(u) for u in uploads}
 batch: list[tuple[Upload, Upload | np.ndarray | None, str | None]] = [
     (u, truths.get(matched.get(u.name, "")), matched.get(u.name)) for u in uploads
 ]
@@ -199,12 +257,13 @@ with st.spinner(f"Segmenting {plural(len(batch), 'image')}…"):
             st.error(plain(exc), icon=":material/error:")
             continue
         try:
-            fit = image_fit(upload, models_key, entries)
+            choice = choices.get(upload.name)
+            fit = image_fit(upload, choice, models_key, entries)
             entry = chosen_entry or by_name.get(fit.best() or "") or entries[0]
             if ui.engine_for(entry) is None:
                 continue
             result = segment(
-                str(entry.path), entry.version, upload, truth, truth_name, threshold, tta
+                str(entry.path), entry.version, upload, truth, truth_name, threshold, tta, choice
             )
         except ImageError as exc:
             log.warning("segment failed: %s", exc)

@@ -4,8 +4,6 @@ sizes and table. Every user-given string is shown as plain text."""
 
 from __future__ import annotations
 
-from pathlib import PurePath
-
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -15,6 +13,7 @@ from segcore.app.catalog import ModelEntry
 from segcore.app.pictures import probability_picture
 from segcore.app.segment import Segmented, measurements, objects_csv
 from segcore.app.text import plain
+from segcore.io.microscopy import stem_of
 from segcore.visualize import instance_overlay, mask_to_rgb, overlay
 
 
@@ -35,7 +34,7 @@ def show_objects(result: Segmented, index: int) -> None:
     )
     left.plotly_chart(fig, key=f"sizes-{index}")
     right.dataframe(table, hide_index=True, height=300)
-    stem = PurePath(result.name).stem
+    stem = stem_of(result.name)
     files = [
         ("Download objects (CSV)", objects_csv(result), "objects.csv", "text/csv"),
         ("Download labels (16-bit PNG)", result.labels_png, "labels.png", "image/png"),
@@ -95,6 +94,8 @@ def show_result(
             f"**{plain(result.name)}** · {result.width}×{result.height} px · "
             f"model {plain(result.model)}"
         )
+        if result.source:
+            st.caption(plain(result.source))
         if result.truth_name:
             st.caption(f"Ground truth: {plain(result.truth_name)}")
         if warning:
@@ -113,7 +114,7 @@ def show_result(
         st.download_button(
             "Download mask (PNG)",
             result.mask_png,
-            file_name=f"{PurePath(result.name).stem}_mask.png",
+            file_name=f"{stem_of(result.name)}_mask.png",
             mime="image/png",
             key=f"mask-{index}",
             on_click="ignore",

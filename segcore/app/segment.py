@@ -18,11 +18,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
+from segcore.app.microscopy import PlaneChoice, microscopy_image, plane_pixels
 from segcore.app.pictures import decode, encode
 from segcore.errors import ImageError
-from segcore.infer import Engine, figure_cells
+from segcore.infer import Engine, LoadedImage, figure_cells
 from segcore.instance_io import MAX_LABEL, outlines_geojson
-from segcore.instances import OBJECT_COLUMNS
+from segcore.io.geojson import add_microns
+from segcore.io.object_streams import object_columns
 from segcore.io.results import table_text
 from segcore.preprocess import (
     ACCEPTED_FORMATS,
@@ -85,6 +87,8 @@ class Segmented:
     dsb_score: float | None = None  # instance models with a truth: DSB 2018 score
     f1_iou50: float | None = None  # ... and F1 of objects matched at IoU > 0.5
     note: str = ""
+    source: str = ""  # what was read from a microscopy file (channel, plane, intensity rule)
+    pixel_size_um: float | None = None  # from the file's metadata; adds µm columns to objects
 
     @property
     def width(self) -> int:
@@ -155,13 +159,17 @@ def check_upload(upload: Upload, max_pixels: int = APP_MAX_PIXELS) -> tuple[int,
             f"{upload.name}: not an image file the app accepts (use {FORMATS_IN_WORDS})."
         )
     try:
-        with Image.open(upload.stream(), formats=ACCEPTED_FORMATS) as img:
-            width, height = img.size
+        microscopy = microscopy_image(upload.name, upload.data)
+        if microscopy is not None:
+            width, height = microscopy.width, microscopy.height
+        else:
+            with Image.open(upload.stream(), formats=ACCEPTED_FORMATS) as img:
+                width, height = img.size
     except Image.DecompressionBombError as exc:
         raise ImageError(
             f"{upload.name}: {over_limit(exc, max_pixels)}. Scale it down or crop it."
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, ImageError):
         raise ImageError(
             f"{upload.name}: this file is not a readable image. The app accepts "
             f"{FORMATS_IN_WORDS} files; it may be damaged or in another format."
@@ -177,11 +185,33 @@ def check_upload(upload: Upload, max_pixels: int = APP_MAX_PIXELS) -> tuple[int,
     return width, height
 
 
-def thumbnail(upload: Upload, side: int = 256) -> np.ndarray:
-    """A small RGB version of an upload (JPEGs decode at reduced scale), for the model check."""
-    img = open_image(upload.stream(), draft_size=(side, side))
+def thumbnail(
+    upload: Upload, side: int = 256, choice: PlaneChoice | None = None, card: object = None
+) -> np.ndarray:
+    """A small RGB version of an upload (JPEGs decode at reduced scale), for the model check; a
+    microscopy TIFF's chosen plane mapped by ``card``'s intensity rule (the default rule
+    without one)."""
+    microscopy = microscopy_image(upload.name, upload.data)
+    if microscopy is not None:
+        pixels, _ = plane_pixels(microscopy, choice or PlaneChoice(), card or {}, APP_MAX_PIXELS)
+        img = Image.fromarray(pixels)
+    else:
+        img = open_image(upload.stream(), draft_size=(side, side))
     img.thumbnail((side, side))
     return to_rgb_array(img)
+
+
+def load_upload(
+    engine: Engine, upload: Upload, choice: PlaneChoice | None = None
+) -> tuple[LoadedImage, list[str], float | None]:
+    """Decode an upload for ``engine``: a microscopy TIFF's chosen plane mapped by the card's
+    intensity rule (with lines saying what was read, and its pixel size), anything else as
+    Pillow reads it."""
+    microscopy = microscopy_image(upload.name, upload.data)
+    if microscopy is None:
+        return engine.load(upload.stream()), [], None
+    pixels, notes = plane_pixels(microscopy, choice or PlaneChoice(), engine.card, APP_MAX_PIXELS)
+    return engine.load(pixels), notes, microscopy.pixel_size_um
 
 
 def display_pixels(upload: Upload, pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -216,18 +246,22 @@ def segment_upload(
     tta: bool,
     truth: Upload | np.ndarray | None = None,
     truth_name: str | None = None,
+    choice: PlaneChoice | None = None,
 ) -> Segmented:
     """Segment ``upload`` (raises ImageError naming it) and score it against ``truth`` if given.
 
-    A truth mask that cannot be decoded is reported in ``note`` and the scores are left out; one
-    of another size is resized (nearest neighbour) to the image's size.
+    ``choice`` picks a microscopy TIFF's channel and plane (`segcore.app.microscopy`). A truth
+    mask that cannot be decoded is reported in ``note`` and the scores are left out; one of
+    another size is resized (nearest neighbour) to the image's size.
     """
-    loaded = engine.load(upload.stream())
+    loaded, source, pixel_size = load_upload(engine, upload, choice)
     pred = engine.predict(loaded, threshold=threshold, tta=tta)
     size = display_size(pred.width, pred.height)
     shown = resize_image(display_pixels(upload, loaded.pixels, size), size)
     labels = getattr(pred, "labels", None)
     objects = getattr(pred, "objects", None)
+    if objects is not None and pixel_size:
+        objects = [add_microns(dict(o), pixel_size) for o in objects]
     result = dict(
         name=upload.name,
         model=engine.name,
@@ -243,6 +277,8 @@ def segment_upload(
         **({} if labels is None else instance_files(labels, objects or [])),
         truth_name=truth_name,
         threshold=engine.threshold if threshold is None else float(threshold),
+        source="; ".join(source),
+        pixel_size_um=pixel_size,
     )
     if truth is None:
         return Segmented(**result)
@@ -328,7 +364,10 @@ def objects_csv(result: Segmented) -> str:
     """The per-object table of an instance result as CSV (one row per object)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(
-        buffer, fieldnames=OBJECT_COLUMNS, lineterminator="\n", extrasaction="ignore"
+        buffer,
+        fieldnames=object_columns(result.pixel_size_um),
+        lineterminator="\n",
+        extrasaction="ignore",
     )
     writer.writeheader()
     writer.writerows(result.objects or ())

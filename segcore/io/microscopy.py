@@ -240,17 +240,29 @@ def open_microscopy(path: str | Path) -> MicroscopyImage:
     return _open_tiff(path)
 
 
-def _open_tiff(path: Path) -> MicroscopyImage:
-    """The first series of a TIFF, its full-resolution level, as a lazy zarr array."""
+def open_tiff_bytes(name: str, data: bytes) -> MicroscopyImage:
+    """A TIFF held in memory (an upload), opened as `open_microscopy` opens a file; ``name``
+    names it in messages. Raises ImageError."""
+    import io
+
+    return _open_tiff(Path(name), io.BytesIO(data))
+
+
+def _open_tiff(path: Path, source: object | None = None) -> MicroscopyImage:
+    """The first series of a TIFF (the file at ``path``, or the file object ``source``), its
+    full-resolution level, as a lazy zarr array."""
     import tifffile
     import zarr
 
     try:
-        tif = tifffile.TiffFile(path)
+        tif = tifffile.TiffFile(path if source is None else source)
         series = tif.series[0]
-        array = _memmap(path, series)
+        array = None if source is not None else _memmap(path, series)
         if array is None:
-            array = zarr.open(series.aszarr(level=0), mode="r")
+            store = series.aszarr(level=0)
+            # tifffile marks a store over a writable file object (an upload's BytesIO) writable,
+            # which zarr refuses to open read-only; it is only ever read here
+            array = zarr.open(store, mode="r" if getattr(store, "read_only", True) else "r+")
     except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
         raise ImageError(f"{path}: not a readable TIFF ({exc})") from exc
     axes = series.axes

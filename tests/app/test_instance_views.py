@@ -23,11 +23,11 @@ from streamlit.testing.v1 import AppTest
 from segcore.app.benchmarks import model_table
 from segcore.app.catalog import ModelEntry
 from segcore.app.gallery import score_samples
-from segcore.app.segment import OBJECT_COLUMNS, Upload, objects_csv, segment_upload
+from segcore.app.segment import Upload, objects_csv, segment_upload
 from segcore.card import ModelCard
 from segcore.data import find_samples
 from segcore.infer import Engine, Prediction
-from segcore.instances import measure_objects
+from segcore.instances import OBJECT_COLUMNS, measure_objects
 
 DISKS = [(20, 20, 8), (20, 60, 8), (60, 40, 10)]
 

@@ -1,0 +1,128 @@
+"""Microscopy TIFF uploads on the Segment page: which plane, and its pixels for the model.
+
+A TIFF upload that Pillow would misread (16-bit or float pixels, several channels that are not
+RGB colour, z planes or time points) is opened with `segcore.io.microscopy` from its bytes, as
+the command line opens a file. The page offers the file's channels (by name where the OME
+metadata has them; by default the one named like a nuclear stain, else the first) and, for a
+stack, one plane or the maximum projection: the choices ``predict`` takes as ``--channel``,
+``--z``, ``--t`` and ``--project``. `plane_pixels` maps the chosen plane's intensities by the
+card's rule (`segcore.intensity`, the same mapping the block-wise path uses) to the 8-bit RGB
+image the engine segments, strip by strip so a projected stack is never held whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from segcore.blocks import fill_empty
+from segcore.errors import ImageError
+from segcore.intensity import card_rule, fit_mapping, sample_pixels
+from segcore.io.microscopy import NUCLEAR_NAMES, MicroscopyImage, open_tiff_bytes
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+#: Rows read at once when a plane is mapped (bounds a projected stack's memory).
+STRIP_ROWS = 512
+MAX_PROJECTION = "max"
+
+
+@dataclass(frozen=True)
+class PlaneChoice:
+    """Which 2-D image of a microscopy file to segment (None: the file's default)."""
+
+    channel: str | None = None
+    z: int | None = None
+    t: int | None = None
+    project: str | None = None
+
+
+def microscopy_image(name: str, data: bytes) -> MicroscopyImage | None:
+    """The upload as a microscopy image when it is a TIFF that needs one (see the module
+    docstring); None for any other upload, which Pillow reads. Raises ImageError for a file
+    named .tif that is not a readable TIFF."""
+    if not name.lower().endswith(TIFF_SUFFIXES):
+        return None
+    image = open_tiff_bytes(name, data)
+    plain = (
+        image.dtype == np.uint8
+        and image.planes == 1
+        and image.times == 1
+        and (image.channels == 1 or image.is_rgb)
+    )
+    return None if plain else image
+
+
+def channel_labels(image: MicroscopyImage) -> list[str]:
+    """One label per channel: ``0 · DAPI`` (or ``0`` when unnamed)."""
+    names = list(image.channel_names) + [""] * image.channels
+    return [f"{i} · {names[i]}" if names[i] else str(i) for i in range(image.channels)]
+
+
+def default_channel(image: MicroscopyImage) -> int:
+    """The channel used when none is chosen: the first named like a nuclear stain, else 0."""
+    named = [i for i, n in enumerate(image.channel_names) if NUCLEAR_NAMES.search(n)]
+    return named[0] if named else 0
+
+
+def needs_choice(image: MicroscopyImage) -> bool:
+    """True when the page must offer a choice: several channels (not RGB), planes or times."""
+    return (image.channels > 1 and not image.is_rgb) or image.planes > 1 or image.times > 1
+
+
+def describe(image: MicroscopyImage) -> str:
+    """One line on what the file holds: size, type, channels, planes, pixel size."""
+    parts = [f"{image.width}×{image.height} px", str(image.dtype)]
+    if image.channels > 1 and not image.is_rgb:
+        parts.append(f"{image.channels} channels")
+    if image.planes > 1:
+        parts.append(f"{image.planes} z planes")
+    if image.times > 1:
+        parts.append(f"{image.times} time points")
+    if image.pixel_size_um:
+        parts.append(f"{image.pixel_size_um:g} µm/px")
+    return " · ".join(parts)
+
+
+def command_flags(choice: PlaneChoice) -> str:
+    """The ``predict`` flags that make the same choice on the command line."""
+    flags = []
+    if choice.channel is not None:
+        flags.append(f"--channel {choice.channel}")
+    if choice.project:
+        flags.append(f"--project {choice.project}")
+    if choice.z is not None:
+        flags.append(f"--z {choice.z}")
+    if choice.t is not None:
+        flags.append(f"--t {choice.t}")
+    return " ".join(flags)
+
+
+def plane_pixels(
+    image: MicroscopyImage, choice: PlaneChoice, card: object, max_pixels: int
+) -> tuple[np.ndarray, list[str]]:
+    """The chosen plane as HxWx3 uint8 model pixels and the lines saying what was chosen.
+
+    Raises ImageError (naming the file) for a plane above ``max_pixels``, a channel or plane
+    out of range, or a stack without a choice."""
+    if image.width * image.height > max_pixels:
+        raise ImageError(
+            f"{image.path}: {image.width}x{image.height} pixels is above the limit of "
+            f"{max_pixels / 1e6:.0f} megapixels"
+        )
+    chosen, notes = image.select(choice.channel, choice.z, choice.t, choice.project)
+    notes = [note.replace(f"{image.path}: ", "") for note in notes]
+    rule = card_rule(card)
+    mapping = fit_mapping(
+        chosen.dtype, rule, lambda: sample_pixels(chosen.read, chosen.height, chosen.width)
+    )
+    out = np.empty((chosen.height, chosen.width, 3), np.uint8)
+    for y0 in range(0, chosen.height, STRIP_ROWS):
+        y1 = min(y0 + STRIP_ROWS, chosen.height)
+        pixels = chosen.read(y0, y1, 0, chosen.width)
+        x = mapping.apply(fill_empty(pixels, (pixels == 0).all(axis=-1)))
+        x8 = np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+        out[y0:y1] = x8[..., :3] if x8.shape[-1] >= 3 else x8[..., :1]
+    if mapping.rule != "divide_by_255":
+        notes.append(f"{chosen.dtype} intensities mapped by the card's {mapping.rule} rule")
+    return out, notes
