@@ -27,7 +27,7 @@ from segcore.data import Sample
 from segcore.data.layouts import readable
 from segcore.infer import Engine
 from segcore.postprocess import Postprocess
-from segcore.preprocess import prepare
+from segcore.preprocess import prepare, to_model_input
 
 #: Largest test Dice an int8 (or fp16) model may lose against float32 before export refuses it.
 DICE_TOLERANCE = 0.003
@@ -35,8 +35,11 @@ DICE_TOLERANCE = 0.003
 CALIBRATION_IMAGES = 64
 #: Operators quantized to int8: the convolutions, where the work is; the rest stays float.
 QUANTIZED_OPS = ("Conv", "ConvTranspose")
-#: Validation Dice within this of the best candidate counts as a tie (fewer float nodes wins).
+#: Validation loss within this of the best candidate counts as a tie (fewer float nodes wins).
 SELECTION_TIE = 0.0005
+#: Validation scores a candidate is chosen by (its largest loss against fp32); an instance
+#: model's int8 variant is refused when either loses more than `DICE_TOLERANCE`.
+GUARDED = ("dice", "dsb_score")
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,8 @@ def _int8(
 
     calibration = split["train"][:calibration_images]
     x = _inputs(calibration, fp32_engine)
-    fp32_val = score(fp32_engine, val, settings)[0]["dice"]
+    fp32_scores = score(fp32_engine, val, settings)[0]
+    names = [n for n in GUARDED if n in fp32_scores]
     first, last = boundary_convs(fp32)
     candidates = [[], first, last, first + last]
     tried = []
@@ -127,14 +131,24 @@ def _int8(
     for i, float_nodes in enumerate(candidates):
         path = workdir / f"int8_{i}" / f"{card['name']}.onnx"
         quantize(fp32, x, float_nodes, path, cache, activations)
-        dice = score(_engine_at(path, card | {"precision": "int8"}), val, settings)[0]["dice"]
-        tried.append({"float_nodes": float_nodes, "val_dice": dice, "path": path})
-        print(
-            f"int8 with float {float_nodes or 'none'}: val Dice {dice:.4f} (fp32 {fp32_val:.4f})",
-            file=sys.stderr,
+        scores = score(_engine_at(path, card | {"precision": "int8"}), val, settings)[0]
+        tried.append(
+            {"float_nodes": float_nodes, **{f"val_{n}": scores[n] for n in names}, "path": path}
         )
-    best = max(t["val_dice"] for t in tried)
-    chosen = next(t for t in tried if t["val_dice"] >= best - SELECTION_TIE)
+        # the largest loss against fp32 over the guarded scores (Dice; DSB for instances)
+        tried[-1]["loss"] = max(fp32_scores[n] - scores[n] for n in names)
+        said = ", ".join(f"{n} {scores[n]:.4f} (fp32 {fp32_scores[n]:.4f})" for n in names)
+        print(f"int8 with float {float_nodes or 'none'}: val {said}", file=sys.stderr)
+    least = min(t["loss"] for t in tried)
+    chosen = next(t for t in tried if t["loss"] <= least + SELECTION_TIE)
+    if len(names) > 1 and chosen["loss"] > DICE_TOLERANCE:
+        lost = ", ".join(f"{n} {fp32_scores[n] - chosen[f'val_{n}']:.4f}" for n in names)
+        raise ExportError(
+            f"int8 loses validation {lost} against fp32 at best (tolerance {DICE_TOLERANCE}); "
+            "nothing written"
+        )
+    extra = {f"fp32_val_{n}": fp32_scores[n] for n in names if n != "dice"}
+    extra |= {f"val_{n}": chosen[f"val_{n}"] for n in names if n != "dice"}
     return chosen["path"], {
         "calibration_images": [s.name for s in calibration],
         "calibration_method": CalibrationMethod.MinMax.name,
@@ -145,23 +159,26 @@ def _int8(
             "quantized_ops": list(QUANTIZED_OPS),
             "float_nodes": chosen["float_nodes"],
             "selection_split": "val",
-            "candidates": [{k: t[k] for k in ("float_nodes", "val_dice")} for t in tried],
+            "candidates": [
+                {k: t[k] for k in ("float_nodes", *(f"val_{n}" for n in names))} for t in tried
+            ],
         },
-        "fp32_val_dice": fp32_val,
+        "fp32_val_dice": fp32_scores["dice"],
         "val_dice": chosen["val_dice"],
+        **extra,
     }
 
 
 def quantize(
     fp32: onnx.ModelProto,
-    calibration: np.ndarray,
+    calibration: list[np.ndarray] | np.ndarray,
     float_nodes: list[str],
     out: Path,
     cache: Path | None = None,
     activations: str = "int8",
 ) -> Path:
-    """Static int8 QDQ quantization of ``fp32`` (MinMax ranges over ``calibration``, NHWC float32
-    model inputs), leaving ``float_nodes`` in float; ``cache`` reuses the ranges across calls;
+    """Static int8 QDQ quantization of ``fp32`` (MinMax ranges over ``calibration``, HxWxC
+    float32 model inputs, one run each), leaving ``float_nodes`` in float; ``cache`` reuses the ranges across calls;
     ``activations`` "int8" (signed) or "uint8"; weights are signed int8 per channel."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -199,16 +216,24 @@ def quantize(
     return out
 
 
-def _inputs(samples: list[Sample], engine: Engine) -> np.ndarray:
-    """The engine's model inputs (NHWC float32) for ``samples``' images; unreadable ones skipped."""
+def _inputs(samples: list[Sample], engine: Engine) -> list[np.ndarray]:
+    """The engine's model inputs (HxWxC float32) for ``samples``' images, as the engine runs
+    them: resized to the input size, or for a tiled (native-scale) model the whole image padded
+    to the model's stride (the int8 ranges then come from nuclei at the size they are seen);
+    unreadable images are skipped."""
     size = (engine.input_size, engine.input_size)
-    images = [
-        prepare(engine.model_pixels(engine.load(image).pixels), size, engine.channels)
-        for _, image, _ in readable(samples)
-    ]
+    images = []
+    for _, image, _ in readable(samples):
+        pixels = engine.model_pixels(engine.load(image).pixels)
+        if engine.mode != "tiled":
+            images.append(prepare(pixels, size, engine.channels))
+            continue
+        stride = engine.card.stride
+        pad = [(0, -n % stride) for n in pixels.shape[:2]] + [(0, 0)]
+        images.append(to_model_input(np.pad(pixels, pad, mode="reflect"), engine.channels))
     if not images:
         raise ExportError("no readable training image to calibrate int8 on")
-    return np.stack(images)
+    return images
 
 
 def _held_out(split: dict[str, list[Sample]], name: str, max_images: int | None) -> list[Sample]:

@@ -170,3 +170,62 @@ def test_shipped_model_with_other_data_is_refused(
     err = capsys.readouterr().err
     assert "re-created test split has 6 images, the card 2" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def nuclei_data(data: Path) -> Path:
+    """15 images of 4 disks each in the DSB layout (one mask file per nucleus)."""
+    from PIL import Image
+    from synthetic_images import disk_labels
+
+    for i in range(15):
+        image, labels = disk_labels(64, 80, seed=i, n=4)
+        folder = data / f"img{i:02d}"
+        (folder / "images").mkdir(parents=True)
+        (folder / "masks").mkdir()
+        Image.fromarray(image).save(folder / "images" / f"img{i:02d}.png")
+        for j in range(1, int(labels.max()) + 1):
+            mask = ((labels == j) * 255).astype(np.uint8)
+            Image.fromarray(mask).save(folder / "masks" / f"m{j}.png")
+    return data
+
+
+def shipped_nuclei_model(folder: Path) -> Path:
+    """The hand-made instance model with the split a shipped card records."""
+    from handmade_models import write_nuclei_model
+
+    folder.mkdir()
+    model = write_nuclei_model(folder)
+    card = json.loads(model.with_suffix(".json").read_text())
+    card |= {"split": "0.6,0.2,0.2", "seed": 0, "postprocess": {"keep_largest": False}}
+    model.with_suffix(".json").write_text(json.dumps(card))
+    return model
+
+
+def test_int8_of_an_instance_model_is_chosen_and_guarded_by_val_dsb_score(tmp_path: Path):
+    from export.quantize import main
+
+    data = nuclei_data(tmp_path / "stage1_train")
+    shipped = shipped_nuclei_model(tmp_path / "shipped").parent
+    assert main([str(shipped / "nuclei.onnx"), "--data", str(data)]) == 0
+    out = json.loads((shipped / "nuclei_int8.json").read_text())
+    assert out["fp32_val_dsb_score"] > 0.5  # the disks are found as nuclei
+    assert out["fp32_val_dsb_score"] - out["val_dsb_score"] <= 0.003
+    assert out["fp32_val_dice"] - out["val_dice"] <= 0.003
+    candidates = out["quantization"]["candidates"]
+    assert len(candidates) == 4 and all("val_dsb_score" in c for c in candidates)
+    assert "dsb_score" in out["test_metrics"]
+
+
+def test_an_instance_int8_losing_val_scores_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    import export.precision
+    from export.quantize import main
+
+    monkeypatch.setattr(export.precision, "DICE_TOLERANCE", -1.0)  # any result is a loss
+    data = nuclei_data(tmp_path / "stage1_train")
+    model = shipped_nuclei_model(tmp_path / "shipped")
+    assert main([str(model), "--data", str(data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: int8 loses validation dice") and "dsb_score" in err
+    assert not model.with_name("nuclei_int8.onnx").exists()
