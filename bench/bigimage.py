@@ -1,14 +1,16 @@
 """Large images: megapixels per second and peak memory of the nuclei model, per path.
 
     python -m bench.bigimage [--speed-size 4096] [--block-size N] [--sizes 8192 16384]
-        [--nuclei real|synthetic] [--model models/dsb_instance_unet_bn.onnx] [--out FILE]
+        [--nuclei real|synthetic] [--compression zlib|none]
+        [--model models/dsb_instance_unet_bn.onnx] [--out FILE]
 
 Generates 16-bit OME-TIFFs (12-bit values, tiled, written tile by tile so the generator itself
 stays small) of real nuclei (``--nuclei real``, the default: 256x256 crops of the fluorescence
 images in ``samples/dsb``, rotated and flipped at random, scaled to 12 bits with camera noise) or
-of nuclei-like blobs on a camera background (``synthetic``), then runs each measurement in a fresh
-subprocess and reads its peak resident memory (``ru_maxrss`` from ``os.wait4``; for Dask the
-largest worker's, asked from each worker before the cluster closes):
+of nuclei-like blobs on a camera background (``synthetic``), zlib-compressed unless
+``--compression none``, then runs each measurement in a fresh subprocess and reads its peak
+resident memory (``ru_maxrss`` from ``os.wait4``; for Dask the largest worker's, asked from each
+worker before the cluster closes):
 
 - speed, on one ``--speed-size`` image: in memory (the whole plane read, tiled, decoded at once),
   block-wise (``--block-size`` blocks, one process) and block-wise on 2 local Dask workers;
@@ -91,8 +93,11 @@ def real_tiles(side: int, seed: int = 0) -> Iterator[np.ndarray]:
         yield np.clip(tile, 0, 4095).astype(np.uint16)
 
 
-def write_image(path: Path, side: int, nuclei: str = "real") -> Path:
-    """A ``side`` x ``side`` 16-bit tiled OME-TIFF, 0.5 µm pixels."""
+def write_image(
+    path: Path, side: int, nuclei: str = "real", compression: str | None = "zlib"
+) -> Path:
+    """A ``side`` x ``side`` 16-bit tiled OME-TIFF, 0.5 µm pixels, tiles compressed with
+    ``compression`` (None: stored raw)."""
     meta = {"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
     tiles = real_tiles(side) if nuclei == "real" else nuclei_tiles(side)
     tifffile.imwrite(
@@ -101,6 +106,7 @@ def write_image(path: Path, side: int, nuclei: str = "real") -> Path:
         shape=(side, side),
         dtype=np.uint16,
         tile=(TILE, TILE),
+        compression=compression,
         bigtiff=True,
         metadata=meta,
     )
@@ -185,6 +191,7 @@ def measure(mode: str, args: argparse.Namespace, image: Path, side: int) -> dict
         "peak_rss_gb": round(peak / 2**30, 2),
         "nuclei": result["count"],
         "image": args.nuclei,
+        "compression": args.compression,
         "file_mb": round(image.stat().st_size / 1e6, 1),
     }
 
@@ -197,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--block-size", type=int, default=0, help="0: the default for the model")
     p.add_argument("--sizes", type=int, nargs="*", default=[8192, 16384])
     p.add_argument("--nuclei", choices=["real", "synthetic"], default="real")
+    p.add_argument("--compression", choices=["zlib", "none"], default="zlib")
     add_out_flag(p, "bigimage")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--image", type=Path, help=argparse.SUPPRESS)
@@ -208,14 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     rows = []
+    compress = None if args.compression == "none" else args.compression
     with tempfile.TemporaryDirectory() as tmp:
         if args.speed_size:
-            speed = write_image(Path(tmp) / "speed.ome.tif", args.speed_size, args.nuclei)
+            speed = write_image(Path(tmp) / "speed.ome.tif", args.speed_size, args.nuclei, compress)
             for mode in ("in-memory", "block-wise", "dask-2"):
                 rows.append(measure(mode, args, speed, args.speed_size))
                 print(json.dumps(rows[-1]), flush=True)
         for side in args.sizes:
-            image = write_image(Path(tmp) / f"{side}.ome.tif", side, args.nuclei)
+            image = write_image(Path(tmp) / f"{side}.ome.tif", side, args.nuclei, compress)
             rows.append(measure("block-wise", args, image, side))
             print(json.dumps(rows[-1]), flush=True)
             image.unlink()
