@@ -25,6 +25,7 @@ from segcore.app.microscopy import (
 from segcore.app.navigation import enter
 from segcore.app.results import show_result
 from segcore.app.segment import (
+    APP_MAX_PIXELS,
     MAX_BATCH,
     Segmented,
     Upload,
@@ -200,6 +201,12 @@ truth_files = right.file_uploader(
     accept_multiple_files=True,
     key="truths",
     help="Matched to images by file name; ISIC's `<name>_segmentation.png` works too.",
+)
+st.caption(
+    f"Up to {st.get_option('server.maxUploadSize')} MB and {APP_MAX_PIXELS / 1e6:.0f} megapixels "
+    "per file here. Larger files, whole slides and mosaics go block by block from the command "
+    "line, at any size: `python -m segcore.predict --model models/dsb_instance_unet_bn.onnx "
+    "FILE.ome.tif --out results/` (see the README's Whole slides section)."
 )
 sets = bundled_samples(str(samples_dir()))
 family = chosen_entry.family if chosen_entry is not None else None
