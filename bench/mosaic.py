@@ -1,14 +1,12 @@
 """A 16-bit OME-TIFF mosaic of real DSB fluorescence images: does it score as its images do?
 
     python -m bench.mosaic [--data /work/shared/data/dsb2018/stage1_train] [--rule percentile]
-        [--block-size N] [--gap 32] [--subset val|test] [--fill mirror|nearest]
-        [--training-percentiles]
+        [--block-size N] [--gap 32] [--subset val|test] [--training-percentiles]
 
-The ``--subset`` split (``test`` by default; choose settings such as ``--fill``, how the black
-gaps are filled, on ``val``) of the shipped instance model (its card's ``split`` and ``seed``)
-gives the fluorescence images (grey: R = G = B); they are placed in a grid with ``--gap`` black pixels
-between them, scaled to 16 bits (x 257), and written as one tiled OME-TIFF. The mosaic is
-segmented block by block (`segcore.largeimage`); each image's cell is cut out of the labels and
+The ``--subset`` split (``test`` by default; choose settings on ``val``) of the shipped
+instance model (its card's ``split`` and ``seed``) gives the fluorescence images (grey: R = G =
+B); they are placed in a grid with ``--gap`` black pixels between them, scaled to 16 bits
+(x 257), and written as one tiled OME-TIFF. The mosaic is segmented block by block (`segcore.largeimage`); each image's cell is cut out of the labels and
 scored against its truth (DSB 2018 score, count error) next to the same image segmented alone
 (PNG, ``divide_by_255``). ``--training-percentiles`` prints the training images' 1st and 99.8th
 intensity percentiles that the ``percentile`` rule maps to. Writes bench/results/mosaic-*.json.
@@ -24,8 +22,6 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-import segcore.blocks
-from segcore.blocks import DEFAULT_FILL, FILL_MODES
 from segcore.data.layouts import find_samples, load_labels
 from segcore.data.split import make_split, parse_fractions
 from segcore.infer import Engine
@@ -103,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block-size", type=int, default=0, help="0: the model's default")
     p.add_argument("--gap", type=int, default=32)
     p.add_argument("--subset", choices=["val", "test"], default="test")
-    p.add_argument("--fill", choices=FILL_MODES, default=DEFAULT_FILL)
     p.add_argument("--training-percentiles", action="store_true")
     args = p.parse_args(argv)
     quiet_onnxruntime_logs()
@@ -113,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         print("training p1, p99.8 (median, /255):", training_percentiles(split["train"]))
         return 0
     engine.card.raw["intensity"] = {**engine.card.get("intensity", {}), "rule": args.rule}
-    segcore.blocks.DEFAULT_FILL = args.fill  # how segment_block fills the gaps
     pairs = [load_labels(s) for s in split[args.subset]]
     pairs = [(im, lab) for im, lab in pairs if is_fluorescence(im)]
     alone = [instance_scores(lab, engine.predict(im).labels) for im, lab in pairs]
@@ -132,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "images": len(pairs),
         "subset": args.subset,
-        "fill": args.fill,
         "mosaic": f"{mosaic.shape[1]}x{mosaic.shape[0]} uint16, gap {args.gap}",
         "rule": result.mapping.to_json(),
         "block_size": args.block_size or "default",
@@ -145,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report, indent=1))
     RESULTS.mkdir(exist_ok=True)
     name = f"mosaic-{args.rule}-b{args.block_size or 'default'}-g{args.gap}"
-    name += (
-        "" if args.subset == "test" and args.fill == "nearest" else f"-{args.subset}-{args.fill}"
-    )
+    name += "" if args.subset == "test" else f"-{args.subset}"
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=1))
     return 0
 

@@ -203,17 +203,9 @@ def test_two_dask_workers_equal_one_process(
 
 def test_no_data_is_filled_from_the_nearest_data():
     pixels = np.array([[[0], [0], [5]], [[7], [0], [0]]], np.uint16)
-    filled = fill_empty(pixels, (pixels == 0).all(axis=-1), mode="nearest")
+    filled = fill_empty(pixels, (pixels == 0).all(axis=-1))
     assert filled[..., 0].tolist() == [[7, 5, 5], [7, 7, 5]]
     assert (filled > 0).all()
-
-
-def test_no_data_is_filled_by_mirroring_the_data_across_its_edge():
-    row = np.array([[[1], [2], [3], [0], [0]]], np.uint16)
-    assert fill_empty(row, row[..., 0] == 0)[..., 0].tolist() == [[1, 2, 3, 2, 1]]
-    # a gap wider than the data beside it: the mirror falls outside, the nearest is used
-    wide = np.array([[[4], [0], [0], [0]]], np.uint16)
-    assert fill_empty(wide, wide[..., 0] == 0)[..., 0].tolist() == [[4, 4, 4, 4]]
 
 
 def test_object_diameter_rescales_for_the_model(model: Path, image_file: Path, tmp_path: Path):
