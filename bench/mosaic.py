@@ -7,8 +7,9 @@ The ``--subset`` split (``test`` by default; choose settings on ``val``) of the 
 instance model (its card's ``split`` and ``seed``) gives the fluorescence images (grey: R = G =
 B); they are placed in a grid with ``--gap`` black pixels between them, scaled to 16 bits
 (x 257), and written as one tiled OME-TIFF. The mosaic is segmented block by block
-(`segcore.largeimage`); each image's cell is cut out of the labels and scored against its truth (DSB 2018 score, count error) next to the same image segmented alone
-(PNG, ``divide_by_255``). ``--training-percentiles`` prints the training images' 1st and 99.8th
+(`segcore.largeimage`); each image's cell is cut out of the labels and scored against its
+truth (DSB 2018 score, count error) next to the same image segmented alone (PNG,
+``divide_by_255``). ``--training-percentiles`` prints the training images' 1st and 99.8th
 intensity percentiles that the ``percentile`` rule maps to. Writes bench/results/mosaic-*.json.
 """
 
