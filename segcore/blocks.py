@@ -186,6 +186,18 @@ def resized(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     )
 
 
+def block_decoding(engine: object, x: np.ndarray) -> object:
+    """The engine's decoding settings for a block of mapped model input ``x``: by the block's
+    kind of image when the card has per-kind settings (judged on a sample of its pixels)."""
+    if not engine.card.instances_by_kind:  # type: ignore[attr-defined]
+        return engine.instances  # type: ignore[attr-defined]
+    step = max(1, max(x.shape[:2]) // 1024)
+    sample = np.rint(np.clip(x[::step, ::step], 0, 1) * 255).astype(np.uint8)
+    if sample.shape[-1] == 1:
+        sample = np.repeat(sample, 3, axis=-1)
+    return engine.decoding_for(sample)  # type: ignore[attr-defined]
+
+
 def segment_block(
     engine: object,
     read: object,
@@ -203,13 +215,14 @@ def segment_block(
     if empty.all():  # no data at all (outside a stitched mosaic's tiles): nothing to find
         return BlockResult(block.index, block.cy0, block.cx0, np.zeros((0, 0), np.uint32))
     x = to_model_channels(mapping.apply(fill_empty(pixels, empty)), int(engine.channels))  # type: ignore[attr-defined]
+    decoding = block_decoding(engine, x)
     if scale != 1.0:
         x = resized(x, (round(x.shape[0] * scale), round(x.shape[1] * scale)))
     channels = predict_channels(engine, x, tta)
     del x
     if scale != 1.0:
         channels = resized(channels, pixels.shape[:2])
-    labels = decode(channels[..., -1], channels[..., 0], engine.instances)  # type: ignore[attr-defined]
+    labels = decode(channels[..., -1], channels[..., 0], decoding)
     del channels
     owned, top, left = owned_labels(labels, block)
     del labels

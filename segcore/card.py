@@ -20,6 +20,7 @@ from typing import Any
 
 from segcore.errors import ModelError
 from segcore.instances import MARKERS, DecodeSettings
+from segcore.kinds import KINDS
 from segcore.postprocess import Postprocess
 from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION
 
@@ -66,6 +67,9 @@ class ModelCard:
     mode: str = "resize"
     tile: TileSpec | None = None
     instances: DecodeSettings | None = None
+    #: Decoding settings for images of one kind (`segcore.kinds`), chosen on that kind's
+    #: validation images; other kinds use ``instances``.
+    instances_by_kind: dict[str, DecodeSettings] = field(default_factory=dict)
     postprocess: Postprocess = field(default_factory=Postprocess)
     ort_optimization: str = "extended"
     raw: dict = field(default_factory=dict, compare=False, repr=False)
@@ -85,6 +89,13 @@ class ModelCard:
     def outputs(self) -> int:
         """Output channels the model must have: the marker channel and foreground, or one."""
         return 2 if self.instances is not None else 1
+
+    def decoding_for(self, kind: str | None) -> DecodeSettings | None:
+        """The decoding settings for an image of ``kind`` (``instances`` when the card has none
+        of its own for that kind; None for a model without instances)."""
+        if kind is None:
+            return self.instances
+        return self.instances_by_kind.get(kind, self.instances)
 
     @property
     def test_metrics(self) -> dict:
@@ -150,6 +161,7 @@ class _Checker:
             mode=mode,
             tile=self.tile(2**depth) if mode == "tiled" else None,
             instances=self.instances(),
+            instances_by_kind=self.instances_by_kind(),
             postprocess=self.postprocess(),
             ort_optimization=level,
             raw=d,
@@ -206,21 +218,37 @@ class _Checker:
             )
         return TileSpec(size, float(overlap))
 
-    def instances(self) -> DecodeSettings | None:
-        obj = self.data.get("instances")
+    def instances(self, obj: object = None, where: str = "instances") -> DecodeSettings | None:
+        obj = self.data.get("instances") if where == "instances" else obj
         if obj is None:
             return None
         if not isinstance(obj, dict):
-            raise self.fail(f"instances must be an object, not {obj!r}")
+            raise self.fail(f"{where} must be an object, not {obj!r}")
         if obj.get("markers", "boundary") not in MARKERS:
-            raise self.fail(f"instances.markers must be one of {', '.join(MARKERS)}")
+            raise self.fail(f"{where}.markers must be one of {', '.join(MARKERS)}")
         for key in ("foreground", "boundary", "distance", "min_peak"):
             self.probability(key, 0.5, obj)
         for key in ("min_marker_px", "min_size_px"):
             value = whole_number(obj.get(key, 1))
             if value is None or value < 0:
-                raise self.fail(f"instances.{key} must be a whole number >= 0, not {obj[key]!r}")
+                raise self.fail(f"{where}.{key} must be a whole number >= 0, not {obj[key]!r}")
         return DecodeSettings.from_json(obj)
+
+    def instances_by_kind(self) -> dict[str, DecodeSettings]:
+        """``instances_by_kind``: kind -> settings over ``instances`` (only known kinds)."""
+        obj = self.data.get("instances_by_kind") or {}
+        base = self.data.get("instances")
+        if not isinstance(obj, dict) or (obj and not isinstance(base, dict)):
+            raise self.fail("instances_by_kind must map image kinds to settings, with instances")
+        by_kind = {}
+        for kind, settings in obj.items():
+            if kind not in KINDS:
+                raise self.fail(f"instances_by_kind: unknown kind {kind!r} ({', '.join(KINDS)})")
+            if not isinstance(settings, dict):
+                raise self.fail(f"instances_by_kind.{kind} must be an object, not {settings!r}")
+            merged = self.instances({**base, **settings}, f"instances_by_kind.{kind}")
+            by_kind[kind] = merged
+        return by_kind  # type: ignore[return-value]
 
     def postprocess(self) -> Postprocess:
         obj = self.data.get("postprocess")

@@ -24,7 +24,7 @@ from PIL import Image
 from segcore.card import ModelCard, TileSpec
 from segcore.errors import ImageError, ModelError
 from segcore.instances import DecodeSettings, decode, measure_objects
-from segcore.kinds import invert_brightfield
+from segcore.kinds import image_kind, invert_brightfield
 from segcore.postprocess import Postprocess, count_components, to_image_size
 from segcore.preprocess import (
     MAX_PIXELS,
@@ -183,6 +183,12 @@ class Engine:
         self.max_pixels = max_pixels
         self._run = runner
 
+    @property
+    def runner(self) -> Runner:
+        """What runs the model on an NHWC batch: give it to `from_runner` for an engine with
+        other card settings around the same loaded model."""
+        return self._run
+
     def load(self, image: EngineInput) -> LoadedImage:
         """Decode a path, bytes, file object or array into RGB pixels; raises ImageError.
 
@@ -222,6 +228,13 @@ class Engine:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         return np.asarray((flip_averaged(self._run) if tta else self._run)(batch))
 
+    def decoding_for(self, pixels: np.ndarray) -> DecodeSettings | None:
+        """The card's decoding settings for an HxWx3 uint8 image: those of its kind
+        (`segcore.kinds.image_kind`) when the card has per-kind settings, else ``instances``."""
+        if not self.card.instances_by_kind:
+            return self.instances
+        return self.card.decoding_for(image_kind(pixels))
+
     def model_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """An HxWx3 uint8 image as the model sees it: bright-field images inverted when the card
         says ``invert_brightfield`` (`segcore.kinds.invert_brightfield`), else unchanged."""
@@ -250,7 +263,7 @@ class Engine:
         prob = channels[..., -1]
         labels = objects = None
         if self.instances is not None:
-            decoding = self.instances
+            decoding = self.decoding_for(im.pixels)
             if threshold is not None:
                 decoding = DecodeSettings(**{**decoding.to_json(), "foreground": float(threshold)})
             labels = decode(prob, channels[..., 0], decoding)

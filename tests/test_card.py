@@ -75,6 +75,9 @@ def test_a_tiled_instance_card(tmp_path: Path):
         ({"mode": "mosaic"}, "unknown mode"),
         ({"ort_optimization": "turbo"}, "ort_optimization"),
         ({"normalization": "zscore"}, "normalization"),
+        ({"instances_by_kind": {"phase": {}}}, "unknown kind 'phase'"),
+        ({"instances_by_kind": {"he": {"foreground": 7}}}, "foreground must be a number"),
+        ({"instances_by_kind": {"he": 3}}, "instances_by_kind.he must be an object"),
     ],
 )
 def test_bad_values_are_one_line_naming_the_card(tmp_path: Path, change: dict, words: str):
@@ -82,6 +85,13 @@ def test_bad_values_are_one_line_naming_the_card(tmp_path: Path, change: dict, w
     with pytest.raises(ModelError, match=words) as info:
         ModelCard.read(path)
     assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+def test_per_kind_decoding_lies_over_the_card_settings(tmp_path: Path):
+    card = ModelCard.read(write(tmp_path, TILED | {"instances_by_kind": {"he": {"boundary": 0.2}}}))
+    he = card.decoding_for("he")
+    assert he.boundary == 0.2 and he.foreground == 0.6 and he.min_size_px == 8
+    assert card.decoding_for("fluorescence") == card.instances == card.decoding_for(None)
 
 
 def test_unreadable_cards(tmp_path: Path):

@@ -22,10 +22,11 @@ from segcore.atomic import replacing, write_text
 from segcore.card import ModelCard, TileSpec
 from segcore.data import read_split
 from segcore.data.layouts import readable
+from segcore.decode_search import image_scores
 from segcore.errors import DataError, reason
 from segcore.infer import Engine, Runner
 from segcore.kinds import image_kind, reports_kinds, scores_by_kind
-from segcore.matching import INSTANCE_SCORE_NAMES, instance_scores
+from segcore.matching import INSTANCE_SCORE_NAMES
 from segcore.preprocess import flip_averaged
 from segcore.scores import (
     SCORE_NAMES,
@@ -83,11 +84,6 @@ def run_engine(
     )
     card: ModelCard = config.card(decoded.get("instances"), tile)
     return Engine.from_runner(card, keras_runner(model))
-
-
-def image_scores(truth: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Semantic and instance scores of one image's predicted labels against its truth labels."""
-    return {**binary_scores(truth > 0, labels > 0), **instance_scores(truth, labels)}
 
 
 def evaluate_run(

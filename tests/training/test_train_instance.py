@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from segcore.decode_search import DECODE_GRID
 from segcore.history import read_history
 from segcore.paths import REPO_ROOT as REPO
 from segcore.train import parse_args
-from segcore.training.tuning import DECODE_GRID
 
 DSB_SAMPLES = REPO / "samples" / "dsb"
 
