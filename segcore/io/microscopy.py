@@ -245,19 +245,19 @@ def open_tiff_bytes(name: str, data: bytes) -> MicroscopyImage:
     names it in messages. Raises ImageError."""
     import io
 
-    return _open_tiff(Path(name), io.BytesIO(data))
+    return _open_tiff(Path(name), io.BytesIO(data), data)
 
 
-def _open_tiff(path: Path, source: object | None = None) -> MicroscopyImage:
-    """The first series of a TIFF (the file at ``path``, or the file object ``source``), its
-    full-resolution level, as a lazy zarr array."""
+def _open_tiff(path: Path, source: object | None = None, data: bytes = b"") -> MicroscopyImage:
+    """The first series of a TIFF (the file at ``path``, or the file object ``source`` over the
+    bytes ``data``), its full-resolution level, as a lazy zarr array."""
     import tifffile
     import zarr
 
     try:
         tif = tifffile.TiffFile(path if source is None else source)
         series = tif.series[0]
-        array = None if source is not None else _memmap(path, series)
+        array = _memmap(path, series) if source is None else _in_place(data, series, tif.byteorder)
         if array is None:
             store = series.aszarr(level=0)
             # tifffile marks a store over a writable file object (an upload's BytesIO) writable,
@@ -287,6 +287,20 @@ def _memmap(path: Path, series: object) -> np.ndarray | None:
         return tifffile.memmap(path, series=0, level=0, mode="r")
     except (ValueError, OSError):
         return None
+
+
+def _in_place(data: bytes, series: object, byteorder: str) -> np.ndarray | None:
+    """A read-only view of an uncompressed, contiguous TIFF held in memory (None otherwise),
+    for the same reason as `_memmap`: no copy, and a region reads only its own bytes."""
+    offset = getattr(series, "dataoffset", None)
+    if offset is None:
+        return None
+    dtype = np.dtype(series.dtype).newbyteorder(byteorder)  # type: ignore[attr-defined]
+    shape = tuple(series.shape)  # type: ignore[attr-defined]
+    count = int(np.prod(shape))
+    if offset + count * dtype.itemsize > len(data):
+        return None
+    return np.frombuffer(data, dtype, count, offset).reshape(shape)
 
 
 def _ome_channels_and_size(xml: str | None) -> tuple[tuple[str, ...], float | None]:

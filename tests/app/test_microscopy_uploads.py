@@ -128,3 +128,11 @@ def test_the_page_offers_the_channel_and_the_plane(bright_page, tmp_path: Path):
     assert captions(at).count("Image") == 2  # both segmented
     z.set_value("plane 1").run()
     assert not problems(at) and "--z 1" in texts(at)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"compression": "zlib"}, {"byteorder": ">"}])
+def test_an_upload_reads_the_same_pixels_stored_any_way(kwargs: dict):
+    stack = np.arange(3 * 40 * 50, dtype=np.uint16).reshape(3, 40, 50)
+    image = microscopy_image("s.tif", tiff_bytes(stack, metadata={"axes": "ZYX"}, **kwargs))
+    chosen, _ = image.select(z=2)
+    np.testing.assert_array_equal(chosen.read(5, 30, 10, 20)[..., 0], stack[2, 5:30, 10:20])
