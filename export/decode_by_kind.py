@@ -27,7 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from export import ExportError
-from export.run_folder import split_from_card
+from export.run_folder import shipped_split
 from export.verify import score
 from segcore import cli
 from segcore.atomic import write_text
@@ -131,13 +131,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ExportError(str(exc)) from exc
     if card.instances is None:
         raise ExportError(f"{card_path}: not an instance model (no instances in its card)")
-    split = split_from_card(card.raw, args.data)
-    expected = card.test_metrics.get("n_images")
-    if expected is not None and expected != len(split["test"]):
-        raise ExportError(
-            f"--data {args.data}: the re-created test split has {len(split['test'])} images, "
-            f"the card {expected}; not the data this model trained on"
-        )
+    split = shipped_split(card.raw, args.data)
     engine = Engine(args.model)  # prediction only: the decoding settings come later
     groups = predicted_by_kind(engine, split["val"])
     chosen, report = choose(card, groups, args.min_images, args.min_gain)

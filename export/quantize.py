@@ -23,7 +23,7 @@ from export import ACTIVATIONS, PRECISIONS, ExportError
 from export.graph import to_fp32
 from export.install import check_free, install, installed_line
 from export.precision import CALIBRATION_IMAGES, with_precision
-from export.run_folder import split_from_card
+from export.run_folder import shipped_split
 from segcore import cli
 from segcore.card import ModelCard
 from segcore.errors import ModelError
@@ -76,13 +76,7 @@ def convert(
         raise ExportError(f"{model}: not a readable ONNX model ({exc})") from exc
     name = name or f"{source.get('name', model.stem)}_{precision}"
     check_free(out, name, force)
-    split = split_from_card(source, data)
-    expected = (source.get("test_metrics") or {}).get("n_images")
-    if expected is not None and expected != len(split["test"]) and not max_images:
-        raise ExportError(
-            f"--data {data}: the re-created test split has {len(split['test'])} images, the card "
-            f"{expected}; not the data this model trained on"
-        )
+    split = shipped_split(source, data, check_test=not max_images)
     card = {k: v for k, v in source.items() if not k.startswith(("fp32_", "fp16_", "parity"))}
     card.update(
         name=name,

@@ -93,3 +93,17 @@ def split_from_card(card: dict, data_root: str | Path) -> dict[str, list[Sample]
         return make_split(samples, parse_fractions(card["split"]), int(card["seed"]))
     except DataError as exc:
         raise ExportError(f"--data {data_root}: {exc}") from exc
+
+
+def shipped_split(card: dict, data_root: str | Path, check_test: bool = True) -> dict:
+    """`split_from_card` for a shipped model, checked against the card: the re-created test split
+    must have as many images as the card's test scores (unless ``check_test`` is false).
+    Raises ExportError."""
+    split = split_from_card(card, data_root)
+    expected = (card.get("test_metrics") or {}).get("n_images")
+    if check_test and expected is not None and expected != len(split["test"]):
+        raise ExportError(
+            f"--data {data_root}: the re-created test split has {len(split['test'])} images, "
+            f"the card {expected}; not the data this model trained on"
+        )
+    return split
