@@ -147,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     tested = Engine.from_runner(ModelCard.from_json(new, str(card_path)), engine.runner)
     new["test_metrics"] = score(tested, split["test"], card.postprocess)[0]
-    write_text(card_path, json.dumps(new, indent=4) + "\n")
+    write_text(card_path, json.dumps(new, indent=1) + "\n")
     t = new["test_metrics"]
     print(
         f"wrote {card_path}: test DSB {t['dsb_score']:.4f}, F1 {t['f1_iou50']:.4f}, "
