@@ -39,7 +39,7 @@ from bench.bigimage import TILE, real_tiles
 from bench.records import add_out_flag, write_records
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = (("2048", 2048, True), ("5000", 5000, False))
+CASES = (("2048", 2048, True), ("5000", 5000, False), ("5000", 5000, True))
 WAIT_MS = 600_000
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
