@@ -155,6 +155,8 @@ def setup_logging(verbose: bool = False) -> None:
         logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, _TqdmHandler)]
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # tifffile logs each damaged tag or page it skips; the command's own line names the file
+    logging.getLogger("tifffile").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 def fail(message: str) -> int:

@@ -122,6 +122,18 @@ def test_not_a_tiff_is_one_error(tmp_path: Path):
         open_microscopy(path)
 
 
+def test_a_truncated_compressed_tiff_fails_when_read_naming_the_file(tmp_path: Path):
+    whole = tmp_path / "whole.ome.tif"
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 4096, (512, 512), dtype=np.uint16)
+    tifffile.imwrite(whole, pixels, tile=(256, 256), compression="zlib", metadata={"axes": "YX"})
+    cut = tmp_path / "cut.ome.tif"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])  # a copy stopped early
+    image = open_microscopy(cut)  # the header is whole: the damage shows when tiles are read
+    with pytest.raises(ImageError, match=r"cut.ome.tif: damaged or truncated image data"):
+        image.read(0, 512, 0, 512)
+
+
 def test_percentile_mapping_fitted_once_from_a_sample():
     rng = np.random.default_rng(0)
     image = rng.integers(100, 4000, size=(600, 700, 1)).astype(np.uint16)

@@ -50,6 +50,9 @@ UNIT_UM = {
     "m": 1e6,
     "meter": 1e6,
 }
+#: What decoding a region of a damaged file raises (tifffile, imagecodecs' codec errors are
+#: RuntimeErrors, zarr); each becomes an ImageError naming the file.
+READ_FAILURES = (OSError, ValueError, RuntimeError, EOFError, KeyError, IndexError)
 PLANE_AXES = "ZIQ"
 CHANNEL_AXES = "CS"
 
@@ -217,7 +220,13 @@ class MicroscopyImage:
                 index.append(slice(self.time or 0, (self.time or 0) + 1))
             else:
                 index.append(slice(0, 1))
-        region = np.asarray(self.array[tuple(index)])
+        try:
+            region = np.asarray(self.array[tuple(index)])
+        except READ_FAILURES as exc:  # a tile cut short or corrupt in the file
+            raise ImageError(
+                f"{self.path}: damaged or truncated image data at rows {y0}-{y1}, "
+                f"columns {x0}-{x1} ({type(exc).__name__}: {exc})"
+            ) from exc
         keep = "".join(a for a in self.axes if a in "YX" or a in CHANNEL_AXES)
         planes = [i for i, a in enumerate(self.axes) if a in PLANE_AXES]
         if self.plane is None and planes:
