@@ -116,7 +116,7 @@ def plane_choice(upload: Upload) -> PlaneChoice | None:
         if image.times > 1:
             t = next(columns).selectbox("Time point", list(range(image.times)), key=f"t-{key}")
         choice = PlaneChoice(channel, z, t, project)
-        st.caption("On the command line: `" + plain(command_flags(choice)) + "`")
+        st.caption(f"On the command line: `{command_flags(choice)}`")  # digits and words only
     return choice
 
 

@@ -67,6 +67,8 @@ def app_pages() -> list:
 def run_app() -> None:
     """Set up the page, the navigation and the sidebar links, then run the page the URL names."""
     st.set_page_config(page_title="segcore", page_icon=PAGE_ICON, layout="wide")
+    # tifffile logs each damaged tag of an upload; the page's own message names the file
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     pages = app_pages()
     page = st.navigation(pages, position="hidden")
     with st.sidebar:
