@@ -62,9 +62,11 @@ def test_a_kind_with_enough_val_images_gets_its_own_settings(tmp_path: Path, cap
 
 
 def test_a_model_without_instances_is_refused(tmp_path: Path, capsys):
-    from conftest import write_bright_model
+    from handmade_models import save_conv1x1_sigmoid_model
 
-    model = write_bright_model(tmp_path, "bright", 3, "dsb")
+    model = save_conv1x1_sigmoid_model(tmp_path / "bright.onnx", 3, [1.0] * 3, [0.0])
+    card = {"name": "bright", "dataset": "dsb", "input_size": 32, "channels": 3}
+    model.with_suffix(".json").write_text(json.dumps(card))
     assert main([str(model), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not an instance model" in err and "Traceback" not in err
