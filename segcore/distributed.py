@@ -5,7 +5,8 @@ Each task segments one block (`segcore.blocks.segment_block`); a worker process 
 and opens the file once (`_worker_state`, cached per process) and reuses them for every block it
 gets. Only the small block results travel back; the client commits them in block order
 (`segcore.blocks.BlockAssembler`), so the labels are the same as in one process. At most
-`IN_FLIGHT_PER_WORKER` blocks per worker are submitted ahead, so results never pile up.
+`IN_FLIGHT_PER_WORKER` blocks per worker run at once, within a window of block indices behind
+the slowest, so finished results waiting to be committed never pile up.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from functools import lru_cache
 from segcore.blocks import Block, BlockResult, segment_block
 
 IN_FLIGHT_PER_WORKER = 2
+#: How far past the lowest running block a new block may start, per worker (see `results`).
+WINDOW_PER_WORKER = 4
 
 
 @lru_cache(maxsize=2)
@@ -77,24 +80,38 @@ class BlockCluster:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def results(self, job: object, blocks: Sequence[Block]) -> Iterator[BlockResult]:
-        """Results of ``blocks`` as they finish (any order), keeping a bounded number in flight."""
+        """Results of ``blocks`` (in index order) as they finish, in any order.
+
+        At most `IN_FLIGHT_PER_WORKER` blocks per worker run at once, and a block is started
+        only while its index is less than `WINDOW_PER_WORKER` per worker past the lowest block
+        still running: the client commits results in block order, so one slow block can keep
+        only that many finished results waiting in its memory, however large the cluster."""
         from dask.distributed import as_completed
 
         pending = list(blocks)
-        limit = IN_FLIGHT_PER_WORKER * self.worker_count
+        workers = self.worker_count
+        limit, window = IN_FLIGHT_PER_WORKER * workers, WINDOW_PER_WORKER * workers
         futures = as_completed(timeout=self.timeout)
-        submitted = []
+        running: dict[object, int] = {}  # future -> block index
+
+        def refill() -> None:
+            while pending and len(running) < limit:
+                lowest = min(running.values(), default=pending[0].index)
+                if pending[0].index >= lowest + window:
+                    return
+                block = pending.pop(0)
+                running[self._submit(job, block, futures)] = block.index
+
         try:
-            while pending and len(submitted) < limit:
-                submitted.append(self._submit(job, pending.pop(0), futures))
+            refill()
             for future in futures:
                 result = future.result()
                 future.release()
-                if pending:
-                    submitted.append(self._submit(job, pending.pop(0), futures))
+                del running[future]
+                refill()
                 yield result
         finally:
-            for future in submitted:
+            for future in running:
                 future.cancel()
 
     def _submit(self, job: object, block: Block, futures: object) -> object:

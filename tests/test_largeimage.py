@@ -260,3 +260,43 @@ def test_help_states_each_default_once(capsys):
     ours = text[text.index("microscopy files and large images") :]
     assert "(default: None)" not in ours and "(default: 4 of the model's tiles" in ours
     assert "(default: the card's) (default" not in text
+
+
+#: What `slow_first_block` did, in order (the Dask test below runs it in threads).
+BLOCK_EVENTS: list[tuple[str, int]] = []
+
+
+def slow_first_block(job, block, threads=None):
+    """A stand-in for `segcore.distributed.block_task`: block 0 is slow, the rest quick."""
+    import time
+
+    from segcore.blocks import BlockResult
+
+    BLOCK_EVENTS.append(("start", block.index))
+    time.sleep(1.0 if block.index == 0 else 0.01)
+    BLOCK_EVENTS.append(("end", block.index))
+    return BlockResult(block.index, 0, 0, np.zeros((0, 0), np.uint32))
+
+
+def test_a_slow_block_holds_back_only_a_window_of_later_ones(monkeypatch):
+    from dask.distributed import Client, LocalCluster
+
+    import segcore.distributed as distributed
+
+    BLOCK_EVENTS.clear()
+    monkeypatch.setattr(distributed, "block_task", slow_first_block)
+    blocks = plan_blocks(64, 64 * 30, 64, 0)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as local,
+        Client(local) as client,
+    ):
+        cluster = distributed.BlockCluster.__new__(distributed.BlockCluster)
+        cluster.client, cluster.timeout, cluster.threads, cluster._cluster = client, 60, 1, None
+        found = sorted(r.index for r in cluster.results(None, blocks))
+    assert found == list(range(30))
+    slow_done = BLOCK_EVENTS.index(("end", 0))
+    started_meanwhile = [i for kind, i in BLOCK_EVENTS[:slow_done] if kind == "start"]
+    # 2 workers x 4: while block 0 runs, only blocks 1-7 may start (of 29 that could)
+    assert max(started_meanwhile) < 8 and len(started_meanwhile) > 2
