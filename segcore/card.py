@@ -218,8 +218,11 @@ class _Checker:
             )
         return TileSpec(size, float(overlap))
 
-    def instances(self, obj: object = None, where: str = "instances") -> DecodeSettings | None:
-        obj = self.data.get("instances") if where == "instances" else obj
+    def instances(self) -> DecodeSettings | None:
+        return self.decode_settings(self.data.get("instances"), "instances")
+
+    def decode_settings(self, obj: object, where: str) -> DecodeSettings | None:
+        """``obj`` checked as decoding settings (None stays None); ``where`` names it."""
         if obj is None:
             return None
         if not isinstance(obj, dict):
@@ -246,8 +249,7 @@ class _Checker:
                 raise self.fail(f"instances_by_kind: unknown kind {kind!r} ({', '.join(KINDS)})")
             if not isinstance(settings, dict):
                 raise self.fail(f"instances_by_kind.{kind} must be an object, not {settings!r}")
-            merged = self.instances({**base, **settings}, f"instances_by_kind.{kind}")
-            by_kind[kind] = merged
+            by_kind[kind] = self.decode_settings({**base, **settings}, f"instances_by_kind.{kind}")
         return by_kind  # type: ignore[return-value]
 
     def postprocess(self) -> Postprocess:

@@ -24,7 +24,6 @@ from segcore.io.microscopy import NUCLEAR_NAMES, MicroscopyImage, open_tiff_byte
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: Rows read at once when a plane is mapped (bounds a projected stack's memory).
 STRIP_ROWS = 512
-MAX_PROJECTION = "max"
 
 
 @dataclass(frozen=True)
@@ -99,9 +98,10 @@ def command_flags(choice: PlaneChoice) -> str:
 
 
 def plane_pixels(
-    image: MicroscopyImage, choice: PlaneChoice, card: object, max_pixels: int
+    image: MicroscopyImage, choice: PlaneChoice, card: object, max_pixels: int, step: int = 1
 ) -> tuple[np.ndarray, list[str]]:
-    """The chosen plane as HxWx3 uint8 model pixels and the lines saying what was chosen.
+    """The chosen plane as HxWx3 uint8 model pixels and the lines saying what was chosen;
+    every ``step``-th row and column only (a preview: only those pixels are mapped and kept).
 
     Raises ImageError (naming the file) for a plane above ``max_pixels``, a channel or plane
     out of range, or a stack without a choice."""
@@ -116,13 +116,13 @@ def plane_pixels(
     mapping = fit_mapping(
         chosen.dtype, rule, lambda: sample_pixels(chosen.read, chosen.height, chosen.width)
     )
-    out = np.empty((chosen.height, chosen.width, 3), np.uint8)
-    for y0 in range(0, chosen.height, STRIP_ROWS):
-        y1 = min(y0 + STRIP_ROWS, chosen.height)
-        pixels = chosen.read(y0, y1, 0, chosen.width)
+    rows = max(step, STRIP_ROWS - STRIP_ROWS % step)  # a multiple of step: strips stay aligned
+    out = np.empty((-(-chosen.height // step), -(-chosen.width // step), 3), np.uint8)
+    for y0 in range(0, chosen.height, rows):
+        pixels = chosen.read(y0, min(y0 + rows, chosen.height), 0, chosen.width)[::step, ::step]
         x = mapping.apply(fill_empty(pixels, (pixels == 0).all(axis=-1)))
         x8 = np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
-        out[y0:y1] = x8[..., :3] if x8.shape[-1] >= 3 else x8[..., :1]
+        out[y0 // step : y0 // step + len(x8)] = x8[..., :3] if x8.shape[-1] >= 3 else x8[..., :1]
     if mapping.rule != "divide_by_255":
         notes.append(f"{chosen.dtype} intensities mapped by the card's {mapping.rule} rule")
     return out, notes

@@ -191,15 +191,14 @@ def check_upload(upload: Upload, max_pixels: int = APP_MAX_PIXELS) -> tuple[int,
     return width, height
 
 
-def thumbnail(
-    upload: Upload, side: int = 256, choice: PlaneChoice | None = None, card: object = None
-) -> np.ndarray:
+def thumbnail(upload: Upload, side: int = 256, choice: PlaneChoice | None = None) -> np.ndarray:
     """A small RGB version of an upload (JPEGs decode at reduced scale), for the model check; a
-    microscopy TIFF's chosen plane mapped by ``card``'s intensity rule (the default rule
-    without one)."""
+    microscopy TIFF's chosen plane mapped by the default intensity rule, only every n-th pixel
+    of it (at least twice ``side`` on its longer side)."""
     microscopy = microscopy_image(upload.name, upload.data)
     if microscopy is not None:
-        pixels, _ = plane_pixels(microscopy, choice or PlaneChoice(), card or {}, APP_MAX_PIXELS)
+        step = max(1, max(microscopy.width, microscopy.height) // (2 * side))
+        pixels, _ = plane_pixels(microscopy, choice or PlaneChoice(), {}, APP_MAX_PIXELS, step=step)
         img = Image.fromarray(pixels)
     else:
         img = open_image(upload.stream(), draft_size=(side, side))

@@ -136,3 +136,15 @@ def test_an_upload_reads_the_same_pixels_stored_any_way(kwargs: dict):
     image = microscopy_image("s.tif", tiff_bytes(stack, metadata={"axes": "ZYX"}, **kwargs))
     chosen, _ = image.select(z=2)
     np.testing.assert_array_equal(chosen.read(5, 30, 10, 20)[..., 0], stack[2, 5:30, 10:20])
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 600])
+def test_a_preview_maps_every_nth_pixel_of_the_plane(step: int):
+    from segcore.app.microscopy import plane_pixels
+
+    stack = (np.arange(2 * 700 * 900) % 4000 + 1).reshape(2, 700, 900).astype(np.uint16)
+    data = tiff_bytes(stack, metadata={"axes": "ZYX"}, compression="zlib", tile=(256, 256))
+    image = microscopy_image("s.tif", data)
+    full, _ = plane_pixels(image, PlaneChoice(z=1), {}, 10**7)
+    preview, _ = plane_pixels(image, PlaneChoice(z=1), {}, 10**7, step=step)
+    np.testing.assert_array_equal(preview, full[::step, ::step])
