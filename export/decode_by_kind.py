@@ -68,7 +68,7 @@ def predicted_by_kind(engine: Engine, samples: list) -> dict[str, list]:
     """(truth labels, output channels) of each readable sample, grouped by image kind."""
     groups: dict[str, list] = {kind: [] for kind in KINDS}
     for _, image, labels in tqdm(
-        list(readable(samples, True)), desc="predict val", leave=False, disable=None
+        readable(samples, True), total=len(samples), desc="predict val", leave=False, disable=None
     ):
         groups[image_kind(image)].append((labels, engine.tiled_channels(image)))
     return groups
