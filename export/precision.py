@@ -27,7 +27,6 @@ from segcore.data import Sample
 from segcore.data.layouts import readable
 from segcore.infer import Engine
 from segcore.postprocess import Postprocess
-from segcore.preprocess import prepare, to_model_input
 
 #: Largest test Dice an int8 (or fp16) model may lose against float32 before export refuses it.
 DICE_TOLERANCE = 0.003
@@ -224,13 +223,13 @@ def _inputs(samples: list[Sample], engine: Engine) -> list[np.ndarray]:
     size = (engine.input_size, engine.input_size)
     images = []
     for _, image, _ in readable(samples):
-        pixels = engine.model_pixels(engine.load(image).pixels)
+        pixels = engine.load(image).pixels
         if engine.mode != "tiled":
-            images.append(prepare(pixels, size, engine.channels))
+            images.append(engine.model_input(pixels, size))
             continue
         stride = engine.card.stride
         pad = [(0, -n % stride) for n in pixels.shape[:2]] + [(0, 0)]
-        images.append(to_model_input(np.pad(pixels, pad, mode="reflect"), engine.channels))
+        images.append(engine.model_input(np.pad(pixels, pad, mode="reflect")))
     if not images:
         raise ExportError("no readable training image to calibrate int8 on")
     return images

@@ -70,9 +70,7 @@ def score(
                 raw_rows.append(with_thresholded_jaccard(binary_scores(truth > 0, pred.mask)))
                 post_rows.append({**raw_rows[-1], **instance_scores(truth, pred.labels)})
             continue
-        x = np.stack(
-            [prepare(engine.model_pixels(im.pixels), size, engine.channels) for im, _ in pairs]
-        )
+        x = np.stack([engine.model_input(im.pixels, size) for im, _ in pairs])
         for (im, truth), prob in zip(pairs, engine.probabilities(x), strict=True):
             raw = binary_scores(truth, engine.finish(im, prob, postprocess=False).mask)
             raw_rows.append(with_thresholded_jaccard(raw))

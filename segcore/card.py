@@ -22,7 +22,7 @@ from segcore.errors import ModelError
 from segcore.instances import MARKERS, DecodeSettings
 from segcore.kinds import KINDS
 from segcore.postprocess import Postprocess
-from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION
+from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION, NORMALIZATIONS, PERCENTILES
 
 #: Keys every card must have.
 REQUIRED = ("input_size", "channels")
@@ -63,6 +63,9 @@ class ModelCard:
     arch: str = "?"
     depth: int = DEFAULT_DEPTH
     normalization: str = NORMALIZATION
+    #: Low and high percentiles of the ``percentile`` normalisation (card key
+    #: ``normalization_percentiles``).
+    percentiles: tuple[float, float] = PERCENTILES
     threshold: float = DEFAULT_THRESHOLD
     mode: str = "resize"
     tile: TileSpec | None = None
@@ -148,8 +151,12 @@ class _Checker:
         level = d.get("ort_optimization", "extended")
         if level not in ORT_LEVELS:
             raise self.fail(f"unknown ort_optimization {level!r}")
-        if d.get("normalization", NORMALIZATION) != NORMALIZATION:
-            raise self.fail(f"unsupported normalization {d['normalization']!r}")
+        normalization = d.get("normalization", NORMALIZATION)
+        if normalization not in NORMALIZATIONS:
+            raise self.fail(
+                f"unsupported normalization {normalization!r} "
+                f"(expected one of {', '.join(NORMALIZATIONS)})"
+            )
         return ModelCard(
             name=str(d.get("name") or default_name or "model"),
             input_size=self.input_size(2**depth),
@@ -157,6 +164,8 @@ class _Checker:
             dataset=str(d.get("dataset") or ""),
             arch=str(d.get("arch") or "?"),
             depth=depth,
+            normalization=normalization,
+            percentiles=self.percentiles(),
             threshold=self.probability("threshold", DEFAULT_THRESHOLD),
             mode=mode,
             tile=self.tile(2**depth) if mode == "tiled" else None,
@@ -166,6 +175,21 @@ class _Checker:
             ort_optimization=level,
             raw=d,
         )
+
+    def percentiles(self) -> tuple[float, float]:
+        value = self.data.get("normalization_percentiles", list(PERCENTILES))
+        ok = (
+            isinstance(value, list | tuple)
+            and len(value) == 2
+            and all(isinstance(v, int | float) and math.isfinite(v) for v in value)
+            and 0 <= value[0] < value[1] <= 100
+        )
+        if not ok:
+            raise self.fail(
+                f"normalization_percentiles must be [low, high] with 0 <= low < high <= 100, "
+                f"not {value!r}"
+            )
+        return float(value[0]), float(value[1])
 
     def depth(self) -> int:
         kwargs = self.data.get("arch_kwargs", {})

@@ -30,8 +30,9 @@ from segcore.preprocess import (
     MAX_PIXELS,
     ImageSource,
     flip_averaged,
+    normalize_input,
     open_image,
-    prepare,
+    resize_image,
     to_model_input,
     to_rgb_array,
 )
@@ -240,13 +241,23 @@ class Engine:
         says ``invert_brightfield`` (`segcore.kinds.invert_brightfield`), else unchanged."""
         return invert_brightfield(pixels) if self.card.get("invert_brightfield") else pixels
 
+    def model_input(self, pixels: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """HxWxC float32 model input of an HxWx3 uint8 image by the card: bright-field inversion,
+        resized to ``size`` when given, channels, then the card's normalisation
+        (`segcore.preprocess.normalize_input`: /255, or the image's own percentiles)."""
+        pixels = self.model_pixels(pixels)
+        if size is not None:
+            pixels = resize_image(pixels, size)
+        x = to_model_input(pixels, self.channels)
+        return normalize_input(x, self.card.normalization, self.card.percentiles)
+
     def tiled_channels(self, pixels: np.ndarray, tta: bool = False) -> np.ndarray:
         """HxWxK output channels of an HxWx3 uint8 image, by overlapping tiles at native scale."""
         tile = self.card.tile
         if tile is None:  # resize-mode models: one window of the card's input size
             tile = TileSpec(self.input_size, 0.0)
         return predict_tiled(
-            to_model_input(self.model_pixels(pixels), self.channels),
+            self.model_input(pixels),
             lambda batch: self.channel_maps(batch, tta),
             tile.size,
             tile.overlap,
@@ -308,9 +319,7 @@ class Engine:
         for start in range(0, len(loaded), max(1, batch_size)):
             chunk = loaded[start : start + batch_size]
             t0 = time.perf_counter()
-            x = np.stack(
-                [prepare(self.model_pixels(im.pixels), size, self.channels) for im in chunk]
-            )
+            x = np.stack([self.model_input(im.pixels, size) for im in chunk])
             probs = self.probabilities(x, tta=tta)
             shared = (time.perf_counter() - t0) / len(chunk)
             for im, prob in zip(chunk, probs, strict=True):
