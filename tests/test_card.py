@@ -75,6 +75,9 @@ def test_a_tiled_instance_card(tmp_path: Path):
         ({"mode": "mosaic"}, "unknown mode"),
         ({"ort_optimization": "turbo"}, "ort_optimization"),
         ({"normalization": "zscore"}, "normalization"),
+        ({"normalization_percentiles": [99, 1]}, "normalization_percentiles"),
+        ({"normalization_percentiles": [1, math.inf]}, "normalization_percentiles"),
+        ({"normalization_percentiles": "1-99"}, "normalization_percentiles"),
         ({"instances_by_kind": {"phase": {}}}, "unknown kind 'phase'"),
         ({"instances_by_kind": {"he": {"foreground": 7}}}, "foreground must be a number"),
         ({"instances_by_kind": {"he": 3}}, "instances_by_kind.he must be an object"),
@@ -119,3 +122,13 @@ def test_the_app_lists_a_bad_card_as_a_problem_not_a_model(tmp_path: Path):
     entries, problems = list_models(tmp_path)
     assert [e.name for e in entries] == ["good"]
     assert len(problems) == 1 and "slow.json" in problems[0] and "overlap" in problems[0]
+
+
+def test_percentile_normalization_is_read_with_its_percentiles(tmp_path: Path):
+    card = ModelCard.read(
+        write(
+            tmp_path, TILED | {"normalization": "percentile", "normalization_percentiles": [2, 99]}
+        )
+    )
+    assert card.normalization == "percentile" and card.percentiles == (2.0, 99.0)
+    assert ModelCard.read(write(tmp_path, TILED)).percentiles == (1.0, 99.8)

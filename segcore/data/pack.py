@@ -21,6 +21,7 @@ from PIL import Image
 
 from segcore import cli
 from segcore.data.layouts import FORMATS, Sample, find_samples, load_sample
+from segcore.data.sources import DATASET_MARKER, dataset_name
 from segcore.errors import ImageError
 from segcore.preprocess import resize_image, resize_mask
 
@@ -49,9 +50,9 @@ def pack(src: Path, dst: Path, size: int, fmt: str = "auto") -> int:
     (dst / "masks").mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(4) as pool:
         errors = list(pool.map(lambda s: _pack_one(s, dst, size), samples))
-    dataset = fmt if fmt in ("isic", "dsb") else Path(src).resolve().name
+    dataset = dataset_name(fmt, src)
     marker = {"dataset": dataset, "source": str(Path(src).resolve()), "size": size}
-    (dst / "dataset.json").write_text(json.dumps(marker))
+    (dst / DATASET_MARKER).write_text(json.dumps(marker))
     for e in filter(None, errors):
         log.warning("skipped %s", e)
     return sum(e is None for e in errors)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from segcore.card import ModelCard, TileSpec
+from segcore.data.sources import dataset_name, folder_name, sources_name
 from segcore.data.split import parse_fractions
 from segcore.errors import DataError
 from segcore.paths import samples_dir
@@ -25,7 +26,6 @@ SAMPLES_DIR = samples_dir() / "isic"
 SCHEDULES = ("plateau", "cosine")
 TARGETS = ("mask", "instance")  # semantic mask, or nuclei as objects (segcore.instances)
 TILE_OVERLAP = 0.25  # tiled (native-scale) prediction of instance models: overlap between tiles
-DATASET_MARKER = "dataset.json"  # written by segcore.data.pack: the packed copy's original dataset
 CONFIG_FILE = "config.json"
 #: The decoding settings tuned on the validation split (`segcore.training.tuning`), beside it.
 DECODE_FILE = "decode.json"
@@ -208,30 +208,16 @@ def _check_choices(cfg: TrainConfig) -> None:
             )
 
 
-def dataset_name(fmt: str, data: str) -> str:
-    """'isic' or 'dsb' for the two known layouts (or a packed copy of one), else the folder's name.
-
-    A run on several sources is named by its sources joined with '+' (`sources_name`)."""
-    marker = Path(data) / DATASET_MARKER
-    if marker.is_file():
-        return json.loads(marker.read_text())["dataset"]
-    return fmt if fmt in ("isic", "dsb") else Path(data).resolve().name
-
-
 def source_names(cfg: TrainConfig) -> list[str]:
-    """The dataset name of each ``--data`` folder of a run (`dataset_name` of its layout)."""
-    from segcore.data.layouts import detect_format
-
-    return [
-        dataset_name(cfg.format if cfg.format != "auto" else detect_format(Path(d)), d)
-        for d in cfg.data_dirs
-    ]
+    """The dataset name of each ``--data`` folder of a run (`segcore.data.sources.folder_name`)."""
+    return [folder_name(d, cfg.format) for d in cfg.data_dirs]
 
 
-def sources_name(names: list[str]) -> str:
-    """The dataset name of a run on several sources: their names joined with '+', in order
-    (``dsb+monuseg2018``; the first names the family)."""
-    return "+".join(names)
+def run_dataset(cfg: TrainConfig, fmt: str) -> str:
+    """The dataset name of a run: its folder's (``fmt`` is its layout), or its sources' joined."""
+    if len(cfg.data_dirs) == 1:
+        return dataset_name(fmt, cfg.data_dirs[0])
+    return sources_name(source_names(cfg))
 
 
 def read_decode(run_dir: str | Path) -> dict:

@@ -138,19 +138,14 @@ class NativeCrops(keras.utils.PyDataset):
         self.ranges = image_ranges(cache.images, normalization)
         if train:
             # a source's weight multiplies its images' crops per epoch (at least one each)
-            weights = weights or {}
+            scale = [
+                weights.get(cache.samples[i].source, 1.0) if weights else 1.0
+                for i in range(len(cache.images))
+            ]
             self._items = [
                 (i, None)
                 for i, im in enumerate(cache.images)
-                for _ in range(
-                    max(
-                        1,
-                        round(
-                            crops_per_image(im.shape, crop)
-                            * weights.get(cache.samples[i].source, 1.0)
-                        ),
-                    )
-                )
+                for _ in range(max(1, round(crops_per_image(im.shape, crop) * scale[i])))
             ]
         else:
             self._items = [

@@ -16,15 +16,16 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 
 from segcore.atomic import replacing, write_text
-from segcore.data import find_samples, make_split, read_split, write_split
+from segcore.data import read_split, write_split
 from segcore.data.cache import default_workers
 from segcore.data.layouts import Sample
+from segcore.data.sources import source_counts, split_sources
 from segcore.data.split import parse_fractions
 from segcore.errors import DataError, reason
 from segcore.history import read_history
@@ -45,10 +46,8 @@ from segcore.training.config import (
     CONFIG_FILE,
     RunConfig,
     TrainConfig,
-    dataset_name,
     init_path,
-    source_names,
-    sources_name,
+    run_dataset,
 )
 from segcore.training.distribute import Topology, setup
 from segcore.training.evaluate import evaluate_run
@@ -169,7 +168,14 @@ def open_run(cfg: TrainConfig, resume_dir: Path | None, topology: Topology) -> O
                 raise DataError(str(exc)) from None
         opened = OpenRun(run_dir, cfg.format, split, state, resumed=True)  # layout: config.json
     else:
-        fmt, split, root = find_split(cfg)
+        found = split_sources(
+            cfg.data_dirs,
+            cfg.format,
+            bool(cfg.skip_unmatched),
+            parse_fractions(cfg.split),
+            cfg.seed,
+        )
+        fmt, split, root = found.fmt, found.split, found.root
         run_dir = Path(cfg.out) if cfg.out else default_out(cfg, run_dataset(cfg, fmt))
         if topology.is_chief:
             prepare_run_dir(run_dir)
@@ -179,50 +185,6 @@ def open_run(cfg: TrainConfig, resume_dir: Path | None, topology: Topology) -> O
     if topology.is_chief:
         announce(cfg, opened.fmt, split, run_dir, demo=resume_dir is None and cfg.is_demo)
     return opened
-
-
-def find_split(cfg: TrainConfig) -> tuple[str, dict[str, list[Sample]], Path]:
-    """(layout, split, root) of the run's data: each ``--data`` folder is found and split on its
-    own with the run's seed and fractions (so every source is held out in part, and one folder's
-    split is the same alone or beside others), then the splits are joined in folder order.
-    With several folders each sample records its source's name and ``root`` is the folders'
-    common parent (split.json's paths are relative to it); the layout is the first folder's."""
-    import os
-
-    fractions = parse_fractions(cfg.split)
-    dirs = cfg.data_dirs
-    several = len(dirs) > 1
-    split: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
-    fmt = cfg.format
-    for i, folder in enumerate(dirs):
-        where = Path(folder).resolve() if several else folder  # paths under the common root
-        found, samples = find_samples(where, cfg.format, bool(cfg.skip_unmatched))
-        fmt = found if i == 0 else fmt
-        if several:
-            name = dataset_name(found, folder)
-            samples = [replace(s, source=name) for s in samples]
-        for key, part in make_split(samples, fractions, cfg.seed).items():
-            split[key] += part
-    root = Path(os.path.commonpath([str(Path(d).resolve()) for d in dirs])) if several else None
-    return fmt, split, root or Path(dirs[0])
-
-
-def source_counts(split: dict[str, list[Sample]]) -> dict[str, dict[str, int]]:
-    """Images per source and split part (``{"dsb": {"train": 480, ...}}``); {} for one source."""
-    counts: dict[str, dict[str, int]] = {}
-    for part, samples in split.items():
-        for s in samples:
-            if s.source:
-                counts.setdefault(s.source, {}).setdefault(part, 0)
-                counts[s.source][part] += 1
-    return counts
-
-
-def run_dataset(cfg: TrainConfig, fmt: str) -> str:
-    """The dataset name of a run: its folder's (`dataset_name`), or its sources' joined."""
-    if len(cfg.data_dirs) == 1:
-        return dataset_name(fmt, cfg.data_dirs[0])
-    return sources_name(source_names(cfg))
 
 
 def default_out(cfg: TrainConfig, dataset: str) -> Path:
