@@ -47,7 +47,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = cli.parser("python -m export.decode_by_kind", __doc__.split("\n")[0])
     p.add_argument("model", type=Path, metavar="MODEL", help="models/NAME.onnx (card beside it)")
-    p.add_argument("--data", required=True, type=Path, help="the data folder the run trained on")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        action="append",
+        help="the data folder the run trained on (repeat, in training's order, for several)",
+    )
     p.add_argument(
         "--min-images",
         type=cli.positive_int,

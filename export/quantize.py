@@ -34,7 +34,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = cli.parser("python -m export.quantize", __doc__.split("\n")[0])
     p.add_argument("model", type=Path, metavar="MODEL", help="models/NAME.onnx (card beside it)")
-    p.add_argument("--data", required=True, type=Path, help="the data folder the run trained on")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        action="append",
+        help="the data folder the run trained on (repeat, in training's order, for several)",
+    )
     p.add_argument("--precision", choices=PRECISIONS, default="int8", help="precision to write")
     p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
     p.add_argument("--name", help="model name (default: NAME_<precision>)")
@@ -56,7 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def convert(
     model: Path,
-    data: Path,
+    data: Path | list[Path],
     precision: str,
     out: Path,
     name: str | None = None,

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export import ExportError
-from segcore.data import Sample, find_samples, make_split, read_split
+from segcore.data import Sample, read_split
+from segcore.data.sources import split_sources
 from segcore.data.split import parse_fractions
 from segcore.errors import DataError
 from segcore.training.config import RunConfig
@@ -79,23 +80,25 @@ def _read_json(path: Path) -> dict:
         raise ExportError(f"{path}: unreadable ({exc})") from exc
 
 
-def split_from_card(card: dict, data_root: str | Path) -> dict[str, list[Sample]]:
+def split_from_card(card: dict, data_root: str | Path | list[Path]) -> dict[str, list[Sample]]:
     """Re-create a run's seeded train/val/test split from its card (``split``, ``seed``).
 
-    For a shipped model whose run folder is gone: the same data folder, fractions and seed give
-    the split training made (`segcore.data.make_split`). Raises ExportError.
+    For a shipped model whose run folder is gone: the same data folder(s), fractions and seed
+    give the split training made (`segcore.data.sources.split_sources`: each folder split on its
+    own, in the order training had them). Raises ExportError.
     """
     missing = [k for k in ("split", "seed") if card.get(k) is None]
     if missing:
         raise ExportError(f"model card lacks {', '.join(missing)}: cannot re-create the split")
+    folders = [str(f) for f in data_root] if isinstance(data_root, list) else [str(data_root)]
     try:
-        _, samples = find_samples(data_root)
-        return make_split(samples, parse_fractions(card["split"]), int(card["seed"]))
+        fractions = parse_fractions(card["split"])
+        return split_sources(folders, "auto", False, fractions, int(card["seed"])).split
     except DataError as exc:
-        raise ExportError(f"--data {data_root}: {exc}") from exc
+        raise ExportError(f"--data {' '.join(folders)}: {exc}") from exc
 
 
-def shipped_split(card: dict, data_root: str | Path, check_test: bool = True) -> dict:
+def shipped_split(card: dict, data_root: str | Path | list[Path], check_test: bool = True) -> dict:
     """`split_from_card` for a shipped model, checked against the card: the re-created test split
     must have as many images as the card's test scores (unless ``check_test`` is false).
     Raises ExportError."""

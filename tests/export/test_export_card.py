@@ -117,3 +117,14 @@ def test_onnx_graph(tiny_models_dir: Path):
         prob = session.run(None, {"image": np.random.rand(*shape).astype(np.float32)})[0]
         assert prob.shape == shape[:3] + (1,)
         assert prob.min() >= 0 and prob.max() <= 1
+
+
+def test_a_run_on_several_sources_carries_every_licence():
+    from export.card import source_credit
+
+    credit = source_credit("dsb+monuseg2018", {"dsb": {"train": 480}, "monuseg2018": {"train": 24}})
+    assert [s["name"] for s in credit["sources"]] == ["dsb", "monuseg2018"]
+    assert "CC0" in credit["licence"] and "CC BY-NC-SA 4.0" in credit["licence"]
+    assert credit["sources"][1]["images"] == {"train": 24}
+    assert "Kumar" in credit["sources"][1]["citation"]
+    assert "user-provided" in source_credit("dsb+my_cells")["sources"][1]["source"]
