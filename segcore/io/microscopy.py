@@ -72,7 +72,7 @@ MAX_PLANE_PIXELS = 40_000_000_000
 MAX_PLANES = 100_000
 #: Bytes one strip or tile of a compressed file may decode to (each region read decodes every
 #: strip it touches whole: a single-strip 30000x30000 image would be inflated for every block).
-MAX_SEGMENT_BYTES = 256 * 2**20
+MAX_SEGMENT_BYTES = 64 * 2**20
 #: Pixel sizes (µm) taken as real: 1 nm to 1 mm; others (0, INF, 1e300) are ignored.
 PIXEL_SIZE_RANGE_UM = (1e-3, 1e3)
 #: Pixel types a model can read (booleans, integers, floats).
