@@ -103,7 +103,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.bioimageio:
         from export.bioimageio import export_package
 
-        package = export_package(args.out / f"{card['name']}.onnx", args.out)
+        package = export_package(args.out / f"{card['name']}.onnx", args.out, force=args.force)
         print(f"{package}: BioImage Model Zoo package, test_model passed")
     return 0
 

@@ -7,11 +7,14 @@ stride as size rule, the engine's pre-processing as the spec's own operations, t
 cover from a real bundled sample, a README, citations, licence and the card's decoding settings.
 Every package is checked with `bioimageio.core.test_model` before it is kept. A folder argument
 means every model in it. bioimageio loads only when this module runs, never on segcore's import.
+An existing package is replaced only with ``--force`` (as ``python -m export`` does); a card
+name that is not a plain file name (``../x``) is refused before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -47,6 +50,8 @@ SAMPLE_FOLDERS = {"isic": ("isic/images",), "dsb": ("dsb/stage1_train",)}
 SUFFIX = ".bioimageio.zip"
 #: Reproducibility tolerance when the card names none (fp16 and int8 differ across providers).
 DEFAULT_TOLERANCE = 0.01
+#: A card name usable as a package file name: letters, digits, ``_ . + -``, not starting with a dot.
+PACKAGE_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*")
 #: Largest absolute tolerance as a share of the test output's maximum (bioimage.io allows 1%).
 TOLERANCE_SHARE = 0.005
 
@@ -220,16 +225,23 @@ def check_package(package: Path) -> None:
         raise ExportError(f"{package}: bioimageio test_model failed: {failed} {errors}")
 
 
-def export_package(model: Path, out_dir: Path, sample: Path | None = None) -> Path:
+def export_package(
+    model: Path, out_dir: Path, sample: Path | None = None, force: bool = False
+) -> Path:
     """Write and check ``out_dir/<name>.bioimageio.zip`` for the ONNX ``model``; returns its path.
 
-    Raises ExportError (a model, card or sample that cannot be used, or a failed check).
+    Raises ExportError (a model, card or sample that cannot be used, a card name that is not a
+    plain file name, a package there already without ``force``, or a failed check).
     """
     from bioimageio.spec import save_bioimageio_package
 
     try:
         engine = Engine(model, providers=["CPUExecutionProvider"])
         card = engine.card
+        if not PACKAGE_NAME.fullmatch(card.name) or ".." in card.name:
+            raise ExportError(f"{model}: card name {card.name!r} is not a plain file name")
+        if (out_dir / f"{card.name}{SUFFIX}").exists() and not force:
+            raise ExportError(f"{out_dir / f'{card.name}{SUFFIX}'} exists; --force replaces it")
         if card.normalization not in PREPROCESSING:
             raise ExportError(f"{model}: no bioimage.io operation for {card.normalization}")
         if card.get("invert_brightfield"):  # decided per image (segcore.kinds): no spec operation
@@ -267,6 +279,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "models", type=Path, nargs="+", metavar="MODEL", help="NAME.onnx files or folders of them"
     )
     p.add_argument("--out", type=Path, default=Path("."), help="output folder (default: .)")
+    p.add_argument("--force", action="store_true", help="replace a package of the same name")
     p.add_argument(
         "--sample", type=Path, help="image for the test tensors (default: a bundled sample)"
     )
@@ -276,6 +289,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one line per package; exit 2 on a bad argument, 1 when some models failed."""
     args = parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file; give a folder", file=sys.stderr)
+        return 2
     models = model_files(args.models)
     if not models:
         print(f"error: {' '.join(map(str, args.models))}: no .onnx model", file=sys.stderr)
@@ -284,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     for model in models:
         try:
-            package = export_package(model, args.out, args.sample)
+            package = export_package(model, args.out, args.sample, args.force)
         except ExportError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1

@@ -57,18 +57,25 @@ def segment(
     choice: PlaneChoice | None,
 ) -> Segmented:
     """`segment_upload` on the cached engine in one of the server's segmentation slots, cached
-    per model, file, plane choice, truth and settings (the cache holds compact previews only)."""
+    per model, file, plane choice, truth and settings (the cache holds compact previews only).
+    A progress bar is updated between the strips of a microscopy file: Streamlit stops the run
+    there when the page is closed or rerun, so no decoding outlives its page."""
     engine = ui.load_engine(model_path, version)
+    bar, reading = st.empty(), plain(f"Reading {upload.name}")
     with ui.segmentation_slot():
-        return segment_upload(
-            engine,
-            upload,
-            threshold=threshold,
-            tta=tta,
-            truth=truth,
-            truth_name=truth_name,
-            choice=choice,
-        )
+        try:
+            return segment_upload(
+                engine,
+                upload,
+                threshold=threshold,
+                tta=tta,
+                truth=truth,
+                truth_name=truth_name,
+                choice=choice,
+                progress=lambda fraction: bar.progress(fraction, text=reading),
+            )
+        finally:
+            bar.empty()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -7,16 +7,33 @@ gets. Only the small block results travel back; the client commits them in block
 (`segcore.blocks.BlockAssembler`), so the labels are the same as in one process. At most
 `IN_FLIGHT_PER_WORKER` blocks per worker run at once, within a window of block indices behind
 the slowest, so finished results waiting to be committed never pile up.
+
+``--scheduler`` is checked before the client starts (`check_scheduler`): a ``tcp://HOST:PORT``
+address whose server answers within `CONNECT_TIMEOUT_S` with a Dask handshake (a scheduler
+speaks first); anything else (a malformed address, a closed port, a server of another kind) is
+one `segcore.errors.ClusterError` line. A scheduler lost during a run is one such line too; the
+blocks finished by then stay saved for the resume.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import socket
+import struct
 from collections.abc import Iterator, Sequence
+from concurrent.futures import CancelledError
 from functools import lru_cache
 
 from segcore.blocks import Block, BlockResult, segment_block
+from segcore.errors import ClusterError, reason
 
+#: Seconds to connect to a scheduler and get its handshake.
+CONNECT_TIMEOUT_S = 10.0
+#: A scheduler address: ``tcp://HOST:PORT`` (``tcp://`` may be left out).
+ADDRESS = re.compile(r"(?:tcp://)?(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
+#: Largest first message a Dask scheduler sends on connect (its handshake is under 100 bytes).
+HANDSHAKE_MAX_BYTES = 2**16
 IN_FLIGHT_PER_WORKER = 2
 #: How far past the lowest running block a new block may start, per worker (see `results`).
 WINDOW_PER_WORKER = 4
@@ -45,6 +62,28 @@ def block_task(job: object, block: Block, threads: int | None = None) -> BlockRe
     return segment_block(engine, image.read, job.mapping, block, job.tta, job.scale)  # type: ignore[attr-defined]
 
 
+def check_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str:
+    """``address`` as ``tcp://HOST:PORT`` once a server there answered like a Dask scheduler
+    within ``timeout`` seconds; raises ClusterError (one line) otherwise, never hangs."""
+    match = ADDRESS.fullmatch(address.strip())
+    if not match or not 0 < int(match[2]) < 65536:
+        raise ClusterError(f"--scheduler {address}: expected tcp://HOST:PORT")
+    host, port = match[1].strip("[]"), int(match[2])
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            head = conn.recv(8, socket.MSG_WAITALL)
+    except TimeoutError:
+        raise ClusterError(
+            f"--scheduler {address}: not a Dask scheduler (no handshake in {timeout:g} s)"
+        ) from None
+    except OSError as exc:
+        raise ClusterError(f"--scheduler {address}: cannot connect ({reason(exc)})") from None
+    if len(head) < 8 or not 0 < struct.unpack("<Q", head)[0] <= HANDSHAKE_MAX_BYTES:
+        raise ClusterError(f"--scheduler {address}: not a Dask scheduler (unknown handshake)")
+    return f"tcp://{match[1]}:{port}"
+
+
 class BlockCluster:
     """A dask.distributed client: a new local cluster of processes, or a running scheduler."""
 
@@ -52,15 +91,22 @@ class BlockCluster:
         self, workers: int | None = None, scheduler: str | None = None, timeout: float | None = None
     ) -> None:
         """Start ``workers`` local worker processes (one thread each), or connect to
-        ``scheduler``; raises OSError when the scheduler cannot be reached. ``timeout``: seconds
-        the blocks of one image may take in all before `results` raises TimeoutError (None: no
-        limit)."""
+        ``scheduler`` (`check_scheduler` first); raises ClusterError when the scheduler cannot
+        be used. ``timeout``: seconds the blocks of one image may take in all before `results`
+        raises TimeoutError (None: no limit)."""
         from dask.distributed import Client, LocalCluster
 
         self.timeout = timeout
         self._cluster = None
+        self.address = scheduler
         if scheduler:
-            self.client = Client(scheduler, timeout="20s")
+            checked = check_scheduler(scheduler)
+            try:
+                self.client = Client(checked, timeout=f"{CONNECT_TIMEOUT_S:g}s")
+            except (OSError, TimeoutError, ValueError, MemoryError) as exc:
+                raise ClusterError(
+                    f"--scheduler {scheduler}: cannot connect ({reason(exc)})"
+                ) from None
             self.threads = None
         else:
             n = max(1, int(workers or 1))
@@ -87,6 +133,7 @@ class BlockCluster:
         still running: the client commits results in block order, so one slow block can keep
         only that many finished results waiting in its memory, however large the cluster."""
         from dask.distributed import as_completed
+        from distributed.comm import CommClosedError
 
         pending = list(blocks)
         workers = self.worker_count
@@ -105,7 +152,14 @@ class BlockCluster:
         try:
             refill()
             for future in futures:
-                result = future.result()
+                try:
+                    result = future.result()
+                except (CancelledError, CommClosedError) as exc:  # never cancelled here
+                    where = f"--scheduler {self.address}" if self.address else "--workers"
+                    raise ClusterError(
+                        f"{where}: the Dask scheduler was lost ({reason(exc)}); the blocks "
+                        "finished so far are saved: run the same command again to resume"
+                    ) from None
                 future.release()
                 del running[future]
                 refill()

@@ -28,3 +28,8 @@ def reason(exc: BaseException) -> str:
     """An exception as a short phrase for a one-line message: its type and first line."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
+
+
+class ClusterError(UserError):
+    """A Dask scheduler that cannot be used or was lost; ends the whole run (blocks saved so far
+    stay for the resume)."""

@@ -11,11 +11,19 @@ those results in block order as they arrive:
 
 All three are built under temporary names and renamed when the image is complete. A run that
 was killed (even ``kill -9``) and is started again with the same model, file and settings reuses
-the saved blocks, computes only the others and gives the same result.
+the saved blocks, computes only the others and gives the same result. "The same" is checked by
+content (`segcore.io.fingerprints`): the input's and the model's fingerprints, the card, the
+segcore version and every setting that changes pixels are in ``plan.json``; blocks saved under
+another plan are dropped, with a line saying what changed.
+
+Memory stays bounded whatever ``--object-diameter`` asks: a block's context is at most
+`MAX_BLOCK_CONTEXT` pixels a side both as read and as resized for the model, so a large scale
+makes more, smaller blocks, never larger ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -28,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+import segcore
 from segcore.atomic import replacing, write_text
 from segcore.blocks import (
     DEFAULT_MARGIN,
@@ -42,11 +51,23 @@ from segcore.blocks import (
 from segcore.errors import ImageError
 from segcore.infer import figure_cells
 from segcore.intensity import IntensityMapping, card_rule, fit_mapping, sample_pixels
+from segcore.io.fingerprints import fingerprint
 from segcore.io.labels_zarr import create_labels, finish_pyramid
-from segcore.io.microscopy import MicroscopyImage, open_microscopy
+from segcore.io.microscopy import (
+    PIXEL_SIZE_RANGE_UM,
+    MicroscopyImage,
+    open_microscopy,
+    pixel_size_ok,
+)
 from segcore.io.object_streams import ObjectStreams
 
 PARTIAL = ".partial"
+#: The resize factors ``--object-diameter`` may ask for (nuclei 3 to 144 px for an 18 px card).
+SCALE_RANGE = (1 / 8, 6.0)
+#: Largest side of a block with its context, in pixels, as read and as the model sees it.
+MAX_BLOCK_CONTEXT = 8192
+#: What each part of ``plan.json`` is called when a resume finds it changed.
+PLAN_PARTS = {"input": "input file", "model": "model or card", "settings": "settings"}
 
 
 @dataclass(frozen=True)
@@ -142,16 +163,29 @@ def saved_blocks(folder: Path) -> dict[int, Path]:
     return found
 
 
-def prepare_work_folder(folder: Path, plan: dict) -> dict[int, Path]:
-    """Make ``folder`` hold results of exactly this ``plan``; returns those already there."""
+def prepare_work_folder(
+    folder: Path, plan: dict, notes: list[str] | None = None
+) -> dict[int, Path]:
+    """Make ``folder`` hold results of exactly this ``plan``; returns those already there. Saved
+    blocks of another plan are deleted, with a line in ``notes`` naming what changed."""
     plan_file = folder / "plan.json"
     if folder.is_dir():
         try:
-            same = json.loads(plan_file.read_text()) == plan
+            earlier = json.loads(plan_file.read_text())
         except (OSError, ValueError):
-            same = False
-        if same:
+            earlier = None
+        if earlier == plan:
             return saved_blocks(folder)
+        if notes is not None and any(folder.glob("block-*.npz")):
+            changed = [
+                what
+                for part, what in PLAN_PARTS.items()
+                if not isinstance(earlier, dict) or earlier.get(part) != plan.get(part)
+            ]
+            notes.append(
+                f"{folder}: saved blocks were made from another "
+                f"{' and '.join(changed) or 'plan'}; starting over"
+            )
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     write_text(plan_file, json.dumps(plan, indent=1))
@@ -163,7 +197,8 @@ def model_scale(
 ) -> float:
     """Resize factor that brings nuclei of ``diameter`` (pixels, or µm with a ``um`` suffix) to
     the card's typical diameter (1.0 without a diameter); raises ImageError for µm without a
-    pixel size or a diameter that is not a positive number."""
+    pixel size, a diameter that is not a finite positive number, or a factor outside
+    `SCALE_RANGE`."""
     if not diameter:
         return 1.0
     text = diameter.strip().lower()
@@ -172,14 +207,43 @@ def model_scale(
         value = float(text[:-2] if microns else text)
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not (math.isfinite(value) and value > 0):
         raise ImageError(f"--object-diameter {diameter}: expected pixels (30) or microns (12um)")
     if microns and not pixel_size_um:
         raise ImageError(f"--object-diameter {diameter}: in µm needs a pixel size (--pixel-size)")
-    pixels = value / pixel_size_um if microns else value
+    pixels = value / pixel_size_um if microns else value  # type: ignore[operator]
     typical = float(card.get("object_diameter_px", TYPICAL_DIAMETER_PX))  # type: ignore[attr-defined]
+    low, high = SCALE_RANGE
+    if not low <= typical / pixels <= high:
+        raise ImageError(
+            f"--object-diameter {diameter}: nuclei of {pixels:.3g} px; this model reads nuclei "
+            f"of {typical / high:.3g} to {typical / low:.3g} px (it sees them {typical:g} px wide)"
+        )
     notes.append(f"nuclei of {pixels:.1f} px: image scaled by {typical / pixels:.3f} for the model")
     return typical / pixels
+
+
+def block_geometry(
+    tile: object, scale: float, block_size: int | None, margin: int = DEFAULT_MARGIN
+) -> tuple[int, int]:
+    """(block size, margin) in image pixels for the model's ``tile`` at ``scale``.
+
+    The margin stays wider than a nucleus at any scale. The default block's context is the
+    default one at scale 1 (`segcore.blocks.default_block_size`), measured on the larger of the
+    image side and the model side, so memory does not grow with the scale. A given
+    ``block_size`` whose context would exceed `MAX_BLOCK_CONTEXT` either way is refused."""
+    margin = max(margin, math.ceil(margin / scale))
+    context = default_block_size(tile, DEFAULT_MARGIN) + 2 * DEFAULT_MARGIN  # type: ignore[arg-type]
+    if block_size is None:
+        return max(16, math.floor(context / max(1.0, scale)) - 2 * margin), margin
+    side = math.ceil((block_size + 2 * margin) * max(1.0, scale))
+    if side > MAX_BLOCK_CONTEXT:
+        largest = math.floor(MAX_BLOCK_CONTEXT / max(1.0, scale)) - 2 * margin
+        raise ImageError(
+            f"--block-size {block_size}: blocks with their context would be {side} pixels a side "
+            f"at scale {scale:.3g}, above {MAX_BLOCK_CONTEXT}; use --block-size {largest} or less"
+        )
+    return block_size, margin
 
 
 def image_mapping(engine: object, image: MicroscopyImage) -> IntensityMapping:
@@ -221,15 +285,17 @@ def segment_large(
     the partial state a kill would (for tests); the result then has ``complete`` False.
     """
     start = time.perf_counter()
+    if pixel_size_um is not None and not pixel_size_ok(pixel_size_um):
+        low, high = PIXEL_SIZE_RANGE_UM
+        raise ImageError(f"--pixel-size {pixel_size_um}: must be {low:g} to {high:g} µm")
     image, notes = spec.open()
     size = pixel_size_um or image.pixel_size_um
     scale = model_scale(engine.card, object_diameter, size, notes)  # type: ignore[attr-defined]
-    margin = max(margin, math.ceil(margin / scale))
-    block_size = block_size or default_block_size(engine.card.tile, margin)  # type: ignore[attr-defined]
+    block_size, margin = block_geometry(engine.card.tile, scale, block_size, margin)  # type: ignore[attr-defined]
     blocks = plan_blocks(image.height, image.width, block_size, margin)
     job = BlockJob(str(engine.model_path), spec, image_mapping(engine, image), tta, scale)  # type: ignore[attr-defined]
     work = out_dir / f"{stem}_blocks{PARTIAL}"
-    saved = prepare_work_folder(work, _plan(job, block_size, margin))
+    saved = prepare_work_folder(work, resume_plan(engine, job, block_size, margin), notes)
     if saved:
         notes.append(f"{spec.path}: {len(saved)} of {len(blocks)} blocks done earlier, reused")
     labels_partial = out_dir / f"{stem}_labels.ome.zarr{PARTIAL}"
@@ -258,11 +324,23 @@ def segment_large(
     )  # fmt: skip
 
 
-def _plan(job: BlockJob, block_size: int, margin: int) -> dict:
-    """What a saved block's result depends on: the job, the model file's size, the blocks."""
-    plan = {"job": asdict(job), "block_size": block_size, "margin": margin}
-    plan["job"]["model_bytes"] = Path(job.model).stat().st_size
-    return plan
+def resume_plan(engine: object, job: BlockJob, block_size: int, margin: int) -> dict:
+    """What a saved block's result depends on (``plan.json``): the input's and the model's
+    content fingerprints, the card, the segcore version and every setting that changes pixels
+    (plane, intensity mapping, TTA, scale, block size, margin)."""
+    card = json.dumps(engine.card.raw, sort_keys=True, default=str)  # type: ignore[attr-defined]
+    settings = asdict(job)
+    settings.pop("model")
+    return {
+        "input": {"path": job.image.path, "fingerprint": fingerprint(job.image.path)},
+        "model": {
+            "path": job.model,
+            "fingerprint": fingerprint(job.model),
+            "card": hashlib.blake2b(card.encode(), digest_size=20).hexdigest(),
+            "segcore": segcore.__version__,
+        },
+        "settings": {**settings, "block_size": block_size, "margin": margin},
+    }
 
 
 def _finish(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from segcore import cli
-from segcore.errors import ImageError
-from segcore.io.microscopy import PROJECTIONS
+from segcore.errors import ClusterError, UserError, reason
+from segcore.io.microscopy import PIXEL_SIZE_RANGE_UM, PROJECTIONS, pixel_size_ok
+from segcore.io.names import printable
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,9 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--pixel-size",
-        type=_positive_float,
+        type=pixel_size,
         metavar="UM",
-        help="pixel size in µm (default: from the file's metadata, if any)",
+        help=f"pixel size in µm, {PIXEL_SIZE_RANGE_UM[0]:g} to {PIXEL_SIZE_RANGE_UM[1]:g} "
+        "(default: from the file's metadata, if any)",
     )
     g.add_argument(
         "--object-diameter",
@@ -63,18 +68,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_float(text: str) -> float:
+def pixel_size(text: str) -> float:
+    """A pixel size in µm within `PIXEL_SIZE_RANGE_UM` (argparse type); INF and NaN refused."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    if not pixel_size_ok(value):
+        low, high = PIXEL_SIZE_RANGE_UM
+        raise argparse.ArgumentTypeError(f"{text}: must be {low:g} to {high:g} µm")
     return value
 
 
 def open_cluster(args: argparse.Namespace) -> object | None:
-    """A `segcore.distributed.BlockCluster` for ``--workers``/``--scheduler``, else None."""
+    """A `segcore.distributed.BlockCluster` for ``--workers``/``--scheduler``, else None;
+    raises ClusterError (one line) for a scheduler that cannot be used."""
     if not (args.workers or args.scheduler):
         return None
     from segcore.distributed import BlockCluster
@@ -90,7 +98,9 @@ def large_handler(
     from segcore.largeimage import ImageSpec, segment_large
 
     def handle(path: Path, out_dir: Path, stem: str) -> dict:
-        """Segment one file; an unusable file gives an error row and one line on stderr."""
+        """Segment one file; an unusable file gives an error row and one line on stderr, and
+        so does an unexpected exception (as an internal error naming the file, its traceback
+        with --verbose), so the batch goes on. A lost scheduler ends the run."""
         spec = ImageSpec(str(path), args.channel, args.z, args.t, args.project)
         try:
             result = segment_large(
@@ -104,11 +114,20 @@ def large_handler(
                 cluster=cluster,
                 object_diameter=args.object_diameter,
             )
-        except ImageError as exc:
-            tqdm.write(f"error: {exc}", file=sys.stderr)
-            return {"file": str(path), "error": str(exc)}
-        for line in result.notes:
-            tqdm.write(line, file=sys.stderr)
-        return result.row(path)
+        except ClusterError:
+            raise
+        except UserError as exc:
+            message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+        except (OSError, MemoryError) as exc:  # an output it cannot write, a file it cannot hold
+            message = f"{path}: {reason(exc)}"
+        except Exception as exc:  # a bug: said, and the other files still run
+            log.debug("internal error on %s", path, exc_info=exc)
+            message = f"{path}: internal error ({reason(exc)}); --verbose shows where"
+        else:
+            for line in result.notes:
+                tqdm.write(line, file=sys.stderr)
+            return result.row(path)
+        tqdm.write(f"error: {printable(message)}", file=sys.stderr)
+        return {"file": str(path), "error": message}
 
     return handle

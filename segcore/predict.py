@@ -67,7 +67,7 @@ from segcore import cli, largeimage_cli
 from segcore.atomic import replacing
 from segcore.card import ModelCard
 from segcore.data.layouts import find_images
-from segcore.errors import DataError, ImageError, ModelError, UserError
+from segcore.errors import DataError, ImageError, ModelError, UserError, reason
 from segcore.imagestats import usable
 from segcore.infer import Engine, LoadedImage, Prediction, figure_cells
 from segcore.io.microscopy import is_microscopy_file
@@ -282,8 +282,15 @@ def write_instance_outputs(
 
 
 def truth_scores(truth: Path, pred: Prediction, max_pixels: int) -> dict[str, str]:
-    """The CSV's truth columns for one prediction against a truth file or mask folder."""
-    labels = resize_labels(read_truth(truth, max_pixels), pred.mask.shape)
+    """The CSV's truth columns for one prediction against a truth file or mask folder; raises
+    ImageError for a truth of another size than the image (never stretched to fit)."""
+    labels = read_truth(truth, max_pixels)
+    if labels.shape[:2] != (pred.height, pred.width):
+        raise ImageError(
+            f"{truth}: {labels.shape[1]}x{labels.shape[0]} pixels, the image is "
+            f"{pred.width}x{pred.height}; a truth must be the image's size (not scored)"
+        )
+    labels = resize_labels(labels, pred.mask.shape)
     binary = binary_scores(labels > 0, pred.mask)
     out = {
         "annotated": str(annotated_count(labels)),
@@ -370,7 +377,7 @@ def _predict_group(
     rows: dict[Path, dict] = {}
     try:
         preds = engine.predict_batch([im for _, im in items], batch_size=s.batch_size, **options)
-    except IMAGE_FAILURES:
+    except Exception:  # each image is tried alone, so the one at fault gets its row
         preds = None
     for i, (path, loaded) in enumerate(items):
         try:
@@ -378,12 +385,23 @@ def _predict_group(
             rows[path] = _finish(models, name, path, loaded, pred, job)
         except IMAGE_FAILURES as exc:
             rows[path] = _failed(path, exc, name)
+        except Exception as exc:  # a bug: said, and the other images still run
+            rows[path] = _internal(path, exc, name)
     return rows
 
 
 def _failed(path: Path, exc: BaseException, model: str = "") -> dict:
     """Say why ``path`` failed; its row."""
     text = str(exc) if str(path) in str(exc) else f"{path}: {exc or type(exc).__name__}"
+    log.error("%s", printable(text))
+    return error_row(path, text, model)
+
+
+def _internal(path: Path, exc: Exception, model: str = "") -> dict:
+    """Say that ``path`` met an unexpected exception (an internal error, its traceback with
+    --verbose); its row, so the batch goes on."""
+    log.debug("internal error on %s", printable(path), exc_info=exc)
+    text = f"{path}: internal error ({reason(exc)}); --verbose shows where"
     log.error("%s", printable(text))
     return error_row(path, text, model)
 
@@ -425,6 +443,8 @@ def predict_chunk(models: Models, chunk: list[Path], job: Job) -> dict[Path, dic
             groups.setdefault(name, []).append((path, loaded))
         except IMAGE_FAILURES as exc:
             rows[path] = _failed(path, exc)
+        except Exception as exc:  # a bug: said, and the other images still run
+            rows[path] = _internal(path, exc)
     for name, items in groups.items():
         rows |= _predict_group(models, name, items, job)
     return rows
@@ -609,10 +629,7 @@ def _predict(args: argparse.Namespace) -> int:
         log.info("shard %d/%d has no input (%d in all)", *args.shard, len(paths))
     fixed = models.engine(models.fixed) if models.fixed is not None else None
     instances = fixed is not None and fixed.instances is not None
-    try:
-        cluster = largeimage_cli.open_cluster(args) if instances else None
-    except OSError as exc:
-        raise UserError(f"--scheduler {args.scheduler}: cannot connect ({exc})") from None
+    cluster = largeimage_cli.open_cluster(args) if instances else None
     large = largeimage_cli.large_handler(fixed, args, cluster) if instances else None
     job = Job(args.out, dict(jobs), settings, csv_name(args.shard), large)
     try:

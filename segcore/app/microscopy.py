@@ -8,10 +8,21 @@ stack, one plane or the maximum projection: the choices ``predict`` takes as ``-
 ``--z``, ``--t`` and ``--project``. `plane_pixels` maps the chosen plane's intensities by the
 card's rule (`segcore.intensity`, the same mapping the block-wise path uses) to the 8-bit RGB
 image the engine segments, strip by strip so a projected stack is never held whole.
+
+An upload's work is bounded before and while it is decoded: the pixels to decode (every plane
+of a projection) at most `MAX_DECODED_PIXELS`, read in strips aligned to the file's own strips
+or tiles so each is inflated once per plane, the intensity sample taken from the decoded plane
+(not by re-reading the file), and at most `DECODE_BUDGET_S` seconds. Between strips a
+``progress(fraction)`` callback is called: the page updates a progress bar there, which is
+where Streamlit stops a run whose page was closed or rerun.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +35,10 @@ from segcore.io.microscopy import NUCLEAR_NAMES, MicroscopyImage, open_tiff_byte
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: Rows read at once when a plane is mapped (bounds a projected stack's memory).
 STRIP_ROWS = 512
+#: Pixels decoded for one upload at most, all planes of a projection together.
+MAX_DECODED_PIXELS = 400_000_000
+#: Seconds decoding one upload may take before it is stopped with one line.
+DECODE_BUDGET_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -98,13 +113,21 @@ def command_flags(choice: PlaneChoice) -> str:
 
 
 def plane_pixels(
-    image: MicroscopyImage, choice: PlaneChoice, card: object, max_pixels: int, step: int = 1
+    image: MicroscopyImage,
+    choice: PlaneChoice,
+    card: object,
+    max_pixels: int,
+    step: int = 1,
+    progress: Callable[[float], None] | None = None,
+    budget_s: float = DECODE_BUDGET_S,
 ) -> tuple[np.ndarray, list[str]]:
     """The chosen plane as HxWx3 uint8 model pixels and the lines saying what was chosen;
     every ``step``-th row and column only (a preview: only those pixels are mapped and kept).
+    ``progress(fraction)`` is called between strips; decoding stops after ``budget_s``.
 
-    Raises ImageError (naming the file) for a plane above ``max_pixels``, a channel or plane
-    out of range, or a stack without a choice."""
+    Raises ImageError (naming the file) for a plane above ``max_pixels``, a decoding above
+    `MAX_DECODED_PIXELS` or ``budget_s``, a channel or plane out of range, or a stack without a
+    choice."""
     if image.width * image.height > max_pixels:
         raise ImageError(
             f"{image.path}: {image.width}x{image.height} pixels is above the limit of "
@@ -112,17 +135,67 @@ def plane_pixels(
         )
     chosen, notes = image.select(choice.channel, choice.z, choice.t, choice.project)
     notes = [note.replace(f"{image.path}: ", "") for note in notes]
+    planes = [chosen] if chosen.plane is not None else _each_plane(chosen)
+    decoded = len(planes) * chosen.width * chosen.height
+    if decoded > MAX_DECODED_PIXELS:
+        raise ImageError(
+            f"{image.path}: {len(planes)} planes of {chosen.width}x{chosen.height} is "
+            f"{decoded / 1e6:,.0f} megapixels to decode, above the app's "
+            f"{MAX_DECODED_PIXELS / 1e6:.0f}; project it with python -m segcore.predict"
+        )
+    raw = _decoded_plane(planes, step, progress, time.monotonic() + budget_s, budget_s)
     rule = card_rule(card)
     mapping = fit_mapping(
-        chosen.dtype, rule, lambda: sample_pixels(chosen.read, chosen.height, chosen.width)
+        chosen.dtype,
+        rule,
+        lambda: sample_pixels(lambda y0, y1, x0, x1: raw[y0:y1, x0:x1], raw.shape[0], raw.shape[1]),
     )
-    rows = max(step, STRIP_ROWS - STRIP_ROWS % step)  # a multiple of step: strips stay aligned
-    out = np.empty((-(-chosen.height // step), -(-chosen.width // step), 3), np.uint8)
-    for y0 in range(0, chosen.height, rows):
-        pixels = chosen.read(y0, min(y0 + rows, chosen.height), 0, chosen.width)[::step, ::step]
+    out = np.empty((*raw.shape[:2], 3), np.uint8)
+    for y0 in range(0, raw.shape[0], STRIP_ROWS):
+        pixels = raw[y0 : y0 + STRIP_ROWS]
         x = mapping.apply(fill_empty(pixels, (pixels == 0).all(axis=-1)))
         x8 = np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
-        out[y0 // step : y0 // step + len(x8)] = x8[..., :3] if x8.shape[-1] >= 3 else x8[..., :1]
+        out[y0 : y0 + len(x8)] = x8[..., :3] if x8.shape[-1] >= 3 else x8[..., :1]
     if mapping.rule != "divide_by_255":
         notes.append(f"{chosen.dtype} intensities mapped by the card's {mapping.rule} rule")
     return out, notes
+
+
+def _each_plane(image: MicroscopyImage) -> list[MicroscopyImage]:
+    """A projected image as its planes, each selected alone (their maximum is the projection)."""
+    return [dataclasses.replace(image, plane=k, project=None) for k in range(image.planes)]
+
+
+def _decoded_plane(
+    planes: list[MicroscopyImage],
+    step: int,
+    progress: Callable[[float], None] | None,
+    deadline: float,
+    budget_s: float,
+) -> np.ndarray:
+    """The maximum of ``planes`` (one plane: itself) at every ``step``-th pixel, in the file's
+    type, read in strips of whole file strips; ImageError once past ``deadline``."""
+    first = planes[0]
+    unit = math.lcm(max(1, first.segment_rows), step)  # whole file strips, aligned to step
+    rows = unit * -(-STRIP_ROWS // unit)
+    raw: np.ndarray | None = None
+    total = len(planes) * -(-first.height // rows)
+    done = 0
+    for y0 in range(0, first.height, rows):
+        strip: np.ndarray | None = None
+        for plane in planes:
+            if progress is not None:
+                progress(done / total)
+            if time.monotonic() > deadline:
+                raise ImageError(
+                    f"{first.path}: decoding took more than {budget_s:g} s and was stopped; "
+                    "segment it with python -m segcore.predict"
+                )
+            pixels = plane.read(y0, min(y0 + rows, first.height), 0, first.width)[::step, ::step]
+            strip = pixels if strip is None else np.maximum(strip, pixels)
+            done += 1
+        if raw is None:
+            height = -(-first.height // step)
+            raw = np.empty((height, *strip.shape[1:]), strip.dtype)  # type: ignore[union-attr]
+        raw[y0 // step : y0 // step + len(strip)] = strip  # type: ignore[arg-type]
+    return raw  # type: ignore[return-value]

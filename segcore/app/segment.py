@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -207,15 +208,21 @@ def thumbnail(upload: Upload, side: int = 256, choice: PlaneChoice | None = None
 
 
 def load_upload(
-    engine: Engine, upload: Upload, choice: PlaneChoice | None = None
+    engine: Engine,
+    upload: Upload,
+    choice: PlaneChoice | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> tuple[LoadedImage, list[str], float | None]:
     """Decode an upload for ``engine``: a microscopy TIFF's chosen plane mapped by the card's
-    intensity rule (with lines saying what was read, and its pixel size), anything else as
-    Pillow reads it."""
+    intensity rule (with lines saying what was read, and its pixel size; ``progress`` is called
+    between its strips, `segcore.app.microscopy.plane_pixels`), anything else as Pillow reads
+    it."""
     microscopy = microscopy_image(upload.name, upload.data)
     if microscopy is None:
         return engine.load(upload.stream()), [], None
-    pixels, notes = plane_pixels(microscopy, choice or PlaneChoice(), engine.card, APP_MAX_PIXELS)
+    pixels, notes = plane_pixels(
+        microscopy, choice or PlaneChoice(), engine.card, APP_MAX_PIXELS, progress=progress
+    )
     return engine.load(pixels), notes, microscopy.pixel_size_um
 
 
@@ -252,14 +259,17 @@ def segment_upload(
     truth: Upload | np.ndarray | None = None,
     truth_name: str | None = None,
     choice: PlaneChoice | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> Segmented:
     """Segment ``upload`` (raises ImageError naming it) and score it against ``truth`` if given.
 
-    ``choice`` picks a microscopy TIFF's channel and plane (`segcore.app.microscopy`). A truth
+    ``choice`` picks a microscopy TIFF's channel and plane (`segcore.app.microscopy`);
+    ``progress(fraction)`` is called while a microscopy file is decoded (the page's
+    cancellation point, see `segcore.app.microscopy`). A truth
     mask that cannot be decoded is reported in ``note`` and the scores are left out; one of
     another size is resized (nearest neighbour) to the image's size.
     """
-    loaded, source, pixel_size = load_upload(engine, upload, choice)
+    loaded, source, pixel_size = load_upload(engine, upload, choice, progress)
     pred = engine.predict(loaded, threshold=threshold, tta=tta)
     size = display_size(pred.width, pred.height)
     shown = resize_image(display_pixels(upload, loaded.pixels, size), size)

@@ -13,20 +13,29 @@ without a meaning, treated as planes); T time points. One image plane is selecte
   the maximum over the planes; a stack with neither is refused with a line saying so.
 
 The pixel size (µm) is read from OME ``PhysicalSizeX``, ImageJ's unit with the X resolution,
-a TIFF resolution in centimetres, or OME-Zarr's scale with a length unit.
+a TIFF resolution in centimetres, or OME-Zarr's scale with a length unit; a value outside
+`PIXEL_SIZE_RANGE_UM` (or not finite) is ignored with a note.
+
+A file's declared work is checked before anything is decoded (`check_declared`): the side, the
+plane's pixels and the count of planes, channels and time points have limits, and a compressed
+strip or tile that would decode to more than `MAX_SEGMENT_BYTES` is refused (a small file can
+declare a huge image: Pillow's and StarDist's bomb checks are the model). Each refusal is one
+ImageError line naming the file, the value and the limit.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from segcore.errors import ImageError
+from segcore.errors import ImageError, reason
 
 #: File names opened by this module rather than Pillow.
 MICROSCOPY_SUFFIXES = (".tif", ".tiff", ".btf", ".ome.tif", ".ome.tiff", ".zarr", ".ome.zarr")
@@ -55,6 +64,19 @@ UNIT_UM = {
 READ_FAILURES = (OSError, ValueError, RuntimeError, EOFError, KeyError, IndexError)
 PLANE_AXES = "ZIQ"
 CHANNEL_AXES = "CS"
+#: Longest side of an image, in pixels (the largest whole-slide scans are about 200,000).
+MAX_SIDE = 1_000_000
+#: Pixels of one plane (200,000 x 200,000).
+MAX_PLANE_PIXELS = 40_000_000_000
+#: Planes, channels and time points of one file, all together.
+MAX_PLANES = 100_000
+#: Bytes one strip or tile of a compressed file may decode to (each region read decodes every
+#: strip it touches whole: a single-strip 30000x30000 image would be inflated for every block).
+MAX_SEGMENT_BYTES = 64 * 2**20
+#: Pixel sizes (µm) taken as real: 1 nm to 1 mm; others (0, INF, 1e300) are ignored.
+PIXEL_SIZE_RANGE_UM = (1e-3, 1e3)
+#: Pixel types a model can read (booleans, integers, floats).
+PIXEL_KINDS = "buif"
 
 
 def stem_of(path: Path) -> str:
@@ -91,6 +113,10 @@ class MicroscopyImage:
     plane: int | None = None
     time: int | None = None
     project: str | None = None
+    #: lines about the file itself (series skipped, pixel size ignored), said on `select`
+    notes: tuple[str, ...] = ()
+    #: rows of the file's strips or tiles: regions this many rows high decode each strip once
+    segment_rows: int = 1
 
     @property
     def height(self) -> int:
@@ -141,7 +167,7 @@ class MicroscopyImage:
         Raises ImageError (naming the file and the flag to use) for a stack with no choice, an
         unknown channel or an index out of range.
         """
-        notes: list[str] = []
+        notes: list[str] = list(self.notes)
         index = self._channel_index(channel, notes)
         plane = self._stack_index("z", self.planes, z, project, notes)
         time = self._stack_index("t", self.times, t, project, notes)
@@ -220,23 +246,73 @@ class MicroscopyImage:
                 index.append(slice(self.time or 0, (self.time or 0) + 1))
             else:
                 index.append(slice(0, 1))
-        try:
-            region = np.asarray(self.array[tuple(index)])
-        except READ_FAILURES as exc:  # a tile cut short or corrupt in the file
-            raise ImageError(
-                f"{self.path}: damaged or truncated image data at rows {y0}-{y1}, "
-                f"columns {x0}-{x1} ({type(exc).__name__}: {exc})"
-            ) from exc
-        keep = "".join(a for a in self.axes if a in "YX" or a in CHANNEL_AXES)
         planes = [i for i, a in enumerate(self.axes) if a in PLANE_AXES]
-        if self.plane is None and planes:
-            region = region.max(axis=planes[0], keepdims=True)
+        if self.plane is None and planes:  # a projection: one plane at a time, a running maximum
+            region = None
+            for k in range(self.shape[planes[0]]):
+                index[planes[0]] = slice(k, k + 1)
+                one = self._decode(tuple(index), y0, y1, x0, x1)
+                region = np.array(one) if region is None else np.maximum(region, one, out=region)
+        else:
+            region = self._decode(tuple(index), y0, y1, x0, x1)
+        keep = "".join(a for a in self.axes if a in "YX" or a in CHANNEL_AXES)
         region = region.reshape(
             [n for n, a in zip(region.shape, self.axes, strict=True) if a in keep]
         )
         order = [keep.index(a) for a in "YX"] + [i for i, a in enumerate(keep) if a not in "YX"]
         region = region.transpose(order)
         return region if region.ndim == 3 else region[..., None]
+
+    def _decode(self, index: tuple, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The array's ``index`` decoded; ImageError naming the file for damaged data."""
+        try:
+            return np.asarray(self.array[index])  # type: ignore[index]
+        except READ_FAILURES as exc:  # a tile cut short or corrupt in the file
+            raise ImageError(
+                f"{self.path}: damaged or truncated image data at rows {y0}-{y1}, "
+                f"columns {x0}-{x1} ({type(exc).__name__}: {exc})"
+            ) from exc
+
+
+def check_declared(path: Path, axes: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse (ImageError naming ``path``) an image whose declared axes, size, plane count or
+    pixel type is unusable or above this module's limits, before any pixel is decoded."""
+    if len(axes) != len(shape) or len(set(axes)) != len(axes):
+        raise ImageError(f"{path}: axes {axes!r} do not match the shape {shape}")
+    if "Y" not in axes or "X" not in axes:
+        raise ImageError(f"{path}: no Y and X axes (axes {axes})")
+    if any(int(n) < 1 for n in shape):
+        raise ImageError(f"{path}: empty image (shape {shape})")
+    if dtype.kind not in PIXEL_KINDS:
+        raise ImageError(f"{path}: pixel type {dtype} is not a number type")
+    height, width = shape[axes.index("Y")], shape[axes.index("X")]
+    if max(height, width) > MAX_SIDE or height * width > MAX_PLANE_PIXELS:
+        raise ImageError(
+            f"{path}: declares {width}x{height} pixels, above the limit of {MAX_SIDE:,} per side "
+            f"and {MAX_PLANE_PIXELS / 1e9:.0f} gigapixels per plane (refused before decoding)"
+        )
+    others = int(np.prod([n for n, a in zip(shape, axes, strict=True) if a not in "YX"]))
+    if others > MAX_PLANES:
+        raise ImageError(
+            f"{path}: declares {others:,} planes, channels and time points (shape {shape}), "
+            f"above the limit of {MAX_PLANES:,} (refused before decoding)"
+        )
+
+
+def _check_segments(path: Path, page: object, dtype: np.dtype) -> None:
+    """Refuse a compressed TIFF page whose strips or tiles decode larger than
+    `MAX_SEGMENT_BYTES` (each read would inflate the whole segment again)."""
+    chunk = getattr(page, "chunks", None)
+    if not chunk:
+        return
+    decoded = int(np.prod([int(n) for n in chunk])) * dtype.itemsize
+    if decoded > MAX_SEGMENT_BYTES:
+        what = "tile" if getattr(page, "is_tiled", False) else "strip"
+        raise ImageError(
+            f"{path}: one compressed {what} decodes to {decoded / 2**20:,.0f} MiB, above the "
+            f"budget of {MAX_SEGMENT_BYTES / 2**20:.0f} MiB (refused before decoding; save it "
+            "tiled, e.g. tifffile's tile=(512, 512))"
+        )
 
 
 def open_microscopy(path: str | Path) -> MicroscopyImage:
@@ -259,30 +335,70 @@ def open_tiff_bytes(name: str, data: bytes) -> MicroscopyImage:
 
 def _open_tiff(path: Path, source: object | None = None, data: bytes = b"") -> MicroscopyImage:
     """The first series of a TIFF (the file at ``path``, or the file object ``source`` over the
-    bytes ``data``), its full-resolution level, as a lazy zarr array."""
+    bytes ``data``), its full-resolution level, as a lazy zarr array; its declared size and
+    segments are checked before anything is decoded."""
     import tifffile
     import zarr
 
     try:
         tif = tifffile.TiffFile(path if source is None else source)
         series = tif.series[0]
+        axes, shape, dtype = series.axes, tuple(series.shape), np.dtype(series.dtype)
+        page = series.pages[0] if series.pages else None
+        check_declared(path, axes, shape, dtype)
         array = _memmap(path, series) if source is None else _in_place(data, series, tif.byteorder)
         if array is None:
+            _check_segments(path, page, dtype)
             store = series.aszarr(level=0)
             # tifffile marks a store over a writable file object (an upload's BytesIO) writable,
             # which zarr refuses to open read-only; it is only ever read here
             array = zarr.open(store, mode="r" if getattr(store, "read_only", True) else "r+")
-    except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
-        raise ImageError(f"{path}: not a readable TIFF ({exc})") from exc
-    axes = series.axes
-    if "Y" not in axes or "X" not in axes:
-        raise ImageError(f"{path}: no Y and X axes in the TIFF (axes {series.axes})")
-    names, size = _ome_channels_and_size(tif.ome_metadata) if tif.is_ome else ((), None)
-    if size is None:
-        size = _tiff_pixel_size(tif)
+        notes = [] if len(tif.series) < 2 else [_series_note(path, tif.series)]
+        names, size = _ome_channels_and_size(tif.ome_metadata) if tif.is_ome else ((), None)
+        if size is None:
+            size = _tiff_pixel_size(tif)
+    except ImageError:
+        raise
+    except TIFF_FAILURES as exc:
+        raise ImageError(f"{path}: not a readable TIFF ({reason(exc)})") from exc
+    size = _checked_size(path, size, notes)
+    chunk = getattr(page, "chunks", None)
+    rows = int(chunk[0]) if chunk and "Y" in getattr(page, "axes", "")[:1] else 1
     return MicroscopyImage(
-        path, axes, tuple(series.shape), np.dtype(series.dtype), names, size, array
+        path, axes, shape, dtype, names, size, array, notes=tuple(notes), segment_rows=rows
     )
+
+
+#: What parsing a hostile TIFF's metadata raises in tifffile (bogus OME axes, tags of the wrong
+#: type, offsets past the end); each becomes one ImageError line.
+TIFF_FAILURES = (
+    OSError, ValueError, IndexError, KeyError, TypeError, AttributeError, EOFError,
+    RuntimeError, OverflowError, MemoryError, RecursionError, struct.error,
+)  # fmt: skip
+
+
+def _series_note(path: Path, series: list) -> str:
+    """The line saying which of a file's several series is read."""
+    shapes = ", ".join(f"{s.axes} {tuple(s.shape)}" for s in series[1:4])
+    more = f" and {len(series) - 4} more" if len(series) > 4 else ""
+    return (
+        f"{path}: {len(series)} series, using series 0 ({series[0].axes} "
+        f"{tuple(series[0].shape)}); the others ({shapes}{more}) are not read"
+    )
+
+
+def _checked_size(path: Path, size: float | None, notes: list[str]) -> float | None:
+    """A metadata pixel size if it is in `PIXEL_SIZE_RANGE_UM`, else None with a note."""
+    if size is None or pixel_size_ok(size):
+        return size
+    notes.append(f"{path}: pixel size {size:g} µm in the metadata ignored (not a real size)")
+    return None
+
+
+def pixel_size_ok(size_um: float) -> bool:
+    """True for a finite pixel size within `PIXEL_SIZE_RANGE_UM`."""
+    low, high = PIXEL_SIZE_RANGE_UM
+    return math.isfinite(size_um) and low <= size_um <= high
 
 
 def _memmap(path: Path, series: object) -> np.ndarray | None:
@@ -361,32 +477,64 @@ def _tiff_pixel_size(tif: object) -> float | None:
 
 
 def _open_ome_zarr(path: Path) -> MicroscopyImage:
-    """The full-resolution array of an OME-Zarr image (NGFF 0.4 or 0.5 metadata)."""
+    """The full-resolution array of an OME-Zarr image (NGFF 0.4 or 0.5 metadata); metadata of
+    the wrong shape or a dataset path leaving the folder is one ImageError line."""
     import zarr
 
     try:
         group = zarr.open_group(path, mode="r")
         attrs = dict(group.attrs)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise ImageError(f"{path}: not a readable OME-Zarr folder ({exc})") from exc
-    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
-    if not multiscales:
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ImageError(f"{path}: not a readable OME-Zarr folder ({reason(exc)})") from exc
+    try:
+        return _ome_zarr_image(path, group, attrs)
+    except ImageError:
+        raise
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, OSError) as exc:
+        raise ImageError(f"{path}: malformed OME-Zarr metadata ({reason(exc)})") from exc
+
+
+#: A dataset path inside an OME-Zarr folder: relative names, no ``..``.
+DATASET_PATH = re.compile(r"(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+
+
+def _ome_zarr_image(path: Path, group: object, attrs: dict) -> MicroscopyImage:
+    """The image of an opened OME-Zarr group (see `_open_ome_zarr`)."""
+    import zarr
+
+    ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else {}
+    multiscales = attrs.get("multiscales") or ome.get("multiscales")
+    if not multiscales or not isinstance(multiscales, list):
         raise ImageError(f"{path}: no OME-Zarr multiscales metadata")
     meta = multiscales[0]
+    datasets = meta.get("datasets")
+    if not datasets or not isinstance(datasets, list):
+        raise ImageError(f"{path}: OME-Zarr multiscales without datasets")
     axes_meta = meta.get("axes") or [{"name": n} for n in "tczyx"]
-    names = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
-    axes = "".join(n.upper()[0] for n in names)
-    level = meta["datasets"][0]
-    array = group[level["path"]]
+    names = [str(a["name"] if isinstance(a, dict) else a).lower() for a in axes_meta]
+    axes = "".join(n[:1].upper() for n in names)
+    level = datasets[0]
+    where = level.get("path")
+    if not isinstance(where, str) or not DATASET_PATH.fullmatch(where):
+        raise ImageError(f"{path}: OME-Zarr dataset path {where!r} is not a folder inside it")
+    array = group[where]  # type: ignore[index]
+    if not isinstance(array, zarr.Array):
+        raise ImageError(f"{path}: OME-Zarr dataset {where!r} is not an array")
+    shape, dtype = tuple(int(n) for n in array.shape), np.dtype(array.dtype)
+    check_declared(path, axes, shape, dtype)
     size = None
-    for transform in level.get("coordinateTransformations", []):
+    for transform in level.get("coordinateTransformations") or []:
         if transform.get("type") == "scale" and "x" in names:
             unit = (
                 axes_meta[names.index("x")].get("unit") if isinstance(axes_meta[0], dict) else None
             )
             size = _to_um(transform["scale"][names.index("x")], unit)
-    omero = attrs.get("omero") or attrs.get("ome", {}).get("omero") or {}
+    notes: list[str] = []
+    size = _checked_size(path, size, notes)
+    omero = attrs.get("omero") or ome.get("omero") or {}
     channels = tuple(str(c.get("label", "")) for c in omero.get("channels", []))
+    chunks = getattr(array, "chunks", None)
+    rows = int(chunks[axes.index("Y")]) if chunks else 1
     return MicroscopyImage(
-        path, axes, tuple(array.shape), np.dtype(array.dtype), channels, size, array
+        path, axes, shape, dtype, channels, size, array, notes=tuple(notes), segment_rows=rows
     )

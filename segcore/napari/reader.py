@@ -3,6 +3,8 @@
 
 Each opens as a Labels layer named after the file: label images keep their ids, a mask PNG becomes
 id 1, a labels OME-Zarr opens lazily as a multiscale layer with its pixel size as the scale.
+A label image is decoded whole, so its declared size is checked first (`MAX_PIXELS`, as for any
+image segcore reads); a file that cannot be used is one ImageError line naming it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from segcore.errors import ImageError, reason
 from segcore.instance_io import load_labels_png
-from segcore.preprocess import load_mask
+from segcore.preprocess import MAX_PIXELS, load_mask
 
 LayerData = list[tuple]
 SUFFIXES = ("_labels.png", "_labels.tif", "_mask.png", "_labels.ome.zarr")
@@ -27,8 +30,24 @@ def _layer_name(path: Path) -> str:
     return path.stem
 
 
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    """Refuse a label image declaring more than `MAX_PIXELS` before it is decoded."""
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{path}: declares {width}x{height} pixels, above the limit of "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels (refused before decoding)"
+        )
+
+
 def read_labels_png(path: Path) -> LayerData:
     """A label PNG (8- or 16-bit ids) as one Labels layer."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            _check_pixels(path, *img.size)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ImageError(f"{path}: not a readable PNG ({reason(exc)})") from None
     return [(load_labels_png(path), {"name": _layer_name(path)}, "labels")]
 
 
@@ -36,7 +55,19 @@ def read_labels_tif(path: Path) -> LayerData:
     """A 32-bit label TIFF (segcore writes one above 65,535 ids) as one Labels layer."""
     import tifffile
 
-    return [(tifffile.imread(path), {"name": _layer_name(path)}, "labels")]
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            if "Y" not in series.axes or "X" not in series.axes:
+                raise ImageError(f"{path}: no Y and X axes (axes {series.axes})")
+            others = int(np.prod(series.shape)) // series.shape[series.axes.index("Y")]
+            _check_pixels(path, others, series.shape[series.axes.index("Y")])
+            data = series.asarray()
+    except ImageError:
+        raise
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError) as exc:
+        raise ImageError(f"{path}: not a readable TIFF ({reason(exc)})") from None
+    return [(data, {"name": _layer_name(path)}, "labels")]
 
 
 def read_mask_png(path: Path) -> LayerData:
@@ -45,17 +76,25 @@ def read_mask_png(path: Path) -> LayerData:
 
 
 def read_labels_zarr(path: Path) -> LayerData:
-    """A labels OME-Zarr (NGFF multiscales) as a lazy multiscale Labels layer."""
+    """A labels OME-Zarr (NGFF multiscales) as a lazy multiscale Labels layer; ImageError for
+    a folder without usable multiscales metadata."""
     import zarr
 
-    group = zarr.open_group(str(path), mode="r")
-    multiscales = group.attrs["multiscales"][0]
-    datasets = multiscales["datasets"]
-    levels = [group[d["path"]] for d in datasets]
-    scale = next(
-        (t["scale"] for t in datasets[0].get("coordinateTransformations", []) if "scale" in t),
-        [1.0, 1.0],
-    )
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        multiscales = group.attrs.get("multiscales")
+        if not multiscales or not multiscales[0].get("datasets"):
+            raise ImageError(f"{path}: no OME-Zarr multiscales metadata with datasets")
+        datasets = multiscales[0]["datasets"]
+        levels = [group[d["path"]] for d in datasets]
+        scale = next(
+            (t["scale"] for t in datasets[0].get("coordinateTransformations", []) if "scale" in t),
+            [1.0, 1.0],
+        )
+    except ImageError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ImageError(f"{path}: not a readable labels OME-Zarr ({reason(exc)})") from None
     attributes = {"name": _layer_name(path), "scale": tuple(scale[-2:])}
     if len(levels) > 1:
         attributes["multiscale"] = True

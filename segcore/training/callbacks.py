@@ -35,6 +35,7 @@ import numpy as np
 from segcore.atomic import replacing, write_text
 from segcore.errors import DataError, reason
 from segcore.history import COLUMNS, read_history
+from segcore.training.config import MAX_EPOCHS
 
 log = logging.getLogger(__name__)
 #: The checkpoint rule per training target: (metric, "max" or "min"). Semantic runs keep the epoch
@@ -78,7 +79,11 @@ def read_state(run_dir: Path) -> dict | None:
         best = None if best is None else float(best)
         monitor = str(state.get("monitor", "val_dice"))
         weights = str(state.get("weights", LEGACY_WEIGHTS))
-        if epoch < 0 or (best is not None and not math.isfinite(best)) or "/" in weights:
+        if (
+            not 0 <= epoch <= MAX_EPOCHS
+            or (best is not None and not math.isfinite(best))
+            or "/" in weights
+        ):
             raise ValueError(f"epoch {epoch}, best {best}, weights {weights!r}")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataError(f"{path}: not a training state ({reason(exc)})") from None

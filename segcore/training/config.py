@@ -43,6 +43,15 @@ LOSSES = ("bce", "dice", "bce_dice", "focal", "tversky")
 RESUMABLE = ("epochs", "time_limit", "patience", "workers", "distribute")  # may change on resume
 #: A global batch larger than this is refused: a typo (16000) would exhaust memory at the first step.
 MAX_BATCH_SIZE = 4096
+#: Largest training image side (the shipped models use 96 to 512; above this a model no
+#: longer fits a GPU, and a resumed config.json asking for more is refused, not allocated).
+MAX_IMG_SIZE = 4096
+#: Largest filter count of the first level (the reports' U-Net starts at 64).
+MAX_BASE_FILTERS = 512
+#: Deepest U-Net (levels of pooling).
+MAX_DEPTH = 8
+#: Most epochs a run may have (a resumed state.json claiming more is not a state this wrote).
+MAX_EPOCHS = 1_000_000
 #: Build keyword arguments that come from their own flags, not from ``arch_kwargs``.
 FLAG_KWARGS = ("channels", "depth", "base_filters", "out_channels")
 
@@ -130,10 +139,17 @@ def check_config(cfg: TrainConfig) -> None:
     for key, low in at_least.items():
         if getattr(cfg, key) < low:
             raise DataError(f"{flag(key)} {getattr(cfg, key)}: must be at least {low}")
-    if cfg.batch_size > MAX_BATCH_SIZE:
-        raise DataError(f"--batch-size {cfg.batch_size}: must be at most {MAX_BATCH_SIZE}")
-    if cfg.base_filters is not None and cfg.base_filters < 1:
-        raise DataError(f"--base-filters {cfg.base_filters}: must be at least 1")
+    at_most = {
+        "batch_size": MAX_BATCH_SIZE,
+        "img_size": MAX_IMG_SIZE,
+        "depth": MAX_DEPTH,
+        "epochs": MAX_EPOCHS,
+    }
+    for key, high in at_most.items():
+        if getattr(cfg, key) > high:
+            raise DataError(f"{flag(key)} {getattr(cfg, key)}: must be at most {high}")
+    if cfg.base_filters is not None and not 1 <= cfg.base_filters <= MAX_BASE_FILTERS:
+        raise DataError(f"--base-filters {cfg.base_filters}: must be 1 to {MAX_BASE_FILTERS}")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise DataError(f"--lr {cfg.lr}: must be a positive number")
     if not 0 <= cfg.stain_jitter < 1:

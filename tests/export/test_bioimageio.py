@@ -159,3 +159,26 @@ def test_per_image_inversion_is_refused(tmp_path: Path, bright_models_dir: Path)
     (tmp_path / "bright.json").write_text(json.dumps({**card, "invert_brightfield": True}))
     with pytest.raises(ExportError, match="invert_brightfield"):
         export_package(tmp_path / "bright.onnx", tmp_path / "out")
+
+
+def test_out_a_file_existing_packages_and_path_names_are_one_line(
+    tmp_path: Path, bright_models_dir: Path, capsys
+):
+    """--out naming a file, a package already there without --force and a card name that is
+    not a plain file name each end in one line, before any package is written."""
+    from export.bioimageio import main
+
+    (tmp_path / "file").write_text("x")
+    assert main([str(bright_models_dir / "bright.onnx"), "--out", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err.strip().endswith("is a file; give a folder")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "bright.bioimageio.zip").write_text("an older package")
+    with pytest.raises(ExportError, match="exists; --force replaces it"):
+        export_package(bright_models_dir / "bright.onnx", out)
+    assert (out / "bright.bioimageio.zip").read_text() == "an older package"
+    shutil.copy(bright_models_dir / "bright.onnx", tmp_path)
+    card = json.loads((bright_models_dir / "bright.json").read_text())
+    (tmp_path / "bright.json").write_text(json.dumps({**card, "name": "../escape"}))
+    with pytest.raises(ExportError, match="card name '../escape' is not a plain file name"):
+        export_package(tmp_path / "bright.onnx", out)

@@ -195,3 +195,26 @@ def test_widget_segments_a_real_image_in_a_headless_viewer():
     assert {"area_px", "centroid_x", "mean_intensity"} <= set(seen["feature_columns"])
     assert seen["plain_kind"] == "labels" and seen["plain_equal"]
     assert (ARTIFACTS / "napari.png").stat().st_size > 10_000
+
+
+def test_reader_refuses_a_declared_huge_label_image_and_a_zarr_without_multiscales(
+    tmp_path: Path,
+):
+    """A tiny TIFF declaring 40000x40000 labels is refused before decoding; a zarr folder
+    without multiscales is one ImageError line, not a KeyError."""
+    import zlib
+
+    import tifffile
+    import zarr
+
+    from segcore.errors import ImageError
+
+    huge = tmp_path / "big_labels.tif"
+    strips = iter([zlib.compress(b"\0" * 64)] * 40000)
+    tifffile.imwrite(huge, strips, shape=(40000, 40000), dtype="uint16", compression="zlib")
+    with pytest.raises(ImageError, match="declares 40000x40000 pixels"):
+        reader.read_paths(str(huge))
+    bare = tmp_path / "bare_labels.ome.zarr"
+    zarr.open_group(str(bare), mode="w", zarr_format=2)
+    with pytest.raises(ImageError, match="no OME-Zarr multiscales"):
+        reader.read_paths(str(bare))

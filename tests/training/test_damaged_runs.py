@@ -52,7 +52,13 @@ def write_state(run: Path, state: dict) -> Path:
 
 @pytest.mark.parametrize(
     "state",
-    [{"epoch": 3, "best": float("nan")}, {"epoch": -1, "best": 0.5}, {"best": 0.5}, [1]],
+    [
+        {"epoch": 3, "best": float("nan")},
+        {"epoch": -1, "best": 0.5},
+        {"epoch": 10**15, "best": 0.5},
+        {"best": 0.5},
+        [1],
+    ],
 )
 def test_a_damaged_state_names_its_file(tmp_path: Path, state):
     pytest.importorskip("keras")
@@ -98,6 +104,8 @@ def config(tmp_path: Path, **change) -> Path:
         ({"lr": float("nan")}, "--lr"),
         ({"loss": "hinge"}, "--loss"),
         ({"threshold": 7}, "threshold"),
+        ({"img_size": 65536}, "--img-size 65536: must be at most 4096"),
+        ({"base_filters": 100000}, "--base-filters 100000: must be 1 to 512"),
     ],
 )
 def test_a_damaged_run_config_names_the_file_and_the_setting(tmp_path: Path, change, flag):
