@@ -27,7 +27,6 @@ from segcore.data import Sample
 from segcore.data.layouts import readable
 from segcore.infer import Engine
 from segcore.postprocess import Postprocess
-from segcore.preprocess import prepare, to_model_input
 
 #: Largest test Dice an int8 (or fp16) model may lose against float32 before export refuses it.
 DICE_TOLERANCE = 0.003
@@ -221,16 +220,16 @@ def _inputs(samples: list[Sample], engine: Engine) -> list[np.ndarray]:
     them: resized to the input size, or for a tiled (native-scale) model the whole image padded
     to the model's stride (the int8 ranges then come from nuclei at the size they are seen);
     unreadable images are skipped."""
-    size = (engine.input_size, engine.input_size)
     images = []
     for _, image, _ in readable(samples):
-        pixels = engine.model_pixels(engine.load(image).pixels)
+        loaded = engine.load(image)
         if engine.mode != "tiled":
-            images.append(prepare(pixels, size, engine.channels))
+            images.append(engine.resized_input(loaded))
             continue
+        x = engine.model_input(loaded)
         stride = engine.card.stride
-        pad = [(0, -n % stride) for n in pixels.shape[:2]] + [(0, 0)]
-        images.append(to_model_input(np.pad(pixels, pad, mode="reflect"), engine.channels))
+        pad = [(0, -n % stride) for n in x.shape[:2]] + [(0, 0)]
+        images.append(np.pad(x, pad, mode="reflect"))
     if not images:
         raise ExportError("no readable training image to calibrate int8 on")
     return images

@@ -16,6 +16,11 @@ The card's ``intensity`` entry names the rule (default `DEFAULT_RULE`):
   ``target_high``, the same percentiles of the model's training images (/255), so a 16-bit image
   looks to the model like the 8-bit images it learnt from. Values are clipped to [0, 1].
 
+A card may instead say ``"normalization": "percentile"`` (`percentile_normalization`, StarDist's
+normaliser): any dtype, 8-bit included, goes straight to ``(v - p_low) / (p_high - p_low)``,
+p_low and p_high the card's ``normalization_percentiles`` of the image over all its channels
+together, clipped to [`NORMALIZED_LOW`, `NORMALIZED_HIGH`]. The intensity rule is then unused.
+
 `fit_mapping` samples a whole image through a region reader (a grid of small windows), so a
 whole slide is never read at once, and every block of a mosaic is mapped the same way.
 """
@@ -28,6 +33,13 @@ from dataclasses import dataclass
 import numpy as np
 
 RULES = ("divide_by_255", "bit_depth", "dtype_range", "percentile")
+#: The mapping rule of a card with ``"normalization": "percentile"`` (`percentile_normalization`).
+PERCENTILE_NORMALIZATION = "percentile_normalization"
+#: The percentiles `percentile_normalization` maps to 0 and 1 unless the card names others.
+DEFAULT_NORMALIZATION_PERCENTILES = (1.0, 99.8)
+#: Where percentile-normalised values are clipped (a little room beyond 0 and 1, as StarDist).
+NORMALIZED_LOW = -0.5
+NORMALIZED_HIGH = 2.0
 #: The bit depths `bit_depth` chooses from.
 BIT_DEPTHS = (8, 10, 12, 14, 16, 32)
 #: The DSB nuclei training split (480 images, luma / 255): median over images of each image's
@@ -48,31 +60,67 @@ Reader = Callable[[int, int, int, int], np.ndarray]
 
 @dataclass(frozen=True)
 class IntensityMapping:
-    """``clip((x - offset) * scale, 0, 1)``, with the rule it came from (for the card/output)."""
+    """``clip(y, low, high)`` with ``y = (x - offset) * scale``, or ``1 - y`` when ``invert``
+    (a bright-field image for a card with ``invert_brightfield``), with the rule it came from."""
 
     rule: str
     offset: float = 0.0
     scale: float = 1.0 / 255.0
+    invert: bool = False
+    low: float = 0.0
+    high: float = 1.0
 
     def apply(self, pixels: np.ndarray) -> np.ndarray:
-        """HxWxC float32 model input in [0, 1]."""
+        """HxWxC float32 model input (in [low, high])."""
         x = (pixels.astype(np.float32) - np.float32(self.offset)) * np.float32(self.scale)
+        if self.invert:
+            np.subtract(np.float32(1.0), x, out=x)
         if self.rule in ("divide_by_255", "dtype_range"):  # in [0, 1] by construction
             return x
-        return np.clip(x, 0.0, 1.0, out=x)
+        return np.clip(x, np.float32(self.low), np.float32(self.high), out=x)
 
     def to_json(self) -> dict:
         """The mapping as written beside the outputs."""
-        return {"rule": self.rule, "offset": self.offset, "scale": self.scale}
+        return {
+            "rule": self.rule,
+            "offset": self.offset,
+            "scale": self.scale,
+            "invert": self.invert,
+            "clip": [self.low, self.high],
+        }
 
 
 def card_rule(card: object) -> dict:
     """The ``intensity`` rule of a card (a `segcore.card.ModelCard` or its dict) with defaults
-    filled in; ValueError for an unknown rule."""
-    rule = {**DEFAULT_RULE, **(card.get("intensity") or {})}
+    filled in; ValueError for an unknown rule (`segcore.card` checks it when a card is read)."""
+    typed = getattr(card, "intensity", None)  # a ModelCard's rule, checked when it was read
+    if isinstance(typed, dict):
+        return typed
+    rule = {**DEFAULT_RULE, **(card.get("intensity") or {})}  # type: ignore[attr-defined]
     if rule["rule"] not in RULES:
         raise ValueError(f"unknown intensity rule {rule['rule']!r} (expected one of {RULES})")
     return rule
+
+
+def percentile_normalization(
+    sample: np.ndarray, percentiles: tuple[float, float] = DEFAULT_NORMALIZATION_PERCENTILES
+) -> IntensityMapping:
+    """StarDist's normaliser fitted on ``sample`` (an image, or N x C pixels of one): its
+    ``percentiles`` over all channels together go to 0 and 1, values clipped to
+    [`NORMALIZED_LOW`, `NORMALIZED_HIGH`]. Any dtype; a flat image maps to 0."""
+    values = np.asarray(sample).ravel()
+    if np.issubdtype(values.dtype, np.floating):
+        values = values[np.isfinite(values)]
+    if values.size == 0:
+        return IntensityMapping(
+            PERCENTILE_NORMALIZATION, 0.0, 1.0, False, NORMALIZED_LOW, NORMALIZED_HIGH
+        )
+    low, high = (float(v) for v in np.percentile(values, percentiles))
+    span = high - low
+    scale = 1.0 / span if span > 0 else 1.0
+    return IntensityMapping(
+        PERCENTILE_NORMALIZATION, low, scale, False, NORMALIZED_LOW, NORMALIZED_HIGH
+    )
 
 
 def sample_pixels(read: Reader, height: int, width: int) -> np.ndarray:

@@ -31,7 +31,6 @@ from tqdm import tqdm
 from segcore.atomic import replacing, write_text
 from segcore.blocks import (
     DEFAULT_MARGIN,
-    TYPICAL_DIAMETER_PX,
     Block,
     BlockAssembler,
     BlockResult,
@@ -41,7 +40,7 @@ from segcore.blocks import (
 )
 from segcore.errors import ImageError
 from segcore.infer import figure_cells
-from segcore.intensity import IntensityMapping, card_rule, fit_mapping, sample_pixels
+from segcore.intensity import IntensityMapping, sample_pixels
 from segcore.io.labels_zarr import create_labels, finish_pyramid
 from segcore.io.microscopy import MicroscopyImage, open_microscopy
 from segcore.io.object_streams import ObjectStreams
@@ -159,11 +158,12 @@ def prepare_work_folder(folder: Path, plan: dict) -> dict[int, Path]:
 
 
 def model_scale(
-    card: object, diameter: str | None, pixel_size_um: float | None, notes: list[str]
+    typical: float, diameter: str | None, pixel_size_um: float | None, notes: list[str]
 ) -> float:
     """Resize factor that brings nuclei of ``diameter`` (pixels, or µm with a ``um`` suffix) to
-    the card's typical diameter (1.0 without a diameter); raises ImageError for µm without a
-    pixel size or a diameter that is not a positive number."""
+    the card's ``typical`` diameter in pixels (its ``object_diameter_px``; 1.0 without a
+    diameter); raises ImageError for µm without a pixel size or a diameter that is not a
+    positive number."""
     if not diameter:
         return 1.0
     text = diameter.strip().lower()
@@ -177,16 +177,15 @@ def model_scale(
     if microns and not pixel_size_um:
         raise ImageError(f"--object-diameter {diameter}: in µm needs a pixel size (--pixel-size)")
     pixels = value / pixel_size_um if microns else value
-    typical = float(card.get("object_diameter_px", TYPICAL_DIAMETER_PX))  # type: ignore[attr-defined]
     notes.append(f"nuclei of {pixels:.1f} px: image scaled by {typical / pixels:.3f} for the model")
     return typical / pixels
 
 
 def image_mapping(engine: object, image: MicroscopyImage) -> IntensityMapping:
-    """The image's one intensity mapping under the card's rule, from a sample of its pixels."""
-    rule = card_rule(engine.card)  # type: ignore[attr-defined]
-    return fit_mapping(
-        image.dtype, rule, lambda: sample_pixels(image.read, image.height, image.width)
+    """The image's one intensity mapping by the engine's input contract, fitted on an
+    image-wide sample of its pixels (`segcore.intensity.sample_pixels`)."""
+    return engine.contract.fit(  # type: ignore[attr-defined]
+        image.dtype, lambda: sample_pixels(image.read, image.height, image.width)
     )
 
 
@@ -223,7 +222,7 @@ def segment_large(
     start = time.perf_counter()
     image, notes = spec.open()
     size = pixel_size_um or image.pixel_size_um
-    scale = model_scale(engine.card, object_diameter, size, notes)  # type: ignore[attr-defined]
+    scale = model_scale(engine.card.object_diameter_px, object_diameter, size, notes)  # type: ignore[attr-defined]
     margin = max(margin, math.ceil(margin / scale))
     block_size = block_size or default_block_size(engine.card.tile, margin)  # type: ignore[attr-defined]
     blocks = plan_blocks(image.height, image.width, block_size, margin)

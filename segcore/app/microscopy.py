@@ -5,9 +5,11 @@ RGB colour, z planes or time points) is opened with `segcore.io.microscopy` from
 the command line opens a file. The page offers the file's channels (by name where the OME
 metadata has them; by default the one named like a nuclear stain, else the first) and, for a
 stack, one plane or the maximum projection: the choices ``predict`` takes as ``--channel``,
-``--z``, ``--t`` and ``--project``. `plane_pixels` maps the chosen plane's intensities by the
-card's rule (`segcore.intensity`, the same mapping the block-wise path uses) to the 8-bit RGB
-image the engine segments, strip by strip so a projected stack is never held whole.
+``--z``, ``--t`` and ``--project``. `plane_raw` reads the chosen plane's pixels of their own type,
+strip by strip so a projected stack is never held whole, with no-data pixels filled as the
+block-wise path fills them (`segcore.blocks.fill_empty`); the engine maps them by the card's input
+contract (`segcore.model_input`), as it maps every other input. `plane_pixels` is its 8-bit view,
+for thumbnails.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import numpy as np
 
 from segcore.blocks import fill_empty
 from segcore.errors import ImageError
-from segcore.intensity import card_rule, fit_mapping, sample_pixels
 from segcore.io.microscopy import NUCLEAR_NAMES, MicroscopyImage, open_tiff_bytes
+from segcore.model_input import plain_view
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: Rows read at once when a plane is mapped (bounds a projected stack's memory).
@@ -97,11 +99,11 @@ def command_flags(choice: PlaneChoice) -> str:
     return " ".join(flags)
 
 
-def plane_pixels(
-    image: MicroscopyImage, choice: PlaneChoice, card: object, max_pixels: int, step: int = 1
+def plane_raw(
+    image: MicroscopyImage, choice: PlaneChoice, max_pixels: int, step: int = 1
 ) -> tuple[np.ndarray, list[str]]:
-    """The chosen plane as HxWx3 uint8 model pixels and the lines saying what was chosen;
-    every ``step``-th row and column only (a preview: only those pixels are mapped and kept).
+    """The chosen plane as HxWxC pixels of the file's type (no-data pixels filled) and the
+    lines saying what was chosen; every ``step``-th row and column only (a preview).
 
     Raises ImageError (naming the file) for a plane above ``max_pixels``, a channel or plane
     out of range, or a stack without a choice."""
@@ -112,17 +114,22 @@ def plane_pixels(
         )
     chosen, notes = image.select(choice.channel, choice.z, choice.t, choice.project)
     notes = [note.replace(f"{image.path}: ", "") for note in notes]
-    rule = card_rule(card)
-    mapping = fit_mapping(
-        chosen.dtype, rule, lambda: sample_pixels(chosen.read, chosen.height, chosen.width)
-    )
     rows = max(step, STRIP_ROWS - STRIP_ROWS % step)  # a multiple of step: strips stay aligned
-    out = np.empty((-(-chosen.height // step), -(-chosen.width // step), 3), np.uint8)
+    out: np.ndarray | None = None
     for y0 in range(0, chosen.height, rows):
         pixels = chosen.read(y0, min(y0 + rows, chosen.height), 0, chosen.width)[::step, ::step]
-        x = mapping.apply(fill_empty(pixels, (pixels == 0).all(axis=-1)))
-        x8 = np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
-        out[y0 // step : y0 // step + len(x8)] = x8[..., :3] if x8.shape[-1] >= 3 else x8[..., :1]
-    if mapping.rule != "divide_by_255":
-        notes.append(f"{chosen.dtype} intensities mapped by the card's {mapping.rule} rule")
+        if out is None:
+            shape = (-(-chosen.height // step), -(-chosen.width // step), pixels.shape[-1])
+            out = np.empty(shape, pixels.dtype)
+        out[y0 // step : y0 // step + len(pixels)] = fill_empty(pixels, (pixels == 0).all(axis=-1))
+    assert out is not None  # a selected plane has at least one row
     return out, notes
+
+
+def plane_pixels(
+    image: MicroscopyImage, choice: PlaneChoice, max_pixels: int, step: int = 1
+) -> tuple[np.ndarray, list[str]]:
+    """`plane_raw` as 8-bit RGB, mapped as every image is before a model is chosen
+    (`segcore.model_input.plain_view`): a thumbnail for the model check."""
+    raw, notes = plane_raw(image, choice, max_pixels, step)
+    return plain_view(raw), notes
