@@ -2,7 +2,7 @@
 
 The image is cut into a grid of ``block_size`` blocks (`plan_blocks`). Each block is read with a
 context margin on every side (clipped at the image's edges), mapped to model input by the image's
-one `IntensityMapping` through the engine's input contract (`segcore.model_input`: channels,
+one `ImageMapping` through the engine's input contract (`segcore.model_input`: channels,
 bright-field inversion), predicted by overlapping tiles and decoded into nuclei (`segment_block`).
 Of the nuclei found in that extended region, a block *owns* those whose first pixel (in raster
 order) lies inside the block itself, as StarDist's ``predict_instances_big`` owns objects by
@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from segcore.card import TileSpec
 from segcore.instances import decode, measure_objects
-from segcore.intensity import IntensityMapping
+from segcore.model_input import ImageMapping
 from segcore.tiling import predict_tiled
 
 #: Tiles per block side by default (`default_block_size`): 4 tiles of 1024 make 3456-pixel blocks
@@ -172,7 +172,7 @@ def resized(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     )
 
 
-def block_decoding(engine: object, pixels: np.ndarray, mapping: IntensityMapping) -> object:
+def block_decoding(engine: object, pixels: np.ndarray, mapping: ImageMapping) -> object:
     """The engine's decoding settings for a block of raw ``pixels``: by the block's kind of
     image when the card has per-kind settings (judged on the mapped view of a sample of it)."""
     if not engine.card.instances_by_kind:  # type: ignore[attr-defined]
@@ -185,7 +185,7 @@ def block_decoding(engine: object, pixels: np.ndarray, mapping: IntensityMapping
 def segment_block(
     engine: object,
     read: object,
-    mapping: IntensityMapping,
+    mapping: ImageMapping,
     block: Block,
     tta: bool = False,
     scale: float = 1.0,

@@ -20,14 +20,10 @@ from typing import Any
 
 from segcore.errors import ModelError
 from segcore.instances import MARKERS, DecodeSettings
-from segcore.intensity import (
-    DEFAULT_NORMALIZATION_PERCENTILES,
-    DEFAULT_RULE,
-    RULES,
-)
+from segcore.intensity import DEFAULT_RULE, RULES
 from segcore.kinds import KINDS
 from segcore.postprocess import Postprocess
-from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION
+from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION, NORMALIZATIONS, PERCENTILES
 
 #: Keys every card must have.
 REQUIRED = ("input_size", "channels")
@@ -43,9 +39,6 @@ MAX_TILE = 8192
 MAX_OVERLAP = 0.9
 #: Families of data sets with bundled samples; a card's dataset may carry a suffix (``dsb256``).
 FAMILIES = ("isic", "dsb")
-#: How a card's model input is normalised: pixels / 255 (after the intensity rule maps wider
-#: types), or StarDist's per-image percentiles (`segcore.intensity.percentile_normalization`).
-NORMALIZATIONS = (NORMALIZATION, "percentile")
 #: Median equivalent diameter of the DSB training nuclei in pixels (10,727 nuclei of every other
 #: training image of the shipped split); a card's ``object_diameter_px`` overrides it.
 TYPICAL_DIAMETER_PX = 18.0
@@ -83,8 +76,9 @@ class ModelCard:
     instances_by_kind: dict[str, DecodeSettings] = field(default_factory=dict)
     postprocess: Postprocess = field(default_factory=Postprocess)
     ort_optimization: str = "extended"
-    #: The percentiles ``"normalization": "percentile"`` maps to 0 and 1.
-    normalization_percentiles: tuple[float, float] = DEFAULT_NORMALIZATION_PERCENTILES
+    #: Low and high percentiles of the ``percentile`` normalisation (card key
+    #: ``normalization_percentiles``), mapped to 0 and 1.
+    percentiles: tuple[float, float] = PERCENTILES
     #: The intensity rule for files wider than 8 bits (`segcore.intensity`), defaults filled in.
     intensity: dict = field(default_factory=lambda: dict(DEFAULT_RULE))
     #: Bright-field images are inverted before the model (`segcore.kinds.invert_brightfield`).
@@ -196,7 +190,7 @@ class _Checker:
             postprocess=self.postprocess(),
             ort_optimization=level,
             normalization=normalization,
-            normalization_percentiles=self.percentiles(),
+            percentiles=self.percentiles(),
             intensity=self.intensity(),
             invert_brightfield=invert,
             object_diameter_px=float(diameter),
@@ -205,7 +199,7 @@ class _Checker:
         )
 
     def percentiles(self) -> tuple[float, float]:
-        value = self.data.get("normalization_percentiles", DEFAULT_NORMALIZATION_PERCENTILES)
+        value = self.data.get("normalization_percentiles", PERCENTILES)
         if not (
             isinstance(value, list | tuple)
             and len(value) == 2

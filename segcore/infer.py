@@ -26,9 +26,8 @@ from PIL import Image
 from segcore.card import ModelCard, TileSpec
 from segcore.errors import ImageError, ModelError
 from segcore.instances import DecodeSettings, decode, measure_objects
-from segcore.intensity import IntensityMapping
 from segcore.kinds import image_kind
-from segcore.model_input import InputContract, raw_array, raw_pixels
+from segcore.model_input import ImageMapping, InputContract, raw_array, raw_pixels
 from segcore.postprocess import Postprocess, count_components, to_image_size
 from segcore.preprocess import (
     MAX_PIXELS,
@@ -64,7 +63,7 @@ class LoadedImage:
     height: int
     seconds: float
     raw: np.ndarray | None = None
-    mapping: IntensityMapping | None = None
+    mapping: ImageMapping | None = None
 
     @property
     def source(self) -> np.ndarray:

@@ -17,9 +17,10 @@ The card's ``intensity`` entry names the rule (default `DEFAULT_RULE`):
   looks to the model like the 8-bit images it learnt from. Values are clipped to [0, 1].
 
 A card may instead say ``"normalization": "percentile"`` (`percentile_normalization`, StarDist's
-normaliser): any dtype, 8-bit included, goes straight to ``(v - p_low) / (p_high - p_low)``,
-p_low and p_high the card's ``normalization_percentiles`` of the image over all its channels
-together, clipped to [`NORMALIZED_LOW`, `NORMALIZED_HIGH`]. The intensity rule is then unused.
+normaliser, `segcore.preprocess.percentile_normalize`): any dtype, 8-bit included, goes straight
+to ``(v - p_low) / (p_high - p_low)``, p_low and p_high the card's ``normalization_percentiles``
+of the image over all its channels together, clipped to `segcore.preprocess.PERCENTILE_CLIP`.
+The intensity rule then only makes the image's 8-bit view (overlays, the image's kind).
 
 `fit_mapping` samples a whole image through a region reader (a grid of small windows), so a
 whole slide is never read at once, and every block of a mosaic is mapped the same way.
@@ -32,14 +33,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segcore.preprocess import PERCENTILE_CLIP, PERCENTILES, percentile_range
+
 RULES = ("divide_by_255", "bit_depth", "dtype_range", "percentile")
 #: The mapping rule of a card with ``"normalization": "percentile"`` (`percentile_normalization`).
 PERCENTILE_NORMALIZATION = "percentile_normalization"
-#: The percentiles `percentile_normalization` maps to 0 and 1 unless the card names others.
-DEFAULT_NORMALIZATION_PERCENTILES = (1.0, 99.8)
-#: Where percentile-normalised values are clipped (a little room beyond 0 and 1, as StarDist).
-NORMALIZED_LOW = -0.5
-NORMALIZED_HIGH = 2.0
 #: The bit depths `bit_depth` chooses from.
 BIT_DEPTHS = (8, 10, 12, 14, 16, 32)
 #: The DSB nuclei training split (480 images, luma / 255): median over images of each image's
@@ -70,11 +68,15 @@ class IntensityMapping:
     low: float = 0.0
     high: float = 1.0
 
-    def apply(self, pixels: np.ndarray) -> np.ndarray:
-        """HxWxC float32 model input (in [low, high])."""
+    def apply(self, pixels: np.ndarray, clip: bool = True) -> np.ndarray:
+        """HxWxC float32 model input (in [low, high]; not clipped yet with ``clip`` False)."""
         x = (pixels.astype(np.float32) - np.float32(self.offset)) * np.float32(self.scale)
         if self.invert:
             np.subtract(np.float32(1.0), x, out=x)
+        return self.clip(x) if clip else x
+
+    def clip(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (float32, changed in place) clipped to [low, high] where the rule needs it."""
         if self.rule in ("divide_by_255", "dtype_range"):  # in [0, 1] by construction
             return x
         return np.clip(x, np.float32(self.low), np.float32(self.high), out=x)
@@ -103,23 +105,20 @@ def card_rule(card: object) -> dict:
 
 
 def percentile_normalization(
-    sample: np.ndarray, percentiles: tuple[float, float] = DEFAULT_NORMALIZATION_PERCENTILES
+    sample: np.ndarray, percentiles: tuple[float, float] = PERCENTILES, invert: bool = False
 ) -> IntensityMapping:
     """StarDist's normaliser fitted on ``sample`` (an image, or N x C pixels of one): its
-    ``percentiles`` over all channels together go to 0 and 1, values clipped to
-    [`NORMALIZED_LOW`, `NORMALIZED_HIGH`]. Any dtype; a flat image maps to 0."""
-    values = np.asarray(sample).ravel()
-    if np.issubdtype(values.dtype, np.floating):
-        values = values[np.isfinite(values)]
-    if values.size == 0:
-        return IntensityMapping(
-            PERCENTILE_NORMALIZATION, 0.0, 1.0, False, NORMALIZED_LOW, NORMALIZED_HIGH
-        )
-    low, high = (float(v) for v in np.percentile(values, percentiles))
-    span = high - low
-    scale = 1.0 / span if span > 0 else 1.0
+    ``percentiles`` over all channels together (`segcore.preprocess.percentile_range`) go to 0
+    and 1, values clipped to `segcore.preprocess.PERCENTILE_CLIP`; any dtype. ``invert``
+    normalises the inverted image (its percentiles, not 1 - x: the same as inverting the pixels
+    first, as training does), a flat image is only shifted."""
+    values = np.asarray(sample)
+    sign = -1.0 if invert else 1.0
+    low, high = percentile_range(values.astype(np.float32) * np.float32(sign), percentiles)
+    scale = 1.0 / (high - low) if high > low else 1.0
+    low_clip, high_clip = PERCENTILE_CLIP
     return IntensityMapping(
-        PERCENTILE_NORMALIZATION, low, scale, False, NORMALIZED_LOW, NORMALIZED_HIGH
+        PERCENTILE_NORMALIZATION, sign * low, sign * scale, False, low_clip, high_clip
     )
 
 

@@ -40,10 +40,11 @@ from segcore.blocks import (
 )
 from segcore.errors import ImageError
 from segcore.infer import figure_cells
-from segcore.intensity import IntensityMapping, sample_pixels
+from segcore.intensity import sample_pixels
 from segcore.io.labels_zarr import create_labels, finish_pyramid
 from segcore.io.microscopy import MicroscopyImage, open_microscopy
 from segcore.io.object_streams import ObjectStreams
+from segcore.model_input import ImageMapping
 
 PARTIAL = ".partial"
 
@@ -69,7 +70,7 @@ class BlockJob:
 
     model: str
     image: ImageSpec
-    mapping: IntensityMapping
+    mapping: ImageMapping
     tta: bool = False
     scale: float = 1.0
 
@@ -86,7 +87,7 @@ class LargeResult:
     dropped: int
     seconds: float
     pixel_size_um: float | None
-    mapping: IntensityMapping
+    mapping: ImageMapping
     area_px: int = 0
     notes: list[str] = field(default_factory=list)
     complete: bool = True
@@ -181,7 +182,7 @@ def model_scale(
     return typical / pixels
 
 
-def image_mapping(engine: object, image: MicroscopyImage) -> IntensityMapping:
+def image_mapping(engine: object, image: MicroscopyImage) -> ImageMapping:
     """The image's one intensity mapping by the engine's input contract, fitted on an
     image-wide sample of its pixels (`segcore.intensity.sample_pixels`)."""
     return engine.contract.fit(  # type: ignore[attr-defined]

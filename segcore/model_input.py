@@ -6,17 +6,20 @@ here, by the card's rules (`segcore.card.ModelCard`), in this order:
 
 1. the pixels as decoded, of their own dtype, HxWxC (`raw_pixels`, `raw_array`): 8-bit colour
    as RGB, 16-bit, 32-bit and float grey levels as they are (never cut to 8 bits first);
-2. one `IntensityMapping` per image (`InputContract.fit`), fitted on the whole image or, for
-   a file read block by block, on its image-wide sample (`segcore.intensity.sample_pixels`), so
-   every block is mapped alike: the card's ``normalization`` (``percentile``: StarDist's per-image
-   percentiles over all channels, any dtype), else its ``intensity`` rule (8-bit / 255, wider
-   types by bit depth, type range or percentiles); ``invert_brightfield`` cards invert an image
-   whose kind (`segcore.kinds.image_kind`, judged on the mapped image) is bright-field;
+2. one `ImageMapping` per image (`InputContract.fit`), fitted on the whole image or, for a
+   file read block by block, on its image-wide sample (`segcore.intensity.sample_pixels`), so
+   every block is mapped alike. Its ``view`` maps the pixels to an 8-bit-like [0, 1] image by the
+   card's ``intensity`` rule (8-bit / 255, wider types by bit depth, type range or percentiles);
+   the image's kind (`segcore.kinds.image_kind`) is judged on that view. Its ``model`` maps them
+   to the model's input: the card's ``normalization`` ``percentile`` (StarDist's per-image
+   percentiles over all channels, any dtype straight from its raw values), else the view itself;
+   ``invert_brightfield`` cards invert an image of the bright-field kind (before the
+   percentiles are taken, as training does);
 3. the model's channels (`InputContract.model_input`): one grey channel repeated for an RGB
    model, colour to ITU-R 601 luma for a one-channel model.
 
-`InputContract.view` is the same image as 8-bit RGB, mapped but never inverted: what overlays
-show and what the image's kind is judged on. Measurements (mean intensity) use the raw pixels.
+`InputContract.view` is the view as 8-bit RGB (never inverted): what overlays and thumbnails show.
+Measurements (mean intensity) use the raw pixels.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from PIL import Image
 
 from segcore.errors import ImageError
 from segcore.intensity import (
-    DEFAULT_NORMALIZATION_PERCENTILES,
     DEFAULT_RULE,
     IntensityMapping,
     card_rule,
@@ -37,7 +39,7 @@ from segcore.intensity import (
     percentile_normalization,
 )
 from segcore.kinds import image_kind
-from segcore.preprocess import LUMA_WEIGHTS, to_rgb_array
+from segcore.preprocess import LUMA_WEIGHTS, NORMALIZATION, PERCENTILES, to_rgb_array
 
 #: Pillow modes whose pixels are grey levels wider than 8 bits (kept as they are).
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
@@ -90,6 +92,23 @@ def raw_array(array: np.ndarray, name: str = "<array>") -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class ImageMapping:
+    """How one image's raw values become model input (``model``) and its 8-bit view (``view``)."""
+
+    model: IntensityMapping
+    view: IntensityMapping
+
+    @property
+    def rule(self) -> str:
+        """The rule of the model's mapping (``divide_by_255``, ``bit_depth``, ...)."""
+        return self.model.rule
+
+    def to_json(self) -> dict:
+        """The mapping as written beside the outputs."""
+        return {**self.model.to_json(), "view": self.view.to_json()}
+
+
+@dataclass(frozen=True)
 class InputContract:
     """A card's rules for model input (see the module docstring)."""
 
@@ -105,12 +124,12 @@ class InputContract:
         return cls(
             channels=int(card.channels),  # type: ignore[attr-defined]
             normalization=str(card.normalization),  # type: ignore[attr-defined]
-            percentiles=tuple(card.normalization_percentiles),  # type: ignore[attr-defined]
+            percentiles=tuple(card.percentiles),  # type: ignore[attr-defined]
             rule=card_rule(card),
             invert_brightfield=bool(card.invert_brightfield),  # type: ignore[attr-defined]
         )
 
-    def fit(self, dtype: np.dtype, sample: Callable[[], np.ndarray]) -> IntensityMapping:
+    def fit(self, dtype: np.dtype, sample: Callable[[], np.ndarray]) -> ImageMapping:
         """The one mapping of an image of ``dtype``; ``sample()`` gives its pixels (the whole
         image, or an image-wide N x C sample of them), called at most once."""
         cache: list[np.ndarray] = []
@@ -120,44 +139,46 @@ class InputContract:
                 cache.append(np.asarray(sample()))
             return cache[0]
 
-        if self.normalization == "percentile":
-            mapping = percentile_normalization(once(), self.percentiles)
-        else:
-            mapping = fit_mapping(np.dtype(dtype), self.rule, once)
+        view = fit_mapping(np.dtype(dtype), self.rule, once)
+        invert = False
         if self.invert_brightfield:
             pixels = once()
-            view = self.view(pixels.reshape(-1, 1, pixels.shape[-1]), mapping)
-            if image_kind(view) == "brightfield":
-                mapping = replace(mapping, invert=True)
-        return mapping
+            shown = _to_8bit(view.apply(as_rgb(pixels.reshape(-1, 1, pixels.shape[-1]))))
+            invert = image_kind(shown) == "brightfield"
+        if self.normalization == NORMALIZATION:
+            return ImageMapping(replace(view, invert=invert), view)
+        return ImageMapping(percentile_normalization(once(), self.percentiles, invert), view)
 
-    def fit_image(self, pixels: np.ndarray) -> IntensityMapping:
+    def fit_image(self, pixels: np.ndarray) -> ImageMapping:
         """The mapping of a whole HxWxC image held in memory."""
         return self.fit(pixels.dtype, lambda: pixels)
 
-    def model_input(self, pixels: np.ndarray, mapping: IntensityMapping) -> np.ndarray:
+    def model_input(self, pixels: np.ndarray, mapping: ImageMapping) -> np.ndarray:
         """HxWx(card channels) float32 model input of HxWxC raw ``pixels``."""
-        x = mapping.apply(pixels)
+        x = mapping.model.apply(pixels, clip=False)
         if self.channels == 1:
-            if x.shape[-1] == 1:
-                return x
-            return (as_rgb(x) @ np.asarray(LUMA_WEIGHTS, dtype=np.float32))[..., None]
-        return np.ascontiguousarray(as_rgb(x))
+            if x.shape[-1] != 1:
+                x = (as_rgb(x) @ np.asarray(LUMA_WEIGHTS, dtype=np.float32))[..., None]
+        else:
+            x = np.ascontiguousarray(as_rgb(x))
+        return mapping.model.clip(x)
 
-    def view(self, pixels: np.ndarray, mapping: IntensityMapping) -> np.ndarray:
-        """The image as 8-bit RGB, mapped like the model's input but never inverted (overlays,
-        thumbnails and the image's kind); 8-bit RGB pixels / 255 are returned as they are."""
-        if mapping.rule == "divide_by_255" and pixels.dtype == np.uint8 and pixels.shape[-1] == 3:
-            return pixels
-        x = replace(mapping, invert=False).apply(as_rgb(pixels))
-        return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+    def view(self, pixels: np.ndarray, mapping: ImageMapping) -> np.ndarray:
+        """The image as 8-bit RGB by its view mapping (overlays and thumbnails); 8-bit RGB
+        pixels are returned as they are."""
+        if mapping.view.rule == "divide_by_255" and pixels.dtype == np.uint8:
+            return as_rgb(pixels)
+        return _to_8bit(mapping.view.apply(as_rgb(pixels)))
+
+
+def _to_8bit(x: np.ndarray) -> np.ndarray:
+    """Float values in [0, 1] (clipped) as uint8 0-255."""
+    return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 #: The contract of a card with every default (8-bit / 255, the default intensity rule, RGB): how
 #: thumbnails and the model check (`segcore.modelfit`) see an image before a model is chosen.
-PLAIN = InputContract(
-    3, "divide_by_255", DEFAULT_NORMALIZATION_PERCENTILES, dict(DEFAULT_RULE), False
-)
+PLAIN = InputContract(3, NORMALIZATION, PERCENTILES, dict(DEFAULT_RULE), False)
 
 
 def plain_view(pixels: np.ndarray) -> np.ndarray:

@@ -40,6 +40,14 @@ FORMATS_IN_WORDS = (
 )
 
 NORMALIZATION = "divide_by_255"
+#: The normalisations a card may name: pixel / 255, or per-image percentiles (`percentile_normalize`).
+NORMALIZATIONS = (NORMALIZATION, "percentile")
+#: Default percentiles of the ``percentile`` normalisation (StarDist's 1 and 99.8).
+PERCENTILES = (1.0, 99.8)
+#: The normalised input is clipped to this range (a safety bound for near-flat images).
+PERCENTILE_CLIP = (-0.5, 2.0)
+#: `percentile_range` reads at most about this many values of an image (an even stride).
+PERCENTILE_SAMPLE = 1_000_000
 #: ITU-R 601 luma weights of R, G and B: the grayscale of one-channel models and of measurements.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: Probability above which a pixel is foreground, unless a model card says otherwise.
@@ -256,6 +264,45 @@ def to_model_input(images: np.ndarray, channels: int = 3) -> np.ndarray:
     elif channels != 3:
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     return x
+
+
+def percentile_range(
+    image: np.ndarray, percentiles: tuple[float, float] = PERCENTILES
+) -> tuple[float, float]:
+    """The ``percentiles`` of an image's values over all pixels and channels jointly (so colours
+    keep their balance), read on an even stride of at most `PERCENTILE_SAMPLE` values."""
+    flat = np.asarray(image).reshape(-1)
+    step = max(1, flat.size // PERCENTILE_SAMPLE)
+    values = flat[::step].astype(np.float32)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(values, percentiles)
+    return float(low), float(high)
+
+
+def percentile_normalize(
+    x: np.ndarray, value_range: tuple[float, float], out: np.ndarray | None = None
+) -> np.ndarray:
+    """``(x - low) / (high - low)`` as float32, clipped to `PERCENTILE_CLIP` (StarDist's
+    normalisation: the image's low percentile goes to 0 and its high one to 1, whatever the
+    camera, bit depth or exposure). A flat image (high == low) is only shifted."""
+    low, high = value_range
+    scale = 1.0 / (high - low) if high > low else 1.0
+    y = np.subtract(x, np.float32(low), dtype=np.float32, out=out)
+    y *= np.float32(scale)
+    return np.clip(y, *PERCENTILE_CLIP, out=y)
+
+
+def normalize_input(
+    x: np.ndarray, normalization: str, percentiles: tuple[float, float] = PERCENTILES
+) -> np.ndarray:
+    """Float32 model input of one image (HxWxC in [0, 1], from `to_model_input`) under a
+    card's ``normalization``: unchanged for ``divide_by_255``, else `percentile_normalize` with
+    the image's own percentiles."""
+    if normalization == NORMALIZATION:
+        return x
+    return percentile_normalize(x, percentile_range(x, percentiles), out=x)
 
 
 def prepare(image: np.ndarray, size: tuple[int, int], channels: int = 3) -> np.ndarray:

@@ -19,6 +19,7 @@ from segcore.data.layouts import FORMATS
 from segcore.errors import DataError
 from segcore.instances import MARKERS
 from segcore.models import ARCHITECTURES
+from segcore.preprocess import NORMALIZATIONS
 from segcore.training.config import (
     DEMO_SIZING,
     LOSSES,
@@ -41,7 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     p = cli.parser("python -m segcore.train", __doc__.split("\n")[0], show_defaults=False)
     p.set_defaults(**{k: None for k in ("augment", "mixed_precision", "tensorboard")})
     add = p.add_argument
-    add("--data", help="dataset folder (default: the bundled samples/isic demo)")
+    add(
+        "--data",
+        action="append",
+        help="dataset folder; repeat for several sources, each split on its own "
+        "(default: the bundled samples/isic demo)",
+    )
+    add(
+        "--source-weights",
+        metavar="W1,W2,...",
+        help="with several --data: sampling weight of each source (default 1 each)",
+    )
     add("--format", choices=FORMATS, help=f"dataset layout (default {d.format})")
     add("--arch", choices=list(ARCHITECTURES), help=f"architecture (default {d.arch})")
     add("--base-filters", type=cli.positive_int, help="filters at the first level (per arch)")
@@ -125,6 +136,18 @@ def _add_run_flags(p: argparse.ArgumentParser, d: TrainConfig) -> None:
         metavar="S",
         help="HED-space colour jitter of H&E / colour-stained images, strength S (default 0 = off)",
     )
+    add(
+        "--normalization",
+        choices=NORMALIZATIONS,
+        help="model input: divide_by_255, or percentile (each image's 1st-99.8th percentiles "
+        f"to 0-1, recorded in the card) (default {d.normalization})",
+    )
+    add(
+        "--blur-noise",
+        type=float,
+        metavar="P",
+        help="augmentation: probability of a Gaussian blur, and of Gaussian noise (default 0)",
+    )
     add("--verbose", action="store_true", help="show TensorFlow's start-up notices")
 
 
@@ -138,6 +161,8 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, str | None]:
     a = _parser().parse_args(argv)
     fields = TrainConfig.__dataclass_fields__
     given = {k: v for k, v in vars(a).items() if k in fields and v is not None}
+    if a.data is not None:
+        given["data"] = a.data[0] if len(a.data) == 1 else a.data
     if a.deep_supervision is not None:
         given["arch_kwargs"] = {"deep_supervision": a.deep_supervision == "on"}
     if a.resume is not None:

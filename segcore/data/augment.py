@@ -1,4 +1,5 @@
-"""Batch augmentation: flips, 90-degree rotations, random scale-crop, brightness/contrast.
+"""Batch augmentation: flips, 90-degree rotations, random scale-crop, brightness/contrast, HED
+stain jitter, Gaussian blur and noise.
 
 Geometric transforms run on the uint8 cache arrays (Pillow's C resize for the scale-crop) and are
 applied identically to image and mask; intensity changes run on the float32 model input and
@@ -24,6 +25,10 @@ class AugmentConfig:
     brightness: float = 0.1  # added, in [0, 1] pixel units
     contrast: float = 0.15  # multiplicative around the image mean
     stain_jitter: float = 0.0  # HED-space jitter of colour-stained images (segcore.data.stain)
+    blur_prob: float = 0.0  # probability of a Gaussian blur (sigma in `blur_sigma`) per image
+    blur_sigma: tuple[float, float] = (0.5, 1.5)
+    noise_prob: float = 0.0  # probability of additive Gaussian noise (std in `noise_std`)
+    noise_std: tuple[float, float] = (0.01, 0.05)
 
 
 def _scale_crop_one(image: np.ndarray, mask: np.ndarray, box: tuple[float, ...]):
@@ -59,13 +64,32 @@ def augment_geometry(
     return x, y
 
 
+def blur_and_noise(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """A Gaussian blur (in the image plane, sigma from ``cfg.blur_sigma``) on a random
+    ``cfg.blur_prob`` of a float32 NHWC batch, then Gaussian noise (std from ``cfg.noise_std``,
+    in input units) on a random ``cfg.noise_prob`` of it; in place."""
+    from scipy.ndimage import gaussian_filter
+
+    n = x.shape[0]
+    for i in np.flatnonzero(rng.random(n) < cfg.blur_prob):
+        sigma = rng.uniform(*cfg.blur_sigma)
+        x[i] = gaussian_filter(x[i], sigma=(sigma, sigma, 0))
+    for i in np.flatnonzero(rng.random(n) < cfg.noise_prob):
+        std = rng.uniform(*cfg.noise_std)
+        x[i] += rng.normal(0.0, std, size=x[i].shape).astype(np.float32)
+    return x
+
+
 def augment_intensity(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
     """Random contrast (around each image's mean) and brightness on float32 input in [0, 1],
-    after the HED stain jitter when ``cfg.stain_jitter`` is set."""
+    after the HED stain jitter when ``cfg.stain_jitter`` is set; then blur and noise
+    (`blur_and_noise`) when their probabilities are set."""
     if cfg.stain_jitter > 0:
         from segcore.data.stain import stain_jitter
 
         x = stain_jitter(x, rng, cfg.stain_jitter)
+    if cfg.blur_prob > 0 or cfg.noise_prob > 0:
+        x = blur_and_noise(x, rng, cfg)
     if cfg.contrast <= 0 and cfg.brightness <= 0:
         return x
     n = x.shape[0]

@@ -37,6 +37,8 @@ class Sample:
 
     image: Path
     masks: tuple[Path, ...]
+    #: The data source (dataset name) of a run on several ``--data`` folders; "" for one.
+    source: str = ""
 
     @property
     def name(self) -> str:
@@ -45,15 +47,17 @@ class Sample:
 
     def to_json(self, root: Path) -> dict:
         """Paths relative to the dataset root, for split.json."""
-        return {
+        obj = {
             "image": _rel(self.image, root),
             "masks": [_rel(m, root) for m in self.masks],
         }
+        return obj | ({"source": self.source} if self.source else {})
 
     @classmethod
     def from_json(cls, obj: dict, root: Path) -> Sample:
         """Inverse of `to_json`."""
-        return cls(root / obj["image"], tuple(root / m for m in obj["masks"]))
+        masks = tuple(root / m for m in obj["masks"])
+        return cls(root / obj["image"], masks, str(obj.get("source", "")))
 
 
 def _rel(path: Path, root: Path) -> str:

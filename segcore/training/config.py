@@ -19,7 +19,7 @@ from segcore.card import ModelCard, TileSpec
 from segcore.data.split import parse_fractions
 from segcore.errors import DataError
 from segcore.paths import samples_dir
-from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION
+from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION, NORMALIZATIONS, PERCENTILES
 
 SAMPLES_DIR = samples_dir() / "isic"
 SCHEDULES = ("plateau", "cosine")
@@ -51,7 +51,7 @@ FLAG_KWARGS = ("channels", "depth", "base_filters", "out_channels")
 class TrainConfig:
     """Every setting of a run; written to config.json and read back by --resume."""
 
-    data: str = str(SAMPLES_DIR)
+    data: str | list[str] = str(SAMPLES_DIR)  # one folder, or several (``--data A --data B``)
     format: str = "auto"
     arch: str = "unet_bn"
     base_filters: int | None = None
@@ -80,6 +80,9 @@ class TrainConfig:
     init_from: str = ""
     stain_jitter: float = 0.0  # HED jitter of colour-stained images (segcore.data.stain)
     invert_brightfield: bool = False  # bright-field images inverted before the model (the card)
+    normalization: str = NORMALIZATION  # model input: pixel / 255, or per-image percentiles
+    blur_noise: float = 0.0  # probability of a Gaussian blur, and of Gaussian noise, per crop
+    source_weights: str = ""  # "W1,W2,...": sampling weight of each --data folder (default 1 each)
     arch_kwargs: dict = field(default_factory=dict)
 
     @property
@@ -91,6 +94,18 @@ class TrainConfig:
     def is_demo(self) -> bool:
         """True for the no-argument demo on the bundled samples."""
         return self.data == str(SAMPLES_DIR)
+
+    @property
+    def data_dirs(self) -> list[str]:
+        """The dataset folders of the run (one or several sources)."""
+        return [self.data] if isinstance(self.data, str) else list(self.data)
+
+    @property
+    def weights(self) -> list[float]:
+        """The sampling weight of each source (`data_dirs`), 1.0 each by default."""
+        if not self.source_weights:
+            return [1.0] * len(self.data_dirs)
+        return [float(w) for w in self.source_weights.split(",")]
 
     def build_kwargs(self) -> dict:
         """Keyword arguments for `segcore.models.build` (recorded in config.json and the card)."""
@@ -123,6 +138,9 @@ def check_config(cfg: TrainConfig) -> None:
         raise DataError(f"--lr {cfg.lr}: must be a positive number")
     if not 0 <= cfg.stain_jitter < 1:
         raise DataError(f"--stain-jitter {cfg.stain_jitter}: must be in [0, 1)")
+    if not 0 <= cfg.blur_noise <= 1:
+        raise DataError(f"--blur-noise {cfg.blur_noise}: must be a probability in [0, 1]")
+    _check_sources(cfg)
     if not (math.isfinite(cfg.time_limit) and cfg.time_limit >= 0):
         raise DataError(f"--time-limit {cfg.time_limit}: must be 0 (none) or positive")
     _check_choices(cfg)
@@ -138,6 +156,30 @@ def check_config(cfg: TrainConfig) -> None:
             f"--split {cfg.split}: validation and test fractions must be above 0 "
             "(the best epoch is chosen on validation and scored on test)"
         )
+
+
+def _check_sources(cfg: TrainConfig) -> None:
+    """The --data folders (at least one, no repeats) and their --source-weights."""
+    dirs = cfg.data_dirs
+    if not dirs:
+        raise DataError("--data: give at least one dataset folder")
+    if len({str(Path(d).resolve()) for d in dirs}) < len(dirs):
+        raise DataError(f"--data {' '.join(dirs)}: a folder is given twice")
+    if not cfg.source_weights:
+        return
+    try:
+        weights = [float(w) for w in cfg.source_weights.split(",")]
+    except ValueError:
+        raise DataError(
+            f"--source-weights {cfg.source_weights}: expected numbers like 1,3"
+        ) from None
+    if len(weights) != len(dirs):
+        raise DataError(
+            f"--source-weights {cfg.source_weights}: {len(weights)} weight(s) for "
+            f"{len(dirs)} --data folder(s)"
+        )
+    if not all(math.isfinite(w) and 0 < w <= 100 for w in weights):
+        raise DataError(f"--source-weights {cfg.source_weights}: each must be in (0, 100]")
 
 
 def _check_choices(cfg: TrainConfig) -> None:
@@ -156,6 +198,7 @@ def _check_choices(cfg: TrainConfig) -> None:
         "target": TARGETS,
         "markers": MARKERS,
         "channels": (1, 3),
+        "normalization": NORMALIZATIONS,
     }
     for key, allowed in choices.items():
         if getattr(cfg, key) not in allowed:
@@ -166,11 +209,29 @@ def _check_choices(cfg: TrainConfig) -> None:
 
 
 def dataset_name(fmt: str, data: str) -> str:
-    """'isic' or 'dsb' for the two known layouts (or a packed copy of one), else the folder's name."""
+    """'isic' or 'dsb' for the two known layouts (or a packed copy of one), else the folder's name.
+
+    A run on several sources is named by its sources joined with '+' (`sources_name`)."""
     marker = Path(data) / DATASET_MARKER
     if marker.is_file():
         return json.loads(marker.read_text())["dataset"]
     return fmt if fmt in ("isic", "dsb") else Path(data).resolve().name
+
+
+def source_names(cfg: TrainConfig) -> list[str]:
+    """The dataset name of each ``--data`` folder of a run (`dataset_name` of its layout)."""
+    from segcore.data.layouts import detect_format
+
+    return [
+        dataset_name(cfg.format if cfg.format != "auto" else detect_format(Path(d)), d)
+        for d in cfg.data_dirs
+    ]
+
+
+def sources_name(names: list[str]) -> str:
+    """The dataset name of a run on several sources: their names joined with '+', in order
+    (``dsb+monuseg2018``; the first names the family)."""
+    return "+".join(names)
 
 
 def read_decode(run_dir: str | Path) -> dict:
@@ -260,6 +321,9 @@ class RunConfig:
             "input_size": s.img_size,
             "channels": s.channels,
             "normalization": self.raw.get("normalization", NORMALIZATION),
+            "normalization_percentiles": self.raw.get(
+                "normalization_percentiles", list(PERCENTILES)
+            ),
             "threshold": self.threshold,
             "postprocess": {"keep_largest": False, "fill_holes": False},
         }

@@ -30,7 +30,30 @@ from segcore.data.crops import (
     pad_to,
 )
 from segcore.instances import TARGET_SCALE
-from segcore.preprocess import to_model_input
+from segcore.preprocess import (
+    NORMALIZATION,
+    PERCENTILES,
+    percentile_normalize,
+    percentile_range,
+    to_model_input,
+)
+
+
+def image_ranges(images: list[np.ndarray] | np.ndarray, normalization: str) -> list | None:
+    """Each image's percentile range in model-input units (/255) for the ``percentile``
+    normalisation, measured once on the whole image as the engine measures it; None for /255."""
+    if normalization == NORMALIZATION:
+        return None
+    return [tuple(v / 255.0 for v in percentile_range(im, PERCENTILES)) for im in images]
+
+
+def normalized(x: np.ndarray, ranges: list | None, idx) -> np.ndarray:
+    """A float32 NHWC batch normalised by its images' ranges (`image_ranges`); unchanged for None."""
+    if ranges is None:
+        return x
+    for row, i in enumerate(idx):
+        percentile_normalize(x[row], ranges[i], out=x[row])
+    return x
 
 
 class CachedBatches(keras.utils.PyDataset):
@@ -48,10 +71,12 @@ class CachedBatches(keras.utils.PyDataset):
         epoch: int = 0,
         drop_remainder: bool = False,
         shard: tuple[int, int] = (0, 1),
+        normalization: str = NORMALIZATION,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.images, self.masks = images, masks
+        self.ranges = image_ranges(images, normalization)
         self.batch_size, self.channels = batch_size, channels
         self.augment, self.shuffle, self.seed = augment, shuffle, seed
         self.drop_remainder = drop_remainder and len(images) >= batch_size
@@ -78,11 +103,12 @@ class CachedBatches(keras.utils.PyDataset):
             idx = idx[k * len(idx) // n : (k + 1) * len(idx) // n]
         images, masks = self.images[idx], self.masks[idx]
         if self.augment is None:
-            return to_model_input(images, self.channels), masks.astype(np.float32)
+            x = to_model_input(images, self.channels)
+            return normalized(x, self.ranges, idx), masks.astype(np.float32)
         rng = np.random.default_rng([self.seed, self.epoch, index] + ([k] if n > 1 else []))
         images, masks = augment_geometry(images, masks, rng, self.augment)
         x = augment_intensity(to_model_input(images, self.channels), rng, self.augment)
-        return x, masks.astype(np.float32)
+        return normalized(x, self.ranges, idx), masks.astype(np.float32)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
@@ -102,16 +128,29 @@ class NativeCrops(keras.utils.PyDataset):
         train: bool = True,
         seed: int = 0,
         epoch: int = 0,
+        normalization: str = NORMALIZATION,
+        weights: dict[str, float] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.cache, self.crop, self.batch_size, self.channels = cache, crop, batch_size, channels
         self.augment, self.train, self.seed, self.epoch = augment, train, seed, epoch
+        self.ranges = image_ranges(cache.images, normalization)
         if train:
+            # a source's weight multiplies its images' crops per epoch (at least one each)
+            weights = weights or {}
             self._items = [
                 (i, None)
                 for i, im in enumerate(cache.images)
-                for _ in range(crops_per_image(im.shape, crop))
+                for _ in range(
+                    max(
+                        1,
+                        round(
+                            crops_per_image(im.shape, crop)
+                            * weights.get(cache.samples[i].source, 1.0)
+                        ),
+                    )
+                )
             ]
         else:
             self._items = [
@@ -169,7 +208,7 @@ class NativeCrops(keras.utils.PyDataset):
         x = to_model_input(images, self.channels)
         if self.augment is not None:
             x = augment_intensity(x, rng, self.augment)
-        return x, targets
+        return normalized(x, self.ranges, [self._items[j][0] for j in idx]), targets
 
     def on_epoch_end(self) -> None:
         if self.train:

@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import keras
@@ -29,7 +29,7 @@ from segcore.data.split import parse_fractions
 from segcore.errors import DataError, reason
 from segcore.history import read_history
 from segcore.models import build
-from segcore.preprocess import NORMALIZATION
+from segcore.preprocess import PERCENTILES
 from segcore.training.callbacks import (
     BestWeights,
     HistoryLogger,
@@ -47,6 +47,8 @@ from segcore.training.config import (
     TrainConfig,
     dataset_name,
     init_path,
+    source_names,
+    sources_name,
 )
 from segcore.training.distribute import Topology, setup
 from segcore.training.evaluate import evaluate_run
@@ -135,7 +137,7 @@ def announce(cfg: TrainConfig, fmt: str, split: dict, run_dir: Path, demo: bool)
     counts = "/".join(str(len(split[k])) for k in ("train", "val", "test"))
     what = (
         f"training {cfg.arch} ({cfg.img_size} px, {cfg.epochs} epochs, batch {cfg.batch_size}) "
-        f"on {sum(len(v) for v in split.values())} {fmt} pairs from {cfg.data} "
+        f"on {sum(len(v) for v in split.values())} {fmt} pairs from {', '.join(cfg.data_dirs)} "
         f"(train/val/test {counts}); results go to {run_dir}"
     )
     if demo:
@@ -167,17 +169,60 @@ def open_run(cfg: TrainConfig, resume_dir: Path | None, topology: Topology) -> O
                 raise DataError(str(exc)) from None
         opened = OpenRun(run_dir, cfg.format, split, state, resumed=True)  # layout: config.json
     else:
-        fmt, samples = find_samples(cfg.data, cfg.format, bool(cfg.skip_unmatched))
-        split = make_split(samples, parse_fractions(cfg.split), cfg.seed)
-        run_dir = Path(cfg.out) if cfg.out else default_out(cfg, dataset_name(fmt, cfg.data))
+        fmt, split, root = find_split(cfg)
+        run_dir = Path(cfg.out) if cfg.out else default_out(cfg, run_dataset(cfg, fmt))
         if topology.is_chief:
             prepare_run_dir(run_dir)
             meta = {"seed": cfg.seed, "fractions": cfg.split}
-            write_split(run_dir / "split.json", split, Path(cfg.data), meta)
+            write_split(run_dir / "split.json", split, root, meta)
         opened = OpenRun(run_dir, fmt, split, {"epoch": 0, "best": None})
     if topology.is_chief:
         announce(cfg, opened.fmt, split, run_dir, demo=resume_dir is None and cfg.is_demo)
     return opened
+
+
+def find_split(cfg: TrainConfig) -> tuple[str, dict[str, list[Sample]], Path]:
+    """(layout, split, root) of the run's data: each ``--data`` folder is found and split on its
+    own with the run's seed and fractions (so every source is held out in part, and one folder's
+    split is the same alone or beside others), then the splits are joined in folder order.
+    With several folders each sample records its source's name and ``root`` is the folders'
+    common parent (split.json's paths are relative to it); the layout is the first folder's."""
+    import os
+
+    fractions = parse_fractions(cfg.split)
+    dirs = cfg.data_dirs
+    several = len(dirs) > 1
+    split: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    fmt = cfg.format
+    for i, folder in enumerate(dirs):
+        where = Path(folder).resolve() if several else folder  # paths under the common root
+        found, samples = find_samples(where, cfg.format, bool(cfg.skip_unmatched))
+        fmt = found if i == 0 else fmt
+        if several:
+            name = dataset_name(found, folder)
+            samples = [replace(s, source=name) for s in samples]
+        for key, part in make_split(samples, fractions, cfg.seed).items():
+            split[key] += part
+    root = Path(os.path.commonpath([str(Path(d).resolve()) for d in dirs])) if several else None
+    return fmt, split, root or Path(dirs[0])
+
+
+def source_counts(split: dict[str, list[Sample]]) -> dict[str, dict[str, int]]:
+    """Images per source and split part (``{"dsb": {"train": 480, ...}}``); {} for one source."""
+    counts: dict[str, dict[str, int]] = {}
+    for part, samples in split.items():
+        for s in samples:
+            if s.source:
+                counts.setdefault(s.source, {}).setdefault(part, 0)
+                counts[s.source][part] += 1
+    return counts
+
+
+def run_dataset(cfg: TrainConfig, fmt: str) -> str:
+    """The dataset name of a run: its folder's (`dataset_name`), or its sources' joined."""
+    if len(cfg.data_dirs) == 1:
+        return dataset_name(fmt, cfg.data_dirs[0])
+    return sources_name(source_names(cfg))
 
 
 def default_out(cfg: TrainConfig, dataset: str) -> Path:
@@ -229,9 +274,11 @@ def run_config(
     return (
         asdict(cfg)
         | {
-            "dataset": dataset_name(run.fmt, cfg.data),
+            "dataset": run_dataset(cfg, run.fmt),
             "format": run.fmt,
-            "normalization": NORMALIZATION,
+            "normalization": cfg.normalization,
+            "normalization_percentiles": list(PERCENTILES),
+            "sources": source_counts(run.split),
             "threshold": RunConfig.__dataclass_fields__["threshold"].default,
             "params": int(model.count_params()),
             "backend": keras.backend.backend(),

@@ -68,7 +68,20 @@ class TargetSpec:
 
 
 def _augment(cfg: TrainConfig) -> AugmentConfig | None:
-    return AugmentConfig(stain_jitter=cfg.stain_jitter) if cfg.augment else None
+    if not cfg.augment:
+        return None
+    return AugmentConfig(
+        stain_jitter=cfg.stain_jitter, blur_prob=cfg.blur_noise, noise_prob=cfg.blur_noise
+    )
+
+
+def _weights(cfg: TrainConfig) -> dict[str, float]:
+    """The sampling weight of each source by its name (as `Sample.source` holds it)."""
+    from segcore.training.config import source_names
+
+    if len(cfg.data_dirs) == 1:
+        return {}
+    return dict(zip(source_names(cfg), cfg.weights, strict=True))
 
 
 def _mask_feeders(
@@ -91,6 +104,7 @@ def _mask_feeders(
         global_batch_size(cfg.batch_size, len(train), topology),
         cfg.channels,
         augment=_augment(cfg),
+        normalization=cfg.normalization,
         shuffle=True,
         seed=cfg.member_seed,
         epoch=epoch,
@@ -105,6 +119,7 @@ def _mask_feeders(
         global_batch_size(cfg.batch_size, n_val, topology),
         cfg.channels,
         shard=shard,
+        normalization=cfg.normalization,
     )
     return Feeders(train_feed, val_feed, len(train), len(val))
 
@@ -132,8 +147,12 @@ def _instance_feeders(
         epoch=epoch,
         workers=workers,
         max_queue_size=16,
+        normalization=cfg.normalization,
+        weights=_weights(cfg),
     )
-    val_feed = NativeCrops(val, cfg.img_size, batch, cfg.channels, train=False)
+    val_feed = NativeCrops(
+        val, cfg.img_size, batch, cfg.channels, train=False, normalization=cfg.normalization
+    )
     return Feeders(train_feed, val_feed, len(train), len(val))
 
 
