@@ -114,16 +114,8 @@ def plane_raw(
         )
     chosen, notes = image.select(choice.channel, choice.z, choice.t, choice.project)
     notes = [note.replace(f"{image.path}: ", "") for note in notes]
-    rows = max(step, STRIP_ROWS - STRIP_ROWS % step)  # a multiple of step: strips stay aligned
-    out: np.ndarray | None = None
-    for y0 in range(0, chosen.height, rows):
-        pixels = chosen.read(y0, min(y0 + rows, chosen.height), 0, chosen.width)[::step, ::step]
-        if out is None:
-            shape = (-(-chosen.height // step), -(-chosen.width // step), pixels.shape[-1])
-            out = np.empty(shape, pixels.dtype)
-        out[y0 // step : y0 // step + len(pixels)] = fill_empty(pixels, (pixels == 0).all(axis=-1))
-    assert out is not None  # a selected plane has at least one row
-    return out, notes
+    pixels = chosen.read_plane(step, STRIP_ROWS)
+    return fill_empty(pixels, (pixels == 0).all(axis=-1)), notes
 
 
 def plane_pixels(
