@@ -87,6 +87,6 @@ def segment_pixels(engine: Engine, pixels: np.ndarray, *, tta: bool = False) -> 
             pred.labels, features_table(objects), f"{engine.name}: {pred.count} nuclei", pred.count
         )
     mask = pred.mask.astype(np.uint8)
-    objects = measure_objects(mask, engine.load(pixels).pixels)
+    objects = measure_objects(mask, engine.load(pixels).source)  # raw values, as the CLI
     name = f"{engine.name}: mask, {pred.components} components"
     return LabelsResult(mask, features_table(objects), name, pred.components)
