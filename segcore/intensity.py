@@ -10,7 +10,8 @@ The card's ``intensity`` entry names the rule (default `DEFAULT_RULE`):
   or 32 bits that holds the largest sampled value: a 12-bit camera's image in a 16-bit file is
   divided by 4095, a full-range 16-bit one by 65535, as an 8-bit image is divided by 255 (the
   detector's range, not the scene's, so dim and bright images keep their difference, as in
-  training); float files use ``percentile``;
+  training); float files in [0, 1] or [0, 255] by that range; other values (32-bit integers,
+  negative or larger floats) by their own min..max, with a `segcore.preprocess.RangeWarning`;
 - ``percentile``: for 16-bit, 32-bit and float files, an affine map fitted once per image on a
   sample of its pixels: the ``low`` and ``high`` percentiles go to ``target_low`` and
   ``target_high``, the same percentiles of the model's training images (/255), so a 16-bit image
@@ -28,12 +29,13 @@ whole slide is never read at once, and every block of a mosaic is mapped the sam
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from segcore.preprocess import PERCENTILE_CLIP, PERCENTILES, percentile_range
+from segcore.preprocess import PERCENTILE_CLIP, PERCENTILES, RangeWarning, percentile_range
 
 RULES = ("divide_by_255", "bit_depth", "dtype_range", "percentile")
 #: The mapping rule of a card with ``"normalization": "percentile"`` (`percentile_normalization`).
@@ -151,10 +153,21 @@ def fit_mapping(dtype: np.dtype, rule: dict, sample: Callable[[], np.ndarray]) -
         top = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
         return IntensityMapping("dtype_range", 0.0, 1.0 / top)
     integer = np.issubdtype(dtype, np.integer)
-    if rule["rule"] == "bit_depth" and integer:
-        top = float(np.max(sample(), initial=0))
-        bits = next((b for b in BIT_DEPTHS if top <= 2**b - 1), BIT_DEPTHS[-1])
-        return IntensityMapping("bit_depth", 0.0, 1.0 / (2**bits - 1))
+    if rule["rule"] == "bit_depth":
+        values = np.asarray(sample())
+        finite = values[np.isfinite(values)] if not integer else values
+        low, top = float(np.min(finite, initial=0)), float(np.max(finite, initial=0))
+        if integer and low >= 0 and top <= 2**16 - 1:
+            bits = next(b for b in BIT_DEPTHS if top <= 2**b - 1)
+            return IntensityMapping("bit_depth", 0.0, 1.0 / (2**bits - 1))
+        if not integer and low >= 0 and top <= 255:  # float images in [0, 1] or [0, 255]
+            return IntensityMapping("bit_depth", 0.0, 1.0 if top <= 1 else 1.0 / 255.0)
+        warnings.warn(
+            f"pixel values {low:g}..{top:g} are outside 0..255: mapped by their range",
+            RangeWarning,
+            stacklevel=2,
+        )
+        return IntensityMapping("range", low, 1.0 / max(top - low, 1e-12))
     values = sample().astype(np.float64)
     values = values.mean(axis=-1) if values.ndim == 2 else values
     values = values[np.isfinite(values)]
