@@ -220,16 +220,16 @@ def _inputs(samples: list[Sample], engine: Engine) -> list[np.ndarray]:
     them: resized to the input size, or for a tiled (native-scale) model the whole image padded
     to the model's stride (the int8 ranges then come from nuclei at the size they are seen);
     unreadable images are skipped."""
-    size = (engine.input_size, engine.input_size)
     images = []
     for _, image, _ in readable(samples):
-        pixels = engine.load(image).pixels
+        loaded = engine.load(image)
         if engine.mode != "tiled":
-            images.append(engine.model_input(pixels, size))
+            images.append(engine.resized_input(loaded))
             continue
+        x = engine.model_input(loaded)
         stride = engine.card.stride
-        pad = [(0, -n % stride) for n in pixels.shape[:2]] + [(0, 0)]
-        images.append(engine.model_input(np.pad(pixels, pad, mode="reflect")))
+        pad = [(0, -n % stride) for n in x.shape[:2]] + [(0, 0)]
+        images.append(np.pad(x, pad, mode="reflect"))
     if not images:
         raise ExportError("no readable training image to calibrate int8 on")
     return images

@@ -50,7 +50,6 @@ def score(
     """
     instance = engine.instances is not None
     post_rows, raw_rows, kinds = [], [], []
-    size = (engine.input_size, engine.input_size)
     for start in tqdm(
         range(0, len(samples), batch_size),
         desc=f"score {engine.name}",
@@ -70,7 +69,7 @@ def score(
                 raw_rows.append(with_thresholded_jaccard(binary_scores(truth > 0, pred.mask)))
                 post_rows.append({**raw_rows[-1], **instance_scores(truth, pred.labels)})
             continue
-        x = np.stack([engine.model_input(im.pixels, size) for im, _ in pairs])
+        x = np.stack([engine.resized_input(im) for im, _ in pairs])
         for (im, truth), prob in zip(pairs, engine.probabilities(x), strict=True):
             raw = binary_scores(truth, engine.finish(im, prob, postprocess=False).mask)
             raw_rows.append(with_thresholded_jaccard(raw))

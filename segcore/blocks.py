@@ -2,7 +2,8 @@
 
 The image is cut into a grid of ``block_size`` blocks (`plan_blocks`). Each block is read with a
 context margin on every side (clipped at the image's edges), mapped to model input by the image's
-one `IntensityMapping`, predicted by overlapping tiles and decoded into nuclei (`segment_block`).
+one `ImageMapping` through the engine's input contract (`segcore.model_input`: channels,
+bright-field inversion), predicted by overlapping tiles and decoded into nuclei (`segment_block`).
 Of the nuclei found in that extended region, a block *owns* those whose first pixel (in raster
 order) lies inside the block itself, as StarDist's ``predict_instances_big`` owns objects by
 block: a nucleus on a seam is found whole in both neighbours' context and owned by exactly one of
@@ -27,12 +28,9 @@ from scipy import ndimage
 
 from segcore.card import TileSpec
 from segcore.instances import decode, measure_objects
-from segcore.intensity import IntensityMapping
+from segcore.model_input import ImageMapping
 from segcore.tiling import predict_tiled
 
-#: Median equivalent diameter of the DSB training nuclei in pixels (10,727 nuclei of every other
-#: training image of the shipped split); a card's ``object_diameter_px`` overrides it.
-TYPICAL_DIAMETER_PX = 18.0
 #: Tiles per block side by default (`default_block_size`): 4 tiles of 1024 make 3456-pixel blocks
 #: for the nuclei model, ~0.9 GB at peak (bench/bigimage.py measures memory and speed).
 TILES_PER_BLOCK = 4
@@ -152,18 +150,6 @@ def predict_channels(engine: object, x: np.ndarray, tta: bool = False) -> np.nda
     )
 
 
-def to_model_channels(x: np.ndarray, channels: int) -> np.ndarray:
-    """HxWxC mapped input with the model's channel count: a single channel repeated for an RGB
-    model, colour averaged for a one-channel model."""
-    if x.shape[-1] == channels:
-        return x
-    if x.shape[-1] == 1:
-        return np.repeat(x, channels, axis=-1)
-    if channels == 1:
-        return x[..., :3].mean(axis=-1, keepdims=True)
-    return x[..., :channels]
-
-
 def fill_empty(pixels: np.ndarray, empty: np.ndarray) -> np.ndarray:
     """``pixels`` with every no-data pixel (0 in all channels) given its nearest data pixel's
     value. Stitched mosaics and slides fill the area between their tiles with 0; the nuclei model
@@ -186,22 +172,20 @@ def resized(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     )
 
 
-def block_decoding(engine: object, x: np.ndarray) -> object:
-    """The engine's decoding settings for a block of mapped model input ``x``: by the block's
-    kind of image when the card has per-kind settings (judged on a sample of its pixels)."""
+def block_decoding(engine: object, pixels: np.ndarray, mapping: ImageMapping) -> object:
+    """The engine's decoding settings for a block of raw ``pixels``: by the block's kind of
+    image when the card has per-kind settings (judged on the mapped view of a sample of it)."""
     if not engine.card.instances_by_kind:  # type: ignore[attr-defined]
         return engine.instances  # type: ignore[attr-defined]
-    step = max(1, max(x.shape[:2]) // 1024)
-    sample = np.rint(np.clip(x[::step, ::step], 0, 1) * 255).astype(np.uint8)
-    if sample.shape[-1] == 1:
-        sample = np.repeat(sample, 3, axis=-1)
-    return engine.decoding_for(sample)  # type: ignore[attr-defined]
+    step = max(1, max(pixels.shape[:2]) // 1024)
+    view = engine.contract.view(pixels[::step, ::step], mapping)  # type: ignore[attr-defined]
+    return engine.decoding_for(view)  # type: ignore[attr-defined]
 
 
 def segment_block(
     engine: object,
     read: object,
-    mapping: IntensityMapping,
+    mapping: ImageMapping,
     block: Block,
     tta: bool = False,
     scale: float = 1.0,
@@ -214,8 +198,10 @@ def segment_block(
     empty = (pixels == 0).all(axis=-1)
     if empty.all():  # no data at all (outside a stitched mosaic's tiles): nothing to find
         return BlockResult(block.index, block.cy0, block.cx0, np.zeros((0, 0), np.uint32))
-    x = to_model_channels(mapping.apply(fill_empty(pixels, empty)), int(engine.channels))  # type: ignore[attr-defined]
-    decoding = block_decoding(engine, x)
+    filled = fill_empty(pixels, empty)
+    x = engine.contract.model_input(filled, mapping)  # type: ignore[attr-defined]
+    decoding = block_decoding(engine, filled, mapping)
+    del filled
     if scale != 1.0:
         x = resized(x, (round(x.shape[0] * scale), round(x.shape[1] * scale)))
     channels = predict_channels(engine, x, tta)

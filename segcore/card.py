@@ -20,6 +20,7 @@ from typing import Any
 
 from segcore.errors import ModelError
 from segcore.instances import MARKERS, DecodeSettings
+from segcore.intensity import DEFAULT_RULE, RULES
 from segcore.kinds import KINDS
 from segcore.postprocess import Postprocess
 from segcore.preprocess import DEFAULT_THRESHOLD, NORMALIZATION, NORMALIZATIONS, PERCENTILES
@@ -38,6 +39,9 @@ MAX_TILE = 8192
 MAX_OVERLAP = 0.9
 #: Families of data sets with bundled samples; a card's dataset may carry a suffix (``dsb256``).
 FAMILIES = ("isic", "dsb")
+#: Median equivalent diameter of the DSB training nuclei in pixels (10,727 nuclei of every other
+#: training image of the shipped split); a card's ``object_diameter_px`` overrides it.
+TYPICAL_DIAMETER_PX = 18.0
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,6 @@ class ModelCard:
     arch: str = "?"
     depth: int = DEFAULT_DEPTH
     normalization: str = NORMALIZATION
-    #: Low and high percentiles of the ``percentile`` normalisation (card key
-    #: ``normalization_percentiles``).
-    percentiles: tuple[float, float] = PERCENTILES
     threshold: float = DEFAULT_THRESHOLD
     mode: str = "resize"
     tile: TileSpec | None = None
@@ -75,6 +76,17 @@ class ModelCard:
     instances_by_kind: dict[str, DecodeSettings] = field(default_factory=dict)
     postprocess: Postprocess = field(default_factory=Postprocess)
     ort_optimization: str = "extended"
+    #: Low and high percentiles of the ``percentile`` normalisation (card key
+    #: ``normalization_percentiles``), mapped to 0 and 1.
+    percentiles: tuple[float, float] = PERCENTILES
+    #: The intensity rule for files wider than 8 bits (`segcore.intensity`), defaults filled in.
+    intensity: dict = field(default_factory=lambda: dict(DEFAULT_RULE))
+    #: Bright-field images are inverted before the model (`segcore.kinds.invert_brightfield`).
+    invert_brightfield: bool = False
+    #: Typical object diameter in the training images, pixels (``--object-diameter`` scales to it).
+    object_diameter_px: float = TYPICAL_DIAMETER_PX
+    #: The training sources with their licences and citations (``sources`` of the card).
+    sources: tuple[dict, ...] = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -154,9 +166,15 @@ class _Checker:
         normalization = d.get("normalization", NORMALIZATION)
         if normalization not in NORMALIZATIONS:
             raise self.fail(
-                f"unsupported normalization {normalization!r} "
-                f"(expected one of {', '.join(NORMALIZATIONS)})"
+                f"unsupported normalization {normalization!r} (expected one of "
+                f"{', '.join(NORMALIZATIONS)})"
             )
+        invert = d.get("invert_brightfield", False)
+        if not isinstance(invert, bool):
+            raise self.fail(f"invert_brightfield must be true or false, not {invert!r}")
+        diameter = d.get("object_diameter_px", TYPICAL_DIAMETER_PX)
+        if not (is_number(diameter) and diameter > 0):
+            raise self.fail(f"object_diameter_px must be a number above 0, not {diameter!r}")
         return ModelCard(
             name=str(d.get("name") or default_name or "model"),
             input_size=self.input_size(2**depth),
@@ -164,8 +182,6 @@ class _Checker:
             dataset=str(d.get("dataset") or ""),
             arch=str(d.get("arch") or "?"),
             depth=depth,
-            normalization=normalization,
-            percentiles=self.percentiles(),
             threshold=self.probability("threshold", DEFAULT_THRESHOLD),
             mode=mode,
             tile=self.tile(2**depth) if mode == "tiled" else None,
@@ -173,23 +189,59 @@ class _Checker:
             instances_by_kind=self.instances_by_kind(),
             postprocess=self.postprocess(),
             ort_optimization=level,
+            normalization=normalization,
+            percentiles=self.percentiles(),
+            intensity=self.intensity(),
+            invert_brightfield=invert,
+            object_diameter_px=float(diameter),
+            sources=self.sources(),
             raw=d,
         )
 
     def percentiles(self) -> tuple[float, float]:
-        value = self.data.get("normalization_percentiles", list(PERCENTILES))
-        ok = (
+        value = self.data.get("normalization_percentiles", PERCENTILES)
+        if not (
             isinstance(value, list | tuple)
             and len(value) == 2
-            and all(isinstance(v, int | float) and math.isfinite(v) for v in value)
-            and 0 <= value[0] < value[1] <= 100
-        )
-        if not ok:
+            and all(is_number(v) for v in value)
+            and 0.0 <= value[0] < value[1] <= 100.0
+        ):
             raise self.fail(
                 f"normalization_percentiles must be [low, high] with 0 <= low < high <= 100, "
                 f"not {value!r}"
             )
         return float(value[0]), float(value[1])
+
+    def intensity(self) -> dict:
+        obj = self.data.get("intensity") or {}
+        if not isinstance(obj, dict):
+            raise self.fail(f"intensity must be an object, not {obj!r}")
+        rule = {**DEFAULT_RULE, **obj}
+        if rule["rule"] not in RULES:
+            raise self.fail(
+                f"unknown intensity rule {rule['rule']!r} (expected one of {', '.join(RULES)})"
+            )
+        for key in ("low", "high"):
+            if not (is_number(rule[key]) and 0.0 <= rule[key] <= 100.0):
+                raise self.fail(f"intensity.{key} must be a percentile 0-100, not {rule[key]!r}")
+        for key in ("target_low", "target_high"):
+            if not is_number(rule[key]):
+                raise self.fail(f"intensity.{key} must be a number, not {rule[key]!r}")
+        if not rule["low"] < rule["high"] or not rule["target_low"] < rule["target_high"]:
+            raise self.fail("intensity: low must be below high, target_low below target_high")
+        return rule
+
+    def sources(self) -> tuple[dict, ...]:
+        value = self.data.get("sources") or []
+        if not isinstance(value, list) or not all(
+            isinstance(v, dict) and isinstance(v.get("name"), str) and v["name"] for v in value
+        ):
+            raise self.fail("sources must be a list of {name, licence, citation} objects")
+        for source in value:
+            for key in ("licence", "citation"):
+                if not isinstance(source.get(key, ""), str):
+                    raise self.fail(f"sources: {key} of {source['name']!r} must be text")
+        return tuple(dict(v) for v in value)
 
     def depth(self) -> int:
         kwargs = self.data.get("arch_kwargs", {})

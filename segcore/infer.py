@@ -6,8 +6,10 @@ One `Engine` wraps one model and its card (`segcore.card.ModelCard`): by default
 any runner (`Engine.from_runner`: evaluation passes a Keras model's): decoding, pre-processing,
 whole-image or tiled run, test-time flips, post-processing and instance decoding, all read from
 the card. It is safe to share between threads: the runner's session is thread-safe and the engine
-keeps no per-call state. Importing this module never imports TensorFlow or Keras; pre-processing
-is `segcore.preprocess`, the same code training uses.
+keeps no per-call state. Importing this module never imports TensorFlow or Keras. Pixels become
+model input through the card's one input contract (`segcore.model_input.InputContract`), the
+same one the block-wise path, the app and napari use: a 16-bit PNG and the same plane in a
+16-bit TIFF reach the model alike.
 """
 
 from __future__ import annotations
@@ -24,17 +26,15 @@ from PIL import Image
 from segcore.card import ModelCard, TileSpec
 from segcore.errors import ImageError, ModelError
 from segcore.instances import DecodeSettings, decode, measure_objects
-from segcore.kinds import image_kind, invert_brightfield
+from segcore.kinds import image_kind
+from segcore.model_input import ImageMapping, InputContract, raw_array, raw_pixels
 from segcore.postprocess import Postprocess, count_components, to_image_size
 from segcore.preprocess import (
     MAX_PIXELS,
     ImageSource,
     flip_averaged,
-    normalize_input,
     open_image,
     resize_image,
-    to_model_input,
-    to_rgb_array,
 )
 from segcore.tiling import predict_tiled
 
@@ -50,12 +50,25 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class LoadedImage:
-    """An image decoded for the model: RGB pixels (JPEGs maybe at reduced scale) and full size."""
+    """An image decoded for the model (JPEGs maybe at reduced scale) and its full size.
+
+    ``pixels`` is the 8-bit RGB view (`segcore.model_input.InputContract.view`: overlays, the
+    image's kind); ``raw`` the pixels of their own type (HxWxC) the model input is made from and
+    measurements are taken on (``pixels`` when None); ``mapping`` their intensity mapping (fitted
+    by the engine when None).
+    """
 
     pixels: np.ndarray
     width: int
     height: int
     seconds: float
+    raw: np.ndarray | None = None
+    mapping: ImageMapping | None = None
+
+    @property
+    def source(self) -> np.ndarray:
+        """The raw pixels (HxWxC): ``raw``, else the RGB ``pixels``."""
+        return self.pixels if self.raw is None else self.raw
 
 
 #: The columns of a prediction's figures in every CSV (`segcore.predict` and the app).
@@ -182,6 +195,7 @@ class Engine:
         self.mode = card.mode
         self.instances = card.instances
         self.max_pixels = max_pixels
+        self.contract = InputContract.of(card)
         self._run = runner
 
     @property
@@ -191,30 +205,58 @@ class Engine:
         return self._run
 
     def load(self, image: EngineInput) -> LoadedImage:
-        """Decode a path, bytes, file object or array into RGB pixels; raises ImageError.
+        """Decode a path, bytes, file object or array into raw pixels, their mapping and their
+        8-bit view (`LoadedImage`); raises ImageError.
 
         JPEGs much larger than the model input decode at 1/2-1/8 scale (Pillow ``draft``), other
         formats are box-reduced after decoding (`REDUCE_TO` times the input size or more); the
-        full size is kept so the mask comes back at the original size.
+        full size is kept so the mask comes back at the original size. A `LoadedImage` without a
+        mapping gets one.
         """
         if isinstance(image, LoadedImage):
-            return image
+            if image.mapping is not None:
+                return image
+            mapping = self.contract.fit_image(image.source)
+            return LoadedImage(
+                image.pixels, image.width, image.height, image.seconds, image.raw, mapping
+            )
         start = time.perf_counter()
         if isinstance(image, np.ndarray):
-            pixels = _array_to_rgb(image)
-            height, width = pixels.shape[:2]
+            raw = raw_array(image)
+            height, width = raw.shape[:2]
         else:
             # tiled models work at native scale: decode at full size
             draft = None if self.mode == "tiled" else (self.input_size, self.input_size)
             img = open_image(image, draft_size=draft, max_pixels=self.max_pixels)
             width, height = img.info["full_size"]
-            pixels = to_rgb_array(img if self.mode == "tiled" else _reduced(img, self.input_size))
+            raw = raw_pixels(img if self.mode == "tiled" else _reduced(img, self.input_size))
         if width * height > self.max_pixels:
             raise ImageError(
                 f"{_display_name(image)}: {width}x{height} is above the "
                 f"{self.max_pixels:,}-pixel limit"
             )
-        return LoadedImage(pixels, width, height, time.perf_counter() - start)
+        mapping = self.contract.fit_image(raw)
+        view = self.contract.view(raw, mapping)
+        return LoadedImage(view, width, height, time.perf_counter() - start, raw, mapping)
+
+    def model_input(self, image: LoadedImage) -> np.ndarray:
+        """HxWxC float32 model input of a loaded image at its decoded size (the contract)."""
+        image = self.load(image)
+        return self.contract.model_input(image.source, image.mapping)  # type: ignore[arg-type]
+
+    def resized_input(self, image: LoadedImage) -> np.ndarray:
+        """Model input of a resize-mode model: the raw pixels resized to the card's input size
+        (8-bit RGB as Pillow resizes them in training, wider types as float32), then mapped."""
+        image = self.load(image)
+        size = (self.input_size, self.input_size)
+        raw = image.source
+        if raw.dtype == np.uint8 and raw.shape[-1] == 3:
+            resized = resize_image(raw, size)
+        else:
+            resized = np.stack(
+                [_resize_plane(raw[..., c], size) for c in range(raw.shape[-1])], axis=-1
+            )
+        return self.contract.model_input(resized, image.mapping)  # type: ignore[arg-type]
 
     def probabilities(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
         """Run the model on NxHxWxC float32 input in [0, 1]; returns NxHxW probabilities (the
@@ -230,34 +272,21 @@ class Engine:
         return np.asarray((flip_averaged(self._run) if tta else self._run)(batch))
 
     def decoding_for(self, pixels: np.ndarray) -> DecodeSettings | None:
-        """The card's decoding settings for an HxWx3 uint8 image: those of its kind
-        (`segcore.kinds.image_kind`) when the card has per-kind settings, else ``instances``."""
+        """The card's decoding settings for an HxWx3 uint8 image (a `LoadedImage`'s view):
+        those of its kind (`segcore.kinds.image_kind`) when the card has per-kind settings, else
+        ``instances``."""
         if not self.card.instances_by_kind:
             return self.instances
         return self.card.decoding_for(image_kind(pixels))
 
-    def model_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """An HxWx3 uint8 image as the model sees it: bright-field images inverted when the card
-        says ``invert_brightfield`` (`segcore.kinds.invert_brightfield`), else unchanged."""
-        return invert_brightfield(pixels) if self.card.get("invert_brightfield") else pixels
-
-    def model_input(self, pixels: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-        """HxWxC float32 model input of an HxWx3 uint8 image by the card: bright-field inversion,
-        resized to ``size`` when given, channels, then the card's normalisation
-        (`segcore.preprocess.normalize_input`: /255, or the image's own percentiles)."""
-        pixels = self.model_pixels(pixels)
-        if size is not None:
-            pixels = resize_image(pixels, size)
-        x = to_model_input(pixels, self.channels)
-        return normalize_input(x, self.card.normalization, self.card.percentiles)
-
-    def tiled_channels(self, pixels: np.ndarray, tta: bool = False) -> np.ndarray:
-        """HxWxK output channels of an HxWx3 uint8 image, by overlapping tiles at native scale."""
+    def tiled_channels(self, image: EngineInput, tta: bool = False) -> np.ndarray:
+        """HxWxK output channels of an image (raw pixels, a file or a `LoadedImage`) by
+        overlapping tiles at native scale."""
         tile = self.card.tile
         if tile is None:  # resize-mode models: one window of the card's input size
             tile = TileSpec(self.input_size, 0.0)
         return predict_tiled(
-            self.model_input(pixels),
+            self.model_input(self.load(image)),
             lambda batch: self.channel_maps(batch, tta),
             tile.size,
             tile.overlap,
@@ -270,7 +299,7 @@ class Engine:
     ) -> Prediction:
         """One image at native scale: tiles, then instance decoding or threshold + clean-up."""
         t0 = time.perf_counter()
-        channels = self.tiled_channels(im.pixels, tta)
+        channels = self.tiled_channels(im, tta)
         prob = channels[..., -1]
         labels = objects = None
         if self.instances is not None:
@@ -278,7 +307,7 @@ class Engine:
             if threshold is not None:
                 decoding = DecodeSettings(**{**decoding.to_json(), "foreground": float(threshold)})
             labels = decode(prob, channels[..., 0], decoding)
-            objects = measure_objects(labels, im.pixels)
+            objects = measure_objects(labels, im.source)  # raw values, as the block-wise path
             mask = labels > 0
         else:
             mask = settings.apply(prob > (self.threshold if threshold is None else threshold))
@@ -314,12 +343,11 @@ class Engine:
         if self.mode == "tiled":
             settings = self._settings(postprocess)
             return [self._predict_tiled(im, threshold, settings, tta) for im in loaded]
-        size = (self.input_size, self.input_size)
         results: list[Prediction] = []
         for start in range(0, len(loaded), max(1, batch_size)):
             chunk = loaded[start : start + batch_size]
             t0 = time.perf_counter()
-            x = np.stack([self.model_input(im.pixels, size) for im in chunk])
+            x = np.stack([self.resized_input(im) for im in chunk])
             probs = self.probabilities(x, tta=tta)
             shared = (time.perf_counter() - t0) / len(chunk)
             for im, prob in zip(chunk, probs, strict=True):
@@ -374,16 +402,13 @@ def _reduced(img: Image.Image, input_size: int) -> Image.Image:
     return img.reduce(factor)
 
 
-def _array_to_rgb(array: np.ndarray) -> np.ndarray:
-    """An HxWx3 uint8 RGB array from any image-like array (gray, RGBA, 16-bit, float)."""
-    if array.ndim == 3 and array.shape[2] == 3 and array.dtype == np.uint8:
-        return array
-    try:
-        return to_rgb_array(Image.fromarray(array))
-    except (TypeError, ValueError) as exc:
-        raise ImageError(
-            f"<array>: not an image array (shape {array.shape}, {array.dtype})"
-        ) from exc
+def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An HxW plane of any type resized to (height, width) as float32 (bilinear, antialiased)."""
+    h, w = size
+    if plane.shape == (h, w):
+        return plane.astype(np.float32)
+    img = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))
+    return np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.float32)
 
 
 def _display_name(image: EngineInput) -> str:

@@ -218,13 +218,16 @@ def measure_objects(labels: np.ndarray, image: np.ndarray) -> list[dict]:
     """One dict per object (keys `OBJECT_COLUMNS`), measured with skimage's regionprops_table.
 
     Coordinates are pixels with x to the right and y down; the bounding box is half-open
-    [x0, x1) x [y0, y1); mean intensity is of the image's luma (0-255).
+    [x0, x1) x [y0, y1); mean intensity is of the image's own values (the raw pixels of any
+    type: luma of colour, the one channel of a grey image).
     """
     from skimage.measure import regionprops_table
 
     if not np.any(labels):
         return []
     image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] < 3:
+        image = image[..., 0]
     gray = image if image.ndim == 2 else image[..., :3] @ np.array(LUMA_WEIGHTS)
     t = regionprops_table(
         np.asarray(labels, dtype=np.int32),

@@ -40,7 +40,6 @@ import segcore
 from segcore.atomic import replacing, write_text
 from segcore.blocks import (
     DEFAULT_MARGIN,
-    TYPICAL_DIAMETER_PX,
     Block,
     BlockAssembler,
     BlockResult,
@@ -50,7 +49,7 @@ from segcore.blocks import (
 )
 from segcore.errors import ImageError
 from segcore.infer import figure_cells
-from segcore.intensity import IntensityMapping, card_rule, fit_mapping, sample_pixels
+from segcore.intensity import sample_pixels
 from segcore.io.fingerprints import fingerprint
 from segcore.io.labels_zarr import create_labels, finish_pyramid
 from segcore.io.microscopy import (
@@ -60,6 +59,7 @@ from segcore.io.microscopy import (
     pixel_size_ok,
 )
 from segcore.io.object_streams import ObjectStreams
+from segcore.model_input import ImageMapping
 
 PARTIAL = ".partial"
 #: The resize factors ``--object-diameter`` may ask for (nuclei 3 to 144 px for an 18 px card).
@@ -91,7 +91,7 @@ class BlockJob:
 
     model: str
     image: ImageSpec
-    mapping: IntensityMapping
+    mapping: ImageMapping
     tta: bool = False
     scale: float = 1.0
 
@@ -108,7 +108,7 @@ class LargeResult:
     dropped: int
     seconds: float
     pixel_size_um: float | None
-    mapping: IntensityMapping
+    mapping: ImageMapping
     area_px: int = 0
     notes: list[str] = field(default_factory=list)
     complete: bool = True
@@ -193,7 +193,7 @@ def prepare_work_folder(
 
 
 def model_scale(
-    card: object, diameter: str | None, pixel_size_um: float | None, notes: list[str]
+    typical: float, diameter: str | None, pixel_size_um: float | None, notes: list[str]
 ) -> float:
     """Resize factor that brings nuclei of ``diameter`` (pixels, or µm with a ``um`` suffix) to
     the card's typical diameter (1.0 without a diameter); raises ImageError for µm without a
@@ -212,7 +212,6 @@ def model_scale(
     if microns and not pixel_size_um:
         raise ImageError(f"--object-diameter {diameter}: in µm needs a pixel size (--pixel-size)")
     pixels = value / pixel_size_um if microns else value  # type: ignore[operator]
-    typical = float(card.get("object_diameter_px", TYPICAL_DIAMETER_PX))  # type: ignore[attr-defined]
     low, high = SCALE_RANGE
     if not low <= typical / pixels <= high:
         raise ImageError(
@@ -246,11 +245,11 @@ def block_geometry(
     return block_size, margin
 
 
-def image_mapping(engine: object, image: MicroscopyImage) -> IntensityMapping:
-    """The image's one intensity mapping under the card's rule, from a sample of its pixels."""
-    rule = card_rule(engine.card)  # type: ignore[attr-defined]
-    return fit_mapping(
-        image.dtype, rule, lambda: sample_pixels(image.read, image.height, image.width)
+def image_mapping(engine: object, image: MicroscopyImage) -> ImageMapping:
+    """The image's one intensity mapping by the engine's input contract, fitted on an
+    image-wide sample of its pixels (`segcore.intensity.sample_pixels`)."""
+    return engine.contract.fit(  # type: ignore[attr-defined]
+        image.dtype, lambda: sample_pixels(image.read, image.height, image.width)
     )
 
 
@@ -290,7 +289,7 @@ def segment_large(
         raise ImageError(f"--pixel-size {pixel_size_um}: must be {low:g} to {high:g} µm")
     image, notes = spec.open()
     size = pixel_size_um or image.pixel_size_um
-    scale = model_scale(engine.card, object_diameter, size, notes)  # type: ignore[attr-defined]
+    scale = model_scale(engine.card.object_diameter_px, object_diameter, size, notes)  # type: ignore[attr-defined]
     block_size, margin = block_geometry(engine.card.tile, scale, block_size, margin)  # type: ignore[attr-defined]
     blocks = plan_blocks(image.height, image.width, block_size, margin)
     job = BlockJob(str(engine.model_path), spec, image_mapping(engine, image), tta, scale)  # type: ignore[attr-defined]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from segcore import cli
@@ -90,29 +90,50 @@ def open_cluster(args: argparse.Namespace) -> object | None:
     return BlockCluster(args.workers, args.scheduler)
 
 
-def large_handler(
-    engine: object, args: argparse.Namespace, cluster: object | None
-) -> Callable[[Path, Path, str], dict]:
-    """``handle(path, out_dir, stem) -> predictions.csv row`` for one microscopy file."""
+class LargeFiles:
+    """The microscopy files of a ``predict`` run, with the plane options given: their thumbnail
+    for the model check, and their segmentation block by block (`segcore.largeimage`)."""
 
-    from segcore.largeimage import ImageSpec, segment_large
+    def __init__(self, args: argparse.Namespace, cluster: object | None) -> None:
+        """``args``: predict's options; ``cluster``: a `segcore.distributed.BlockCluster` or None."""
+        self.args, self.cluster = args, cluster
 
-    def handle(path: Path, out_dir: Path, stem: str) -> dict:
-        """Segment one file; an unusable file gives an error row and one line on stderr, and
-        so does an unexpected exception (as an internal error naming the file, its traceback
-        with --verbose), so the batch goes on. A lost scheduler ends the run."""
-        spec = ImageSpec(str(path), args.channel, args.z, args.t, args.project)
+    def spec(self, path: Path) -> object:
+        """The `segcore.largeimage.ImageSpec` of ``path`` under the plane options."""
+        from segcore.largeimage import ImageSpec
+
+        a = self.args
+        return ImageSpec(str(path), a.channel, a.z, a.t, a.project)
+
+    def thumbnail(self, path: Path, side: int) -> np.ndarray:
+        """The selected plane of ``path``, every n-th pixel (at least ``side`` on its longer
+        side), as 8-bit RGB mapped as before a model is chosen (`segcore.model_input.plain_view`);
+        raises ImageError."""
+        from segcore.model_input import plain_view
+
+        image, _ = self.spec(path).open()  # type: ignore[attr-defined]
+        step = max(1, max(image.width, image.height) // side)
+        return plain_view(image.read_plane(step))
+
+    def segment(self, engine: object, path: Path, out_dir: Path, stem: str) -> dict:
+        """Segment one file with ``engine``; its predictions.csv row. An unusable file gives an
+        error row and one line on stderr, and so does an unexpected exception (as an internal
+        error naming the file, its traceback with --verbose), so the batch goes on. A lost
+        scheduler ends the run."""
+        from segcore.largeimage import segment_large
+
+        a = self.args
         try:
             result = segment_large(
                 engine,
-                spec,
+                self.spec(path),  # type: ignore[arg-type]
                 out_dir,
                 stem,
-                block_size=args.block_size,
-                tta=args.tta,
-                pixel_size_um=args.pixel_size,
-                cluster=cluster,
-                object_diameter=args.object_diameter,
+                block_size=a.block_size,
+                tta=a.tta,
+                pixel_size_um=a.pixel_size,
+                cluster=self.cluster,
+                object_diameter=a.object_diameter,
             )
         except ClusterError:
             raise
@@ -129,5 +150,3 @@ def large_handler(
             return result.row(path)
         tqdm.write(f"error: {printable(message)}", file=sys.stderr)
         return {"file": str(path), "error": message}
-
-    return handle

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from segcore.imagestats import distance, neg_log_likelihood, usable
-from segcore.preprocess import ImageSource, open_image, to_rgb_array
+from segcore.preprocess import ImageSource, open_image
 
 #: Another model fits "clearly better" when its distance is below this share of the chosen one's.
 CLEARLY_CLOSER = 0.5
@@ -92,10 +92,14 @@ def measure_fit(pixels: np.ndarray, cards: Mapping[str, Mapping]) -> Fit:
 
 def fit_pixels(source: ImageSource, side: int = FIT_SIDE) -> np.ndarray:
     """A small RGB version of an image file (JPEGs decode at reduced scale) to measure the fit
-    on; raises ImageError naming the file."""
+    on, its intensities mapped as every model's input is before one is chosen
+    (`segcore.model_input.plain_view`: a 16-bit file by its bit depth); raises ImageError
+    naming the file."""
+    from segcore.model_input import plain_view, raw_pixels
+
     img = open_image(source, draft_size=(side, side))
     img.thumbnail((side, side))
-    return to_rgb_array(img)
+    return plain_view(raw_pixels(img))
 
 
 def family(card: Mapping) -> str:

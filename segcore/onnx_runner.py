@@ -7,7 +7,9 @@ The session is thread-safe, so one runner serves every thread of the app.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,9 +26,26 @@ OPTIMIZATION_LEVELS = {
 }
 
 
+#: The CUDA driver library, by system: onnxruntime-gpu lists its CUDA provider on any machine,
+#: and logs a red error when it then finds no driver.
+CUDA_DRIVER = {"win32": "nvcuda.dll", "darwin": ""}.get(sys.platform, "libcuda.so.1")
+
+
+def cuda_driver_present() -> bool:
+    """True when the NVIDIA driver library loads (a GPU machine), checked without onnxruntime."""
+    if not CUDA_DRIVER:
+        return False
+    try:
+        ctypes.CDLL(CUDA_DRIVER)
+    except OSError:
+        return False
+    return True
+
+
 def default_providers() -> list[str]:
-    """CUDA then CPU when this onnxruntime build has CUDA, else CPU alone."""
-    if "CUDAExecutionProvider" in ort.get_available_providers():
+    """CUDA then CPU when this onnxruntime build has CUDA and the machine a CUDA driver, else
+    CPU alone (so a CPU machine never sees onnxruntime's CUDA load error)."""
+    if "CUDAExecutionProvider" in ort.get_available_providers() and cuda_driver_present():
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 

@@ -10,10 +10,12 @@ folder (ISIC ``images/`` + ``masks/``, DSB ``stage1_train/<id>/images``, plain `
 every image file below a folder. The inputs are sorted by path, so output names and shards do not
 depend on the order of the arguments.
 
-``--model auto`` picks, per image, the shipped model (``models/``) trained on that kind of image
-(`segcore.modelfit`: nuclei in fluorescence, bright-field or H&E; skin lesions), as the app's
-"Automatic" does. With a model named, an image that does not look like its training images gets
-one warning line naming the model that fits.
+``--model auto`` picks, per image, the shipped model (the catalog, `segcore.model_catalog`:
+``$SEGCORE_MODELS_DIR``, else ``models/``) trained on that kind of image (`segcore.modelfit`:
+nuclei in fluorescence, bright-field or H&E; skin lesions), as the app's "Automatic" does, and
+then segments the image exactly as naming that model would (a microscopy file for an instance
+model block by block). With a model named, an image that does not look like its training images
+gets one warning line naming the model that fits.
 
 For each image it writes ``<stem>_overlay.png`` (the prediction tinted and outlined over the image;
 JPEGs much larger than the model input are decoded at reduced scale, so their overlay is that size),
@@ -56,10 +58,11 @@ import glob
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
@@ -73,10 +76,13 @@ from segcore.infer import Engine, LoadedImage, Prediction, figure_cells
 from segcore.io.microscopy import is_microscopy_file
 from segcore.io.names import output_stems, printable
 from segcore.io.results import COLUMNS, OUTPUTS_SEPARATOR, read_table, row_outputs, table_text
-from segcore.modelfit import fit_pixels, measure_fit, mismatch_line
-from segcore.preprocess import is_image_file, resize_mask
+from segcore.largeimage_cli import LargeFiles
+from segcore.model_catalog import by_name, list_models
+from segcore.modelfit import FIT_SIDE, fit_pixels, measure_fit, mismatch_line
+from segcore.paths import models_dir
+from segcore.preprocess import MAX_PIXELS, is_image_file, resize_mask
 from segcore.scores import binary_scores
-from segcore.truth import annotated_count, read_truth, resize_labels, truth_index
+from segcore.truth import annotated_count, find_truth, read_truth, resize_labels, truth_index
 from segcore.visualize import instance_overlay, overlay
 
 log = logging.getLogger(__name__)
@@ -88,8 +94,6 @@ PARTIAL_SUFFIX = ".part"
 DONE_SUFFIX = "_mask.png"
 #: ``--model`` value that picks a shipped model per image.
 AUTO = "auto"
-#: Where the shipped models live (``--model auto`` chooses among them).
-SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
 #: Exit status when some (not all) images failed.
 SOME_FAILED = 1
 #: Errors that fail one image and let the batch go on.
@@ -177,18 +181,11 @@ def row_key(path: Path) -> tuple[str, str]:
 # --- models -------------------------------------------------------------------------------------
 
 
-def folder_cards(folder: Path) -> tuple[dict[str, ModelCard], dict[str, Path]]:
-    """The readable model cards of ``folder`` (name -> card, name -> ONNX path)."""
-    cards: dict[str, ModelCard] = {}
-    paths: dict[str, Path] = {}
-    for onnx in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
-        try:
-            card = ModelCard.read(onnx.with_suffix(".json"))
-        except ModelError:
-            continue
-        name = card.name or onnx.stem
-        cards[name], paths[name] = card, onnx
-    return cards, paths
+def folder_cards(folder: Path | None = None) -> tuple[dict[str, ModelCard], dict[str, Path]]:
+    """The readable model cards of ``folder`` (default: the catalog's folder), as name -> card
+    and name -> ONNX path (`segcore.model_catalog`)."""
+    entries = by_name(list_models(folder)[0])
+    return {n: e.card for n, e in entries.items()}, {n: e.path for n, e in entries.items()}
 
 
 @dataclass
@@ -205,10 +202,10 @@ class Models:
     def open(cls, model: str) -> Models:
         """``--model``'s value: a model file or `AUTO`; raises ModelError."""
         if model == AUTO:
-            cards, paths = folder_cards(SHIPPED_MODELS)
+            cards, paths = folder_cards()
             fitting = {n: c for n, c in cards.items() if usable(c.get("image_stats"))}
             if not fitting:
-                raise ModelError(f"--model auto: no model in {SHIPPED_MODELS} has image_stats")
+                raise ModelError(f"--model auto: no model in {models_dir()} has image_stats")
             return cls(fitting, {n: paths[n] for n in fitting}, None)
         engine = Engine(model)
         cards, paths = folder_cards(Path(model).parent)
@@ -221,14 +218,26 @@ class Models:
             self.engines[name] = Engine(self.paths[name])
         return self.engines[name]
 
-    def load(self, path: Path) -> tuple[str, LoadedImage, str | None]:
-        """(the model for ``path``, the image decoded for it, a mismatch warning or None)."""
+    def load(self, path: Path, name: str | None = None) -> tuple[str, LoadedImage, str | None]:
+        """(the model for ``path``, the image decoded for it, a mismatch warning or None);
+        ``name`` is the model already chosen for it, if any."""
         if self.fixed is None:
-            name = measure_fit(fit_pixels(path), self.cards).best() or next(iter(self.cards))
+            name = name or self.best(fit_pixels(path))
             return name, self.engine(name).load(path), None
         loaded = self.engine(self.fixed).load(path)
         fit = measure_fit(loaded.pixels, self.cards)
         return self.fixed, loaded, mismatch_line(fit, self.fixed, self.cards)
+
+    def best(self, pixels: np.ndarray) -> str:
+        """The model ``--model auto`` takes for an image shown by ``pixels`` (8-bit RGB)."""
+        return measure_fit(pixels, self.cards).best() or next(iter(self.cards))
+
+    def for_microscopy(self, path: Path, large: LargeFiles) -> str:
+        """The model for a microscopy file: the one named, or ``auto``'s choice on the selected
+        plane's thumbnail; raises ImageError for an unreadable file."""
+        if self.fixed is not None:
+            return self.fixed
+        return self.best(large.thumbnail(path, FIT_SIDE))
 
     def threshold(self, name: str, given: float | None) -> str:
         """The threshold model ``name`` uses, as the CSV writes it."""
@@ -335,12 +344,13 @@ class Settings:
     truths: dict[str, Path] | None = None  # truth file or folder by image stem
 
 
-def _load(models: Models, path: Path) -> tuple[str, LoadedImage]:
-    """Decode ``path`` for its model, saying any warning (mismatch, pixel range) in one line."""
+def _load(models: Models, path: Path, name: str | None = None) -> tuple[str, LoadedImage]:
+    """Decode ``path`` for its model (``name`` when already chosen), saying any warning
+    (mismatch, pixel range) in one line."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-        name, loaded, mismatch = models.load(path)
+        name, loaded, mismatch = models.load(path, name)
     for message in [mismatch, *(str(w.message) for w in caught)]:
         if message:
             log.warning("%s: %s", printable(path), message)
@@ -359,7 +369,7 @@ def _finish(
         "tta": settings.tta,
         "outputs": OUTPUTS_SEPARATOR.join(outputs),
     }
-    truth = (settings.truths or {}).get(path.stem)
+    truth = find_truth(path.name, settings.truths or {})
     if truth is not None:
         try:
             columns |= truth_scores(truth, pred, models.engine(name).max_pixels)
@@ -410,23 +420,63 @@ def _internal(path: Path, exc: Exception, model: str = "") -> dict:
 LARGE_OUTPUTS = ("_labels.ome.zarr", "_objects.csv", "_outlines.geojson")
 
 
-def _large_row(models: Models, job: Job, path: Path) -> dict:
-    """The row of a microscopy file segmented block by block, in the table's shape (with the
-    model, threshold, TTA and outputs that ``--skip-existing`` checks)."""
-    row = job.large(path, job.out_dir, job.stems[path])
-    folder, name = row_key(path)
-    model = models.fixed or ""
-    stem, error = job.stems[path], printable(row.get("error", ""))
+def _large_row(models: Models, job: Job, path: Path, name: str) -> dict:
+    """The row of a microscopy file segmented block by block by model ``name``, in the table's
+    shape (with the model, threshold, TTA and outputs that ``--skip-existing`` checks, and with
+    ``--truth`` the scores of the written labels)."""
+    stem = job.stems[path]
+    row = job.large.segment(models.engine(name), path, job.out_dir, stem)  # type: ignore[union-attr]
+    folder, file = row_key(path)
+    error = printable(row.get("error", ""))
     outputs = [] if error else [f"{stem}{suffix}" for suffix in LARGE_OUTPUTS]
+    truth = find_truth(path.name, job.settings.truths or {})
+    scores = {} if error or truth is None else large_truth_scores(truth, job.out_dir, stem)
     return {
         **row,
-        "file": name,
+        **scores,
+        "file": file,
         "folder": folder,
-        "model": model,
-        "threshold": models.threshold(model, job.settings.threshold),
+        "model": name,
+        "threshold": models.threshold(name, job.settings.threshold),
         "tta": str(job.settings.tta),
         "outputs": OUTPUTS_SEPARATOR.join(outputs),
         "error": error,
+    }
+
+
+def large_truth_scores(truth: Path, out_dir: Path, stem: str) -> dict[str, str]:
+    """The truth columns of a file segmented block by block, scored on the labels it wrote;
+    a file above `MAX_PIXELS` or a truth of another size is not scored, with one warning line
+    (the ``truth`` column says why)."""
+    from segcore.io.labels_zarr import read_labels
+    from segcore.matching import instance_scores
+
+    labels_path = out_dir / f"{stem}{LARGE_OUTPUTS[0]}"
+    try:
+        predicted = read_labels(labels_path)
+        if predicted.size > MAX_PIXELS:
+            raise ImageError(
+                f"{predicted.shape[1]}x{predicted.shape[0]} is above the {MAX_PIXELS:,}-pixel "
+                "limit of scoring"
+            )
+        labels = read_truth(truth, MAX_PIXELS)
+        if labels.shape != predicted.shape:
+            raise ImageError(
+                f"{truth.name} is {labels.shape[1]}x{labels.shape[0]}, the image "
+                f"{predicted.shape[1]}x{predicted.shape[0]}"
+            )
+    except ImageError as exc:
+        log.warning("truth not scored for %s: %s", stem, printable(exc))
+        return {"truth": printable(f"not scored: {exc}")}
+    binary = binary_scores(labels > 0, predicted > 0)
+    objects = instance_scores(labels, predicted)
+    return {
+        "annotated": str(annotated_count(labels)),
+        "dice": f"{binary['dice']:.4f}",
+        "iou": f"{binary['iou']:.4f}",
+        "truth": printable(truth.name),
+        "dsb_score": f"{objects['dsb_score']:.4f}",
+        "f1_iou50": f"{objects['f1_iou50']:.4f}",
     }
 
 
@@ -435,11 +485,18 @@ def predict_chunk(models: Models, chunk: list[Path], job: Job) -> dict[Path, dic
     rows: dict[Path, dict] = {}
     groups: dict[str, list[tuple[Path, LoadedImage]]] = {}
     for path in chunk:
+        name: str | None = None
         if job.large is not None and is_microscopy_file(path):
-            rows[path] = _large_row(models, job, path)
-            continue
+            try:
+                name = models.for_microscopy(path, job.large)
+            except IMAGE_FAILURES as exc:
+                rows[path] = _failed(path, exc)
+                continue
+            if models.engine(name).instances is not None:  # as naming the model would
+                rows[path] = _large_row(models, job, path, name)
+                continue
         try:
-            name, loaded = _load(models, path)
+            name, loaded = _load(models, path, name)
             groups.setdefault(name, []).append((path, loaded))
         except IMAGE_FAILURES as exc:
             rows[path] = _failed(path, exc)
@@ -458,9 +515,9 @@ class Job:
     stems: dict[Path, str]
     settings: Settings
     csv_file: str = CSV_NAME
-    #: ``large(path, out_dir, stem) -> row`` segments microscopy files block by block
-    #: (`segcore.largeimage`), for an instance model named with --model
-    large: Callable[[Path, Path, str], dict] | None = None
+    #: segments microscopy files block by block (`segcore.largeimage`) for instance models,
+    #: named with --model or chosen by auto
+    large: LargeFiles | None = None
 
 
 def still_valid(row: dict, models: Models, job: Job) -> bool:
@@ -628,9 +685,12 @@ def _predict(args: argparse.Namespace) -> int:
     if args.shard and not jobs:
         log.info("shard %d/%d has no input (%d in all)", *args.shard, len(paths))
     fixed = models.engine(models.fixed) if models.fixed is not None else None
-    instances = fixed is not None and fixed.instances is not None
-    cluster = largeimage_cli.open_cluster(args) if instances else None
-    large = largeimage_cli.large_handler(fixed, args, cluster) if instances else None
+    blockwise = fixed is None or fixed.instances is not None  # auto may choose a nuclei model
+    try:
+        cluster = largeimage_cli.open_cluster(args) if blockwise else None
+    except OSError as exc:
+        raise UserError(f"--scheduler {args.scheduler}: cannot connect ({exc})") from None
+    large = largeimage_cli.LargeFiles(args, cluster) if blockwise else None
     job = Job(args.out, dict(jobs), settings, csv_name(args.shard), large)
     try:
         rows = run(models, [p for p, _ in jobs], job, skip_existing=args.skip_existing)
@@ -640,7 +700,9 @@ def _predict(args: argparse.Namespace) -> int:
         if cluster is not None:
             cluster.close()
     missing = [
-        p for p in job.stems if settings.truths is not None and p.stem not in settings.truths
+        p
+        for p in job.stems
+        if settings.truths is not None and find_truth(p.name, settings.truths) is None
     ]
     if missing:
         log.warning("no truth in %s for %d image(s)", args.truth, len(missing))

@@ -294,17 +294,6 @@ def percentile_normalize(
     return np.clip(y, *PERCENTILE_CLIP, out=y)
 
 
-def normalize_input(
-    x: np.ndarray, normalization: str, percentiles: tuple[float, float] = PERCENTILES
-) -> np.ndarray:
-    """Float32 model input of one image (HxWxC in [0, 1], from `to_model_input`) under a
-    card's ``normalization``: unchanged for ``divide_by_255``, else `percentile_normalize` with
-    the image's own percentiles."""
-    if normalization == NORMALIZATION:
-        return x
-    return percentile_normalize(x, percentile_range(x, percentiles), out=x)
-
-
 def prepare(image: np.ndarray, size: tuple[int, int], channels: int = 3) -> np.ndarray:
     """Resize an HxWx3 uint8 image and convert it to HxWxC float32 model input."""
     return to_model_input(resize_image(image, size), channels)

@@ -18,12 +18,14 @@ are matched to images by stem (`truth_index`), with the suffixes annotation tool
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
 
+from segcore.io.microscopy import stem_of
 from segcore.preprocess import (
     MAX_PIXELS,
     ImageError,
@@ -33,6 +35,7 @@ from segcore.preprocess import (
 )
 
 #: Suffixes that mark a file as the truth of the image with the rest of its stem.
+T = TypeVar("T")
 TRUTH_SUFFIXES = ("_segmentation", "_mask", "_masks", "_labels", "_label", "_gt")
 #: Share of a near-binary mask's non-zero pixels at the top value (the rest are JPEG or
 #: antialiasing edges): such a mask is thresholded at half range, not read as ids.
@@ -178,10 +181,27 @@ def _suffixed_last(names: Sequence[str]) -> list[str]:
     return sorted(names, key=lambda n: truth_stem(n) != PurePath(n).stem)
 
 
+def image_stems(name: str) -> list[str]:
+    """The stems an image's truth may be filed under, the first preferred: its own stem, then its
+    name without a double microscopy suffix (``x.ome.tif``: ``x.ome``, then ``x``), so
+    ``x.ome_mask.png``, ``x_mask.png`` and ``x_labels.tif`` all belong to ``x.ome.tif``."""
+    stems = [PurePath(name).stem]
+    bare = stem_of(Path(name))
+    if bare not in stems:
+        stems.append(bare)
+    return stems
+
+
+def find_truth(name: str, index: Mapping[str, T]) -> T | None:
+    """The entry of ``index`` (truth by stem, `truth_index`) for image ``name`` (`image_stems`)."""
+    return next((index[s] for s in image_stems(name) if s in index), None)
+
+
 def match_by_stem(images: Sequence[str], truths: Sequence[str]) -> dict[str, str]:
-    """Map each image name to the truth name with the same stem (`truth_stem`)."""
+    """Map each image name to the truth name with the same stem (`truth_stem`, `image_stems`)."""
     by_stem = {truth_stem(name): name for name in _suffixed_last(truths)}
-    return {im: by_stem[PurePath(im).stem] for im in images if PurePath(im).stem in by_stem}
+    found = {im: find_truth(im, by_stem) for im in images}
+    return {im: truth for im, truth in found.items() if truth is not None}
 
 
 def truth_index(folder: Path) -> dict[str, Path]:

@@ -138,18 +138,18 @@ def test_a_projection_reads_one_plane_at_a_time(tmp_path: Path):
 
 
 def test_an_app_upload_of_a_big_single_strip_stack_is_refused_at_once(tmp_path: Path):
-    from segcore.app.microscopy import PlaneChoice, plane_pixels
+    from segcore.app.microscopy import PlaneChoice, plane_raw
 
     data = forged_tiff(tmp_path / "stack.tif", (500, 4000, 4000), rows=4000).read_bytes()
     from segcore.io.microscopy import open_tiff_bytes
 
     image = open_tiff_bytes("stack.tif", data)
     with pytest.raises(ImageError, match="500 planes of 4000x4000 is 8,000 megapixels"):
-        plane_pixels(image, PlaneChoice(project="max"), {}, 25_000_000)
+        plane_raw(image, PlaneChoice(project="max"), 25_000_000)
 
 
 def test_an_app_decoding_stops_at_its_time_budget_and_reports_progress(tmp_path: Path):
-    from segcore.app.microscopy import PlaneChoice, plane_pixels
+    from segcore.app.microscopy import PlaneChoice, plane_raw
     from segcore.io.microscopy import open_tiff_bytes
 
     stack = np.stack([nuclei(s, (1100, 64)) for s in range(3)])
@@ -157,10 +157,10 @@ def test_an_app_decoding_stops_at_its_time_budget_and_reports_progress(tmp_path:
     tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "ZYX"})
     image = open_tiff_bytes("s.tif", path.read_bytes())
     seen: list[float] = []
-    out, _ = plane_pixels(image, PlaneChoice(project="max"), {}, 10**8, progress=seen.append)
-    assert out.shape == (1100, 64, 3) and seen == sorted(seen) and len(seen) >= 3
+    out, _ = plane_raw(image, PlaneChoice(project="max"), 10**8, progress=seen.append)
+    assert out.shape[:2] == (1100, 64) and seen == sorted(seen) and len(seen) >= 3
     with pytest.raises(ImageError, match="took more than 0 s and was stopped"):
-        plane_pixels(image, PlaneChoice(project="max"), {}, 10**8, budget_s=0)
+        plane_raw(image, PlaneChoice(project="max"), 10**8, budget_s=0)
 
 
 # --- pixel sizes and the object diameter ---------------------------------------------------------

@@ -211,13 +211,13 @@ def test_no_data_is_filled_from_the_nearest_data():
 def test_object_diameter_rescales_for_the_model(model: Path, image_file: Path, tmp_path: Path):
     notes: list[str] = []
     assert (
-        model_scale({}, "36", None, notes) == pytest.approx(0.5) and "scaled by 0.500" in notes[0]
+        model_scale(18.0, "36", None, notes) == pytest.approx(0.5) and "scaled by 0.500" in notes[0]
     )
-    assert model_scale({"object_diameter_px": 20}, "5um", 0.25, []) == pytest.approx(1.0)
+    assert model_scale(20.0, "5um", 0.25, []) == pytest.approx(1.0)
     with pytest.raises(ImageError, match="needs a pixel size"):
-        model_scale({}, "5um", None, [])
+        model_scale(18.0, "5um", None, [])
     with pytest.raises(ImageError, match="--object-diameter big"):
-        model_scale({}, "big", None, [])
+        model_scale(18.0, "big", None, [])
     plain = run_blocks(model, image_file, tmp_path / "plain", 128)
     halved = run_blocks(model, image_file, tmp_path / "halved", 128, object_diameter="36")
     a = read_labels(tmp_path / "plain" / "disks_labels.ome.zarr")

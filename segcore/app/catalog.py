@@ -1,79 +1,16 @@
-"""The shipped models: find ``<name>.onnx`` + card (+ history) in a folder and describe them."""
+"""The app's side of the model catalog (`segcore.model_catalog`, shared with ``predict`` and
+napari): which model a picker preselects, and what to say when there is none."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from segcore.model_catalog import ModelEntry, list_models
 
-from segcore.card import ModelCard
-from segcore.errors import ModelError
+__all__ = ["EXPORT_HINT", "ModelEntry", "default_model", "list_models"]
 
 EXPORT_HINT = (
     "Train a model with `python -m segcore.train --data DIR` and export it with "
     "`python -m export RUN_DIR`; it lands in `models/` as `<name>.onnx` + `<name>.json`."
 )
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One exported model: its ONNX file, its card and (maybe) its training history."""
-
-    name: str
-    path: Path
-    card: ModelCard
-    history: Path | None
-
-    @property
-    def dataset(self) -> str:
-        """The card's dataset name (``isic``, ``dsb``, ``plain``...) or ``"?"``."""
-        return self.card.dataset or "?"
-
-    @property
-    def family(self) -> str:
-        """The dataset family (``isic``, ``dsb``) the card's dataset name starts with, else the
-        dataset name itself."""
-        return self.card.family or "?"
-
-    @property
-    def test_dice(self) -> float | None:
-        """Mean test Dice from the card, if recorded."""
-        value = self.card.test_metrics.get("dice")
-        return float(value) if isinstance(value, int | float) else None
-
-    @property
-    def version(self) -> int:
-        """Modification time of the ONNX file (ns): part of every cache key, so a replaced
-        model is reloaded."""
-        return self.path.stat().st_mtime_ns
-
-    def label(self) -> str:
-        """One line for pickers: name, dataset, architecture and test Dice."""
-        dice = f"Dice {self.test_dice:.3f}" if self.test_dice is not None else "Dice n/a"
-        return f"{self.name} ({self.dataset}, {self.card.arch}, {dice})"
-
-
-def list_models(folder: Path) -> tuple[list[ModelEntry], list[str]]:
-    """Every usable model in ``folder`` sorted by name, and one message per unusable one."""
-    entries: list[ModelEntry] = []
-    problems: list[str] = []
-    if not folder.is_dir():
-        return entries, problems
-    for path in sorted(folder.glob("*.onnx")):
-        try:
-            card = ModelCard.read(path.with_suffix(".json"))
-        except ModelError as exc:
-            problems.append(str(exc))
-            continue
-        history = path.with_suffix(".history.csv")
-        entries.append(
-            ModelEntry(
-                name=card.name,
-                path=path,
-                card=card,
-                history=history if history.is_file() else None,
-            )
-        )
-    return entries, problems
 
 
 def default_model(entries: list[ModelEntry], family: str | None = None) -> int:

@@ -5,14 +5,15 @@ RGB colour, z planes or time points) is opened with `segcore.io.microscopy` from
 the command line opens a file. The page offers the file's channels (by name where the OME
 metadata has them; by default the one named like a nuclear stain, else the first) and, for a
 stack, one plane or the maximum projection: the choices ``predict`` takes as ``--channel``,
-``--z``, ``--t`` and ``--project``. `plane_pixels` maps the chosen plane's intensities by the
-card's rule (`segcore.intensity`, the same mapping the block-wise path uses) to the 8-bit RGB
-image the engine segments, strip by strip so a projected stack is never held whole.
+``--z``, ``--t`` and ``--project``. `plane_raw` reads the chosen plane's pixels of their own type,
+strip by strip so a projected stack is never held whole, with no-data pixels filled as the
+block-wise path fills them (`segcore.blocks.fill_empty`); the engine maps them by the card's input
+contract (`segcore.model_input`), as it maps every other input. `plane_pixels` is its 8-bit view,
+for thumbnails.
 
 An upload's work is bounded before and while it is decoded: the pixels to decode (every plane
 of a projection) at most `MAX_DECODED_PIXELS`, read in strips aligned to the file's own strips
-or tiles so each is inflated once per plane, the intensity sample taken from the decoded plane
-(not by re-reading the file), and at most `DECODE_BUDGET_S` seconds. Between strips a
+or tiles so each is inflated once per plane, and at most `DECODE_BUDGET_S` seconds. Between strips a
 ``progress(fraction)`` callback is called: the page updates a progress bar there, which is
 where Streamlit stops a run whose page was closed or rerun.
 """
@@ -29,8 +30,8 @@ import numpy as np
 
 from segcore.blocks import fill_empty
 from segcore.errors import ImageError
-from segcore.intensity import card_rule, fit_mapping, sample_pixels
 from segcore.io.microscopy import NUCLEAR_NAMES, MicroscopyImage, open_tiff_bytes
+from segcore.model_input import plain_view
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: Rows read at once when a plane is mapped (bounds a projected stack's memory).
@@ -112,17 +113,16 @@ def command_flags(choice: PlaneChoice) -> str:
     return " ".join(flags)
 
 
-def plane_pixels(
+def plane_raw(
     image: MicroscopyImage,
     choice: PlaneChoice,
-    card: object,
     max_pixels: int,
     step: int = 1,
     progress: Callable[[float], None] | None = None,
     budget_s: float = DECODE_BUDGET_S,
 ) -> tuple[np.ndarray, list[str]]:
-    """The chosen plane as HxWx3 uint8 model pixels and the lines saying what was chosen;
-    every ``step``-th row and column only (a preview: only those pixels are mapped and kept).
+    """The chosen plane as HxWxC pixels of the file's type (no-data pixels filled) and the
+    lines saying what was chosen; every ``step``-th row and column only (a preview).
     ``progress(fraction)`` is called between strips; decoding stops after ``budget_s``.
 
     Raises ImageError (naming the file) for a plane above ``max_pixels``, a decoding above
@@ -144,21 +144,16 @@ def plane_pixels(
             f"{MAX_DECODED_PIXELS / 1e6:.0f}; project it with python -m segcore.predict"
         )
     raw = _decoded_plane(planes, step, progress, time.monotonic() + budget_s, budget_s)
-    rule = card_rule(card)
-    mapping = fit_mapping(
-        chosen.dtype,
-        rule,
-        lambda: sample_pixels(lambda y0, y1, x0, x1: raw[y0:y1, x0:x1], raw.shape[0], raw.shape[1]),
-    )
-    out = np.empty((*raw.shape[:2], 3), np.uint8)
-    for y0 in range(0, raw.shape[0], STRIP_ROWS):
-        pixels = raw[y0 : y0 + STRIP_ROWS]
-        x = mapping.apply(fill_empty(pixels, (pixels == 0).all(axis=-1)))
-        x8 = np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
-        out[y0 : y0 + len(x8)] = x8[..., :3] if x8.shape[-1] >= 3 else x8[..., :1]
-    if mapping.rule != "divide_by_255":
-        notes.append(f"{chosen.dtype} intensities mapped by the card's {mapping.rule} rule")
-    return out, notes
+    return fill_empty(raw, (raw == 0).all(axis=-1)), notes
+
+
+def plane_pixels(
+    image: MicroscopyImage, choice: PlaneChoice, max_pixels: int, step: int = 1
+) -> tuple[np.ndarray, list[str]]:
+    """`plane_raw` as 8-bit RGB, mapped as every image is before a model is chosen
+    (`segcore.model_input.plain_view`): a thumbnail for the model check."""
+    raw, notes = plane_raw(image, choice, max_pixels, step)
+    return plain_view(raw), notes
 
 
 def _each_plane(image: MicroscopyImage) -> list[MicroscopyImage]:

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
-from segcore.app.microscopy import PlaneChoice, microscopy_image, plane_pixels
+from segcore.app.microscopy import PlaneChoice, microscopy_image, plane_pixels, plane_raw
 from segcore.app.pictures import decode, encode
 from segcore.errors import ImageError
 from segcore.infer import Engine, LoadedImage, figure_cells
@@ -28,6 +28,7 @@ from segcore.instance_io import MAX_LABEL, outlines_geojson
 from segcore.io.geojson import add_microns
 from segcore.io.object_streams import object_columns
 from segcore.io.results import table_text
+from segcore.model_input import plain_view, raw_pixels
 from segcore.preprocess import (
     ACCEPTED_FORMATS,
     FORMATS_IN_WORDS,
@@ -36,7 +37,6 @@ from segcore.preprocess import (
     over_limit,
     resize_image,
     resize_mask,
-    to_rgb_array,
 )
 from segcore.scores import binary_scores
 from segcore.truth import annotated_count, match_by_stem, read_truth, resize_labels
@@ -194,17 +194,18 @@ def check_upload(upload: Upload, max_pixels: int = APP_MAX_PIXELS) -> tuple[int,
 
 def thumbnail(upload: Upload, side: int = 256, choice: PlaneChoice | None = None) -> np.ndarray:
     """A small RGB version of an upload (JPEGs decode at reduced scale), for the model check; a
-    microscopy TIFF's chosen plane mapped by the default intensity rule, only every n-th pixel
-    of it (at least twice ``side`` on its longer side)."""
+    microscopy TIFF's chosen plane, only every n-th pixel of it (at least twice ``side`` on its
+    longer side); intensities mapped as before any model is chosen (`plain_view`: a 16-bit PNG
+    by its bit depth, not by the 16-bit range)."""
     microscopy = microscopy_image(upload.name, upload.data)
     if microscopy is not None:
         step = max(1, max(microscopy.width, microscopy.height) // (2 * side))
-        pixels, _ = plane_pixels(microscopy, choice or PlaneChoice(), {}, APP_MAX_PIXELS, step=step)
+        pixels, _ = plane_pixels(microscopy, choice or PlaneChoice(), APP_MAX_PIXELS, step=step)
         img = Image.fromarray(pixels)
     else:
         img = open_image(upload.stream(), draft_size=(side, side))
     img.thumbnail((side, side))
-    return to_rgb_array(img)
+    return plain_view(raw_pixels(img))
 
 
 def load_upload(
@@ -213,25 +214,31 @@ def load_upload(
     choice: PlaneChoice | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[LoadedImage, list[str], float | None]:
-    """Decode an upload for ``engine``: a microscopy TIFF's chosen plane mapped by the card's
-    intensity rule (with lines saying what was read, and its pixel size; ``progress`` is called
-    between its strips, `segcore.app.microscopy.plane_pixels`), anything else as Pillow reads
-    it."""
+    """Decode an upload for ``engine``: a microscopy TIFF's chosen plane (with lines saying what
+    was read and how it was mapped, and its pixel size; ``progress`` is called between its
+    strips, `segcore.app.microscopy.plane_raw`), anything else as Pillow reads it; the engine
+    maps both by the card's input contract, as the command line does."""
     microscopy = microscopy_image(upload.name, upload.data)
     if microscopy is None:
         return engine.load(upload.stream()), [], None
-    pixels, notes = plane_pixels(
-        microscopy, choice or PlaneChoice(), engine.card, APP_MAX_PIXELS, progress=progress
-    )
-    return engine.load(pixels), notes, microscopy.pixel_size_um
+    raw, notes = plane_raw(microscopy, choice or PlaneChoice(), APP_MAX_PIXELS, progress=progress)
+    loaded = engine.load(raw)
+    rule = loaded.mapping.rule if loaded.mapping is not None else "divide_by_255"
+    if rule != "divide_by_255":
+        notes.append(f"{raw.dtype} intensities mapped by the card's {rule} rule")
+    return loaded, notes, microscopy.pixel_size_um
 
 
-def display_pixels(upload: Upload, pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Pixels sharp enough to show at ``size``: the engine's decode, or a finer one when the
-    engine decoded a big JPEG at reduced scale."""
+def display_pixels(
+    engine: Engine, upload: Upload, loaded: LoadedImage, size: tuple[int, int]
+) -> np.ndarray:
+    """Pixels sharp enough to show at ``size``: the engine's view of the image, or a finer
+    decode (mapped alike) when the engine decoded a big JPEG at reduced scale."""
+    pixels = loaded.pixels
     if pixels.shape[0] >= size[0] and pixels.shape[1] >= size[1]:
         return pixels
-    return to_rgb_array(open_image(upload.stream(), draft_size=size[::-1]))
+    raw = raw_pixels(open_image(upload.stream(), draft_size=size[::-1]))
+    return engine.contract.view(raw, loaded.mapping or engine.contract.fit_image(raw))
 
 
 def mask_png(mask: np.ndarray) -> bytes:
@@ -272,7 +279,7 @@ def segment_upload(
     loaded, source, pixel_size = load_upload(engine, upload, choice, progress)
     pred = engine.predict(loaded, threshold=threshold, tta=tta)
     size = display_size(pred.width, pred.height)
-    shown = resize_image(display_pixels(upload, loaded.pixels, size), size)
+    shown = resize_image(display_pixels(engine, upload, loaded, size), size)
     labels = getattr(pred, "labels", None)
     objects = getattr(pred, "objects", None)
     if objects is not None and pixel_size:

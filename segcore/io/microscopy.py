@@ -225,6 +225,21 @@ class MicroscopyImage:
         how = "--z K or --project max" if flag == "z" else "--t K"
         raise ImageError(f"{self.path}: {count} {what}; refused without {how} (never cut silently)")
 
+    def read_plane(self, step: int = 1, rows: int = 512) -> np.ndarray:
+        """The selected plane as HxWxC pixels of the file's type, every ``step``-th row and
+        column only, read ``rows`` rows at a time (a projected stack is never held whole)."""
+        rows = max(step, rows - rows % step)  # a multiple of step: strips stay aligned
+        out: np.ndarray | None = None
+        for y0 in range(0, self.height, rows):
+            strip = self.read(y0, min(y0 + rows, self.height), 0, self.width)[::step, ::step]
+            if out is None:
+                shape = (-(-self.height // step), -(-self.width // step), strip.shape[-1])
+                out = np.empty(shape, strip.dtype)
+            out[y0 // step : y0 // step + len(strip)] = strip
+        if out is None:
+            raise ImageError(f"{self.path}: empty image")
+        return out
+
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """The selected plane's region [y0:y1, x0:x1] as an HxWxC array of the file's dtype
         (C = 1, or 3/4 for colour); only that region is decoded."""

@@ -56,17 +56,39 @@ def engine_for(path: Path) -> Engine:
     return Engine(path)
 
 
-def layer_pixels(data: object, rgb: bool) -> np.ndarray:
+def layer_pixels(
+    data: object, rgb: bool, plane: int | None = None, project: str | None = None
+) -> np.ndarray:
     """A 2-D image (HxW or HxWx3/4) from a layer's data: level 0 of a multiscale list, a lazy
-    array read into memory; ImageError for stacks, volumes and other shapes."""
+    array read into memory. A stack (one axis before the image's: Z or T) is handled as the
+    command line handles one, never cut silently: ``plane`` picks one (``--z``/``--t``),
+    ``project="max"`` takes the maximum over it (``--project max``; only the projection is held,
+    a lazy stack is reduced plane by plane); ImageError without either, or for other shapes."""
     if isinstance(data, (list, tuple)):
         data = data[0]  # multiscale: full resolution
-    array = np.asarray(data)
-    if array.ndim == 2 or (rgb and array.ndim == 3 and array.shape[-1] in (3, 4)):
-        return array
-    raise ImageError(
-        f"<layer>: the widget segments one 2-D image (gray or RGB), not shape {array.shape}"
-    )
+    spatial = 3 if rgb else 2
+    ndim = len(np.shape(data))
+    if ndim == spatial and (not rgb or np.shape(data)[-1] in (3, 4)):
+        return np.asarray(data)
+    if ndim != spatial + 1 or (rgb and np.shape(data)[-1] not in (3, 4)):
+        raise ImageError(
+            f"<layer>: the widget segments one 2-D image (gray or RGB) or a stack of them, not "
+            f"shape {np.shape(data)}"
+        )
+    count = np.shape(data)[0]
+    if project == "max":
+        projection = np.asarray(data[0])  # type: ignore[index]
+        for k in range(1, count):
+            projection = np.maximum(projection, np.asarray(data[k]))  # type: ignore[index]
+        return projection
+    if plane is None:
+        raise ImageError(
+            f"<layer>: {count} planes (Z or T); choose a plane or the max projection "
+            "(never cut silently)"
+        )
+    if not 0 <= plane < count:
+        raise ImageError(f"<layer>: plane {plane} is outside 0..{count - 1}")
+    return np.asarray(data[plane])  # type: ignore[index]
 
 
 def features_table(objects: list[dict]) -> dict[str, list]:
@@ -87,6 +109,6 @@ def segment_pixels(engine: Engine, pixels: np.ndarray, *, tta: bool = False) -> 
             pred.labels, features_table(objects), f"{engine.name}: {pred.count} nuclei", pred.count
         )
     mask = pred.mask.astype(np.uint8)
-    objects = measure_objects(mask, engine.load(pixels).pixels)
+    objects = measure_objects(mask, engine.load(pixels).source)  # raw values, as the CLI
     name = f"{engine.name}: mask, {pred.components} components"
     return LabelsResult(mask, features_table(objects), name, pred.components)

@@ -25,20 +25,32 @@ if TYPE_CHECKING:
 
 
 def segment_image(
-    image: napari.layers.Image, model: str | None = None, tta: bool = False
+    image: napari.layers.Image,
+    model: str | None = None,
+    tta: bool = False,
+    plane: int = -1,
+    project_max: bool = False,
 ) -> napari.types.LayerDataTuple:
     """Segment ``image`` (an Image layer, RGB or one channel) with the shipped model ``model``
-    (None: the best one by test Dice); returns the Labels layer's (data, attributes, "labels") tuple."""
+    (None: the best one by test Dice); a Z or T stack by its ``plane`` (-1: none) or its maximum
+    projection (`segcore.napari.segment.layer_pixels`); returns the Labels layer's (data,
+    attributes, "labels") tuple."""
     if image is None:
         raise ValueError("choose an image layer to segment")
     name = model or model_choices()[0]
     engine = engine_for(model_path(name))
-    result = segment_pixels(engine, layer_pixels(image.data, bool(image.rgb)), tta=tta)
+    pixels = layer_pixels(
+        image.data,
+        bool(image.rgb),
+        plane=None if plane < 0 else plane,
+        project="max" if project_max else None,
+    )
+    result = segment_pixels(engine, pixels, tta=tta)
     attributes = {
         "name": result.name,
         "features": result.features,
-        "scale": tuple(image.scale[:2]),
-        "translate": tuple(image.translate[:2]),
+        "scale": tuple(image.scale[-2:]),
+        "translate": tuple(image.translate[-2:]),
         "metadata": {"segcore_model": name, "count": result.count},
     }
     return (result.labels, attributes, "labels")
@@ -49,4 +61,6 @@ segment_widget = magic_factory(
     call_button="Segment",
     model={"choices": lambda _widget: model_choices(), "label": "model"},
     tta={"label": "flip averaging (4x slower)"},
+    plane={"label": "stack plane (-1: none)", "min": -1},
+    project_max={"label": "max projection of a stack"},
 )

@@ -145,6 +145,6 @@ def test_a_preview_maps_every_nth_pixel_of_the_plane(step: int):
     stack = (np.arange(2 * 700 * 900) % 4000 + 1).reshape(2, 700, 900).astype(np.uint16)
     data = tiff_bytes(stack, metadata={"axes": "ZYX"}, compression="zlib", tile=(256, 256))
     image = microscopy_image("s.tif", data)
-    full, _ = plane_pixels(image, PlaneChoice(z=1), {}, 10**7)
-    preview, _ = plane_pixels(image, PlaneChoice(z=1), {}, 10**7, step=step)
+    full, _ = plane_pixels(image, PlaneChoice(z=1), 10**7)
+    preview, _ = plane_pixels(image, PlaneChoice(z=1), 10**7, step=step)
     np.testing.assert_array_equal(preview, full[::step, ::step])

@@ -151,7 +151,19 @@ def test_segment_pixels_semantic_model_gray_and_lazy(bright_models_dir: Path):
     assert result.features["index"] == [1]
     assert result.features["area_px"] == [int(result.labels.sum())]
     with pytest.raises(ValueError, match="2-D image"):
-        layer_pixels(np.zeros((3, 8, 8)), rgb=False)
+        layer_pixels(np.zeros((2, 3, 8, 8)), rgb=False)
+
+
+def test_a_stack_layer_is_a_plane_or_a_projection_never_cut_silently():
+    stack = np.zeros((3, 8, 8), np.uint16)
+    stack[1, 2, 2], stack[2, 5, 5] = 7, 9
+    with pytest.raises(ValueError, match=r"3 planes .*never cut silently"):
+        layer_pixels(stack, rgb=False)
+    assert layer_pixels(stack, rgb=False, plane=1)[2, 2] == 7
+    projected = layer_pixels(stack, rgb=False, project="max")
+    assert projected[2, 2] == 7 and projected[5, 5] == 9 and projected.shape == (8, 8)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        layer_pixels(stack, rgb=False, plane=3)
 
 
 def test_model_choices_best_first(tmp_path: Path, bright_models_dir: Path, monkeypatch):
