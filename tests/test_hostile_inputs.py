@@ -190,7 +190,7 @@ def test_an_unreal_pixel_size_in_the_metadata_is_ignored_with_a_note(
 @pytest.mark.parametrize("text", ["inf", "0.01", "1e-300um", "nan", "-3", "100000"])
 def test_an_object_diameter_out_of_range_is_one_line(text: str):
     with pytest.raises(ImageError, match=f"--object-diameter {text}"):
-        model_scale({}, text, 0.5, [])
+        model_scale(18.0, text, 0.5, [])
 
 
 def test_block_context_stays_bounded_whatever_the_scale():
