@@ -12,7 +12,8 @@ depend on the order of the arguments.
 
 ``--model auto`` picks, per image, the shipped model (``models/``) trained on that kind of image
 (`segcore.modelfit`: nuclei in fluorescence, bright-field or H&E; skin lesions), as the app's
-"Automatic" does. With a model named, an image that does not look like its training images gets
+"Automatic" does; an image like none of their training images gets one warning line (its result
+is likely wrong). With a model named, an image that does not look like its training images gets
 one warning line naming the model that fits.
 
 For each image it writes ``<stem>_overlay.png`` (the prediction tinted and outlined over the image;
@@ -224,8 +225,9 @@ class Models:
     def load(self, path: Path) -> tuple[str, LoadedImage, str | None]:
         """(the model for ``path``, the image decoded for it, a mismatch warning or None)."""
         if self.fixed is None:
-            name = measure_fit(fit_pixels(path), self.cards).best() or next(iter(self.cards))
-            return name, self.engine(name).load(path), None
+            fit = measure_fit(fit_pixels(path), self.cards)
+            name = fit.best() or next(iter(self.cards))
+            return name, self.engine(name).load(path), mismatch_line(fit, name, self.cards)
         loaded = self.engine(self.fixed).load(path)
         fit = measure_fit(loaded.pixels, self.cards)
         return self.fixed, loaded, mismatch_line(fit, self.fixed, self.cards)
