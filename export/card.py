@@ -110,6 +110,7 @@ def relative_run_dir(run_dir: Path, root: Path | None = None) -> str:
 def base_card(name: str, config: dict, run_dir: Path, postprocess: dict) -> dict:
     """The card fields known before the ONNX is checked: identity, input and training facts."""
     card = {"name": name, **{k: config.get(k) for k in CONFIG_KEYS}}
+    stats = run_image_stats(run_dir)
     if config.get("invert_brightfield"):  # a pre-processing step the engine must repeat
         card["invert_brightfield"] = True
     if config.get("normalization") == "percentile":
@@ -123,7 +124,8 @@ def base_card(name: str, config: dict, run_dir: Path, postprocess: dict) -> dict
         postprocess=postprocess,
         run_dir=relative_run_dir(run_dir),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        image_stats=run_image_stats(run_dir),
+        image_stats=stats,
+        kinds=list((stats or {}).get("kinds") or {}),  # what --model auto sends to the model
         **source_credit(config["dataset"], config.get("sources")),
     )
     order = ("name", "arch", "arch_kwargs", "dataset", "input_size", "channels")

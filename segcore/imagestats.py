@@ -8,11 +8,10 @@ image (DSB: fluorescence, bright-field and H&E nuclei), so the features are grou
 covariance shrunk towards the whole set's (`SHRINK`: a cluster of a few dozen bright-field views
 stays usable). A new image's Mahalanobis distance to its nearest cluster, against a threshold
 that a set quantile of the training images stays under, says whether it looks like what the
-model was trained on (a microscopy image under the skin-lesion model does not); its likelihood
-under the clusters (`neg_log_likelihood`) says which model's training images explain it best.
-One Gaussian compared by distance sent 3 of 60 validation nuclei images (bright-field and H&E)
-to the lesion model; the clusters compared by likelihood send none, nor any of 2 crops of each
-(``python -m bench.model_fit``). Pure numpy + Pillow: the app and the engine use it.
+model was trained on (a microscopy image under the skin-lesion model does not); `segcore.modelfit`
+chooses among models by it and by the image's kind. The statistics also count the training
+images of each kind (``kinds``, `segcore.kinds.training_kind`). Pure numpy + Pillow: the app
+and the engine use it.
 
 ``python -m segcore.imagestats --data DIR CARD.json...`` fills ``image_stats`` into cards from the
 training split their ``split`` and ``seed`` name (the same seeded split training made).
@@ -22,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -232,33 +232,24 @@ def crops(image: np.ndarray, n: int, rng: np.random.Generator) -> list[np.ndarra
     return out
 
 
-def training_stats(images: Iterable[np.ndarray], source: str = "") -> dict:
+def training_stats(
+    images: Iterable[np.ndarray], source: str = "", dataset: str | None = None
+) -> dict:
     """`fit_stats` over RGB uint8 images (e.g. a run's training split) and `CROPS_PER_IMAGE`
-    seeded random crops of each."""
+    seeded random crops of each, with the images of each kind (``kinds``; ``dataset`` says
+    whether they are microscopy, `segcore.kinds.training_kind`)."""
+    from segcore.kinds import training_kind
+
     rng = np.random.default_rng(0)
-    rows, count = [], 0
+    rows, kinds = [], Counter()
     for image in images:
         rows += [image_features(v) for v in (image, *crops(image, CROPS_PER_IMAGE, rng))]
-        count += 1
+        kinds[training_kind(image, dataset)] += 1
     return fit_stats(np.stack(rows), source) | {
-        "n_images": count,
+        "n_images": kinds.total(),
         "crops_per_image": CROPS_PER_IMAGE,
+        "kinds": dict(sorted(kinds.items())),
     }
-
-
-def neg_log_likelihood(stats: dict, pixels: np.ndarray) -> float:
-    """How unlikely an image is under the training images' clusters (a Gaussian mixture:
-    Mahalanobis term, covariance volume, cluster share); lower is likelier. Comparable between
-    models, unlike `distance`, so it is what chooses a model."""
-    features = image_features(pixels)[None]
-    total = sum(c["n_images"] for c in stats["components"])
-    values = []
-    for c in stats["components"]:
-        inverse = _inverse(np.asarray(c["cov"]))
-        d = _distances(features, np.asarray(c["mean"]), inverse)[0]
-        _, log_det_inverse = np.linalg.slogdet(inverse)
-        values.append(0.5 * d * d - 0.5 * log_det_inverse - np.log(c["n_images"] / total))
-    return float(min(values))
 
 
 def run_image_stats(run_dir: Path) -> dict | None:
@@ -270,7 +261,8 @@ def run_image_stats(run_dir: Path) -> dict | None:
 
     try:
         train = read_split(Path(run_dir) / "split.json")["train"]
-        return training_stats((load_image(s.image) for s in train), "training split")
+        dataset = json.loads((Path(run_dir) / "config.json").read_text()).get("dataset")
+        return training_stats((load_image(s.image) for s in train), "training split", dataset)
     except (OSError, ValueError, KeyError, ImageError):
         return None
 
@@ -305,10 +297,12 @@ def _fill(args: argparse.Namespace) -> int:
             stats = training_stats(
                 (load_image(f) for f in files),
                 f"training split of {card['split']} seed {card['seed']}",
+                card.get("dataset"),
             )
         except (OSError, ValueError, KeyError, DataError, ImageError) as exc:
             raise UserError(f"{path}: {exc}") from None
         card["image_stats"] = stats
+        card["kinds"] = list(stats["kinds"])
         write_json(path, card)
         print(f"{path}: image_stats from {stats['n_images']} training images")
     return 0

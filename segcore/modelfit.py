@@ -1,11 +1,21 @@
-"""Which shipped model suits an image: its distance to each model's training images.
+"""Which shipped model suits an image: its kind, and its distance to each model's training images.
 
 Each card's ``image_stats`` (`segcore.imagestats`) describe the images the model was trained
-on; `measure_fit` gives an image's distance to every model (1 = the edge of what the model saw),
-`Fit.best` the model to use (what ``segcore.predict --model auto`` and the app's "Automatic"
-choose) and `Fit.mismatch` whether a chosen model is unsuited and which one would suit. A card
-without ``image_stats`` is never chosen automatically and never warned about. Pure numpy +
-Pillow, used by the app and the CLI alike.
+on, and its ``kinds`` which kinds of image they were (`segcore.kinds`: ``fluorescence``,
+``brightfield``, ``he`` for nuclei; ``lesion`` for skin-lesion photos). `measure_fit` gives an
+image's kind and its distance to every model (in units of that model's own threshold: 1 = the
+edge of what the model saw), `Fit.best` the model to use (what ``segcore.predict --model auto``
+and the app's "Automatic" choose) and `Fit.mismatch` whether a model is unsuited and which one
+would suit. The choice: the nearest model the image lies within (distance <= 1); when it lies
+within none, the nearest model trained on its kind, with a warning (`mismatch_line`).
+
+Models used to be compared by likelihood under their training statistics; a broad training set
+(ISIC photos) then explains any image unlike both sets better than a narrow one, so H&E tiles
+from labs outside DSB (MoNuSeg), which lie outside both sets, went to the lesion model. Distances
+are each relative to what the model saw, and the kind rule is physics (a dark or light field,
+grey or stained), so neither is tuned to one source: a new card's statistics (e.g. DSB and
+MoNuSeg) are used as they are. A card without ``image_stats`` is never chosen automatically and
+never warned about. Pure numpy + Pillow, used by the app and the CLI alike.
 """
 
 from __future__ import annotations
@@ -15,44 +25,49 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from segcore.imagestats import distance, neg_log_likelihood, usable
+from segcore.imagestats import distance, usable
+from segcore.kinds import KINDS, LESION, image_kind
 from segcore.preprocess import ImageSource, open_image
 
 #: Another model fits "clearly better" when its distance is below this share of the chosen one's.
 CLEARLY_CLOSER = 0.5
-#: Fits (negative log-likelihoods) within this of the best count as equally good (models of the
-#: same training images have the same statistics).
+#: Distances within this share of the nearest count as equally near (models of the same training
+#: images have the same statistics): the first in `measure_fit`'s order wins.
 SAME_FIT = 0.05
 #: Side of the thumbnail the fit is measured on (the features use a smaller one).
 FIT_SIDE = 256
-#: What each data-set family's images are, in words.
-KIND = {"isic": "skin-lesion photos", "dsb": "microscopy images of cell nuclei"}
-#: Data-set families with their own words (a card's dataset may carry a suffix: ``dsb256``).
-FAMILIES = tuple(KIND)
+#: What a model's training images were, in words, by their kind.
+KIND_WORDS = {LESION: "skin-lesion photos"}
+NUCLEI_WORDS = "microscopy images of cell nuclei"
+#: Data-set families whose cards predate ``kinds``, and the kinds their images are.
+FAMILY_KINDS = {"isic": (LESION,), "dsb": KINDS}
 
 
 @dataclass(frozen=True)
 class Fit:
     """How far one image lies from each model's training images (``distances``: 1 = the edge of
-    what the model saw; None when a card has no statistics) and how likely it is under them
-    (``likelihoods``: negative log-likelihood, comparable between models; defaults to the
-    distances)."""
+    what the model saw; None when a card has no statistics), the image's ``kind`` and the kinds
+    each model was trained on (``kinds``)."""
 
     distances: dict[str, float | None]
-    likelihoods: dict[str, float | None] = field(default_factory=dict)
+    kind: str | None = None
+    kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def best(self) -> str | None:
-        """The model whose training images explain the image best (None without statistics).
+        """The model to use (None without statistics): the nearest the image lies within; when
+        it lies within none, the nearest trained on the image's kind (else the nearest).
 
-        Models trained on the same images fit equally well (within `SAME_FIT`): among them, the
-        first in `distances`' order wins (`measure_fit` puts the best test Dice first).
+        Models within `SAME_FIT` of the nearest count as equally near: among them the first in
+        `distances`' order wins (`measure_fit` puts the best test Dice first).
         """
-        scores = self.likelihoods or self.distances
-        known = {k: v for k, v in scores.items() if v is not None}
-        if not known:
+        known = {k: v for k, v in self.distances.items() if v is not None}
+        inside = {k: v for k, v in known.items() if v <= 1.0}
+        same_kind = {k: v for k, v in known.items() if self.kind in self.kinds.get(k, ())}
+        pool = inside or same_kind or known
+        if not pool:
             return None
-        top = min(known.values())
-        return next(k for k, v in known.items() if v <= top + SAME_FIT * max(1.0, abs(top)))
+        top = min(pool.values())
+        return next(k for k, v in pool.items() if v <= top * (1 + SAME_FIT))
 
     def mismatch(self, model: str) -> tuple[bool, str | None]:
         """(the image does not suit ``model``, a model that suits it better or None)."""
@@ -74,19 +89,28 @@ def card_dice(card: Mapping) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
+def card_kinds(card: Mapping) -> tuple[str, ...]:
+    """The kinds of image a model was trained on: its card's ``kinds``, else those of its
+    ``image_stats``, else its data-set family's (`FAMILY_KINDS`; any other: every nuclei kind)."""
+    kinds = card.get("kinds") or (card.get("image_stats") or {}).get("kinds")
+    if kinds:
+        return tuple(kinds)
+    return FAMILY_KINDS.get(family(card), KINDS)
+
+
+def _distance(stats: object, pixels: np.ndarray) -> float | None:
+    """`segcore.imagestats.distance` to usable statistics, else None."""
+    return distance(stats, pixels) if usable(stats) and isinstance(stats, dict) else None
+
+
 def measure_fit(pixels: np.ndarray, cards: Mapping[str, Mapping]) -> Fit:
-    """The image's distance to, and likelihood under, every model's training statistics
-    (``cards``: name -> card), best test Dice first."""
-    ranked = [
-        (name, card.get("image_stats") if usable(card.get("image_stats")) else None)
-        for name, card in sorted(cards.items(), key=lambda item: -card_dice(item[1]))
-    ]
+    """The image's kind and its distance to every model's training statistics (``cards``:
+    name -> card), best test Dice first."""
+    ranked = sorted(cards.items(), key=lambda item: -card_dice(item[1]))
     return Fit(
-        {name: None if stats is None else distance(stats, pixels) for name, stats in ranked},
-        {
-            name: None if stats is None else neg_log_likelihood(stats, pixels)
-            for name, stats in ranked
-        },
+        {name: _distance(card.get("image_stats"), pixels) for name, card in ranked},
+        image_kind(pixels),
+        {name: card_kinds(card) for name, card in ranked},
     )
 
 
@@ -105,12 +129,13 @@ def fit_pixels(source: ImageSource, side: int = FIT_SIDE) -> np.ndarray:
 def family(card: Mapping) -> str:
     """The data-set family (``isic``, ``dsb``) a card's dataset name starts with, else the name."""
     name = str(card.get("dataset") or "?").lower()
-    return next((f for f in FAMILIES if name.startswith(f)), name)
+    return next((f for f in FAMILY_KINDS if name.startswith(f)), name)
 
 
 def kind_of(card: Mapping) -> str:
     """What a model's training images were, in words (``skin-lesion photos``)."""
-    return KIND.get(family(card), f"{card.get('dataset') or '?'} images")
+    kinds = card_kinds(card)
+    return KIND_WORDS.get(kinds[0], NUCLEI_WORDS) if len(kinds) == 1 else NUCLEI_WORDS
 
 
 def mismatch_line(fit: Fit, model: str, cards: Mapping[str, Mapping]) -> str | None:

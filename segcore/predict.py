@@ -14,8 +14,9 @@ depend on the order of the arguments.
 ``$SEGCORE_MODELS_DIR``, else ``models/``) trained on that kind of image (`segcore.modelfit`:
 nuclei in fluorescence, bright-field or H&E; skin lesions), as the app's "Automatic" does, and
 then segments the image exactly as naming that model would (a microscopy file for an instance
-model block by block). With a model named, an image that does not look like its training images
-gets one warning line naming the model that fits.
+model block by block); an image like none of their training images gets one warning line (its
+result is likely wrong). With a model named, an image that does not look like its training
+images gets one warning line naming the model that fits.
 
 For each image it writes ``<stem>_overlay.png`` (the prediction tinted and outlined over the image;
 JPEGs much larger than the model input are decoded at reduced scale, so their overlay is that size),
@@ -222,8 +223,9 @@ class Models:
         """(the model for ``path``, the image decoded for it, a mismatch warning or None);
         ``name`` is the model already chosen for it, if any."""
         if self.fixed is None:
-            name = name or self.best(fit_pixels(path))
-            return name, self.engine(name).load(path), None
+            fit = measure_fit(fit_pixels(path), self.cards)
+            name = name or fit.best() or next(iter(self.cards))
+            return name, self.engine(name).load(path), mismatch_line(fit, name, self.cards)
         loaded = self.engine(self.fixed).load(path)
         fit = measure_fit(loaded.pixels, self.cards)
         return self.fixed, loaded, mismatch_line(fit, self.fixed, self.cards)

@@ -25,7 +25,7 @@ def entry(name: str, dataset: str, stats: dict | None, dice: float = 0.9) -> Mod
 
 
 def test_a_microscopy_image_under_the_lesion_model_is_warned_about_and_redirected():
-    lesions = entry("lesions", "isic", training_stats(skin_photos(60)))
+    lesions = entry("lesions", "isic", training_stats(skin_photos(60), dataset="isic"))
     nuclei = entry("nuclei", "dsb", training_stats(fluorescence(60)))
     plain_model = entry("mine", "plain", None)
     entries = [lesions, nuclei, plain_model]
@@ -81,7 +81,7 @@ def test_plain_escapes_markdown():
 
 def test_among_models_of_the_same_training_images_the_best_test_dice_is_suggested():
     stats = training_stats(fluorescence(60))
-    lesions = entry("lesions", "isic", training_stats(skin_photos(60)))
+    lesions = entry("lesions", "isic", training_stats(skin_photos(60), dataset="isic"))
     weaker = entry("nuclei_objects", "dsb", stats, dice=0.91)
     stronger = entry("nuclei", "dsb", stats, dice=0.92)
     entries = [lesions, weaker, stronger]
