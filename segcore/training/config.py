@@ -224,6 +224,13 @@ def _check_choices(cfg: TrainConfig) -> None:
             )
 
 
+def recorded_format(cfg: TrainConfig, found: str) -> str:
+    """The layout config.json records (and a resume reads back): the one ``found`` for one
+    folder; for several, the flag as given, since each folder is detected on its own (recording
+    the first folder's layout would name every source after it on resume)."""
+    return found if len(cfg.data_dirs) == 1 else cfg.format
+
+
 def source_names(cfg: TrainConfig) -> list[str]:
     """The dataset name of each ``--data`` folder of a run (`segcore.data.sources.folder_name`)."""
     return [folder_name(d, cfg.format) for d in cfg.data_dirs]

@@ -47,6 +47,7 @@ from segcore.training.config import (
     RunConfig,
     TrainConfig,
     init_path,
+    recorded_format,
     run_dataset,
 )
 from segcore.training.distribute import Topology, setup
@@ -237,7 +238,7 @@ def run_config(
         asdict(cfg)
         | {
             "dataset": run_dataset(cfg, run.fmt),
-            "format": run.fmt,
+            "format": recorded_format(cfg, run.fmt),
             "normalization": cfg.normalization,
             "normalization_percentiles": list(PERCENTILES),
             "sources": source_counts(run.split),

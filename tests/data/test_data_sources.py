@@ -79,3 +79,16 @@ def test_names(tmp_path: Path, writers):
     (plain / DATASET_MARKER).write_text(json.dumps({"dataset": "isic"}))
     assert dataset_name("plain", plain) == "isic"
     assert sources_name(["dsb", "monuseg2018"]) == "dsb+monuseg2018"
+
+
+def test_a_resumed_run_names_its_sources_as_the_new_run_did(tmp_path: Path, writers):
+    from dataclasses import asdict
+
+    from segcore.training.config import RunConfig, TrainConfig, recorded_format, source_names
+
+    dsb = writers["dsb"](tmp_path / "dsb", n=4)
+    tiles = write_label_source(tmp_path / "tiles")
+    cfg = TrainConfig(data=[str(dsb), str(tiles)], source_weights="1,3")
+    saved = asdict(cfg) | {"dataset": "dsb+tiles", "format": recorded_format(cfg, "dsb")}
+    resumed = RunConfig.from_json(saved).settings
+    assert source_names(resumed) == source_names(cfg) == ["dsb", "tiles"]
