@@ -92,3 +92,13 @@ def test_a_resumed_run_names_its_sources_as_the_new_run_did(tmp_path: Path, writ
     saved = asdict(cfg) | {"dataset": "dsb+tiles", "format": recorded_format(cfg, "dsb")}
     resumed = RunConfig.from_json(saved).settings
     assert source_names(resumed) == source_names(cfg) == ["dsb", "tiles"]
+
+
+def test_a_shipped_models_split_is_recreated_from_several_folders(tmp_path: Path, writers):
+    from export.run_folder import shipped_split
+
+    dsb = writers["dsb"](tmp_path / "dsb", n=8)
+    tiles = write_label_source(tmp_path / "tiles")
+    trained = split_sources([str(dsb), str(tiles)], "auto", False, FRACTIONS, seed=5)
+    card = {"split": "0.5,0.25,0.25", "seed": 5, "test_metrics": {"n_images": 3}}
+    assert shipped_split(card, [dsb, tiles]) == trained.split
