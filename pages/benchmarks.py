@@ -34,6 +34,7 @@ from segcore.app.dashboard import (
 )
 from segcore.app.kind_scores import kind_table
 from segcore.app.navigation import enter
+from segcore.app.source_scores import source_table
 from segcore.app.text import plain
 from segcore.paths import bench_dir
 
@@ -136,6 +137,22 @@ if len(by_kind):
     st.caption(
         "Test split means per kind of microscopy image (`segcore.kinds`: a dark field is "
         "fluorescence; a light field is H&E / colour stain when coloured, else bright-field)."
+    )
+
+across = source_table(bench_dir() / "results")
+if len(across):
+    st.subheader("Nuclei across sources")
+    st.dataframe(
+        across,
+        hide_index=True,
+        width="stretch",
+        column_config={**INSTANCE_COLUMNS, "Dice": DICE, "AJI": DICE},
+    )
+    st.caption(
+        "Every source split on its own as training splits it (0.8/0.1/0.1, seed 42); settings "
+        "were chosen on val, test was scored once. AJI is MoNuSeg's aggregated Jaccard index. "
+        "Made by `python -m bench.nuclei_sources --model M --subset val|test`; each row names "
+        "its file in bench/results/."
     )
 
 st.subheader("Inference speed")
