@@ -16,9 +16,11 @@ budget, history.csv, test_per_image.csv), the card last. Re-running skips what i
   expected duration of the whole comparison.
 - ``--time``: batch-1 CPU latency of every exported variant, all interleaved in one run, into
   ``bench/results/variants-cpu-<host>.json`` (the Variants page reads it).
-- ``--toy``: the pipeline at toy size (`TOY_BUDGET`: 64 px, 3 epochs, the first 80 images of
-  each data set), cards marked ``toy``; give it its own ``--out`` and ``--work`` (e.g. under
-  ``runs/``), never ``models/variants``.
+- ``--budget toy``: the pipeline at toy size (`TOY_BUDGET`: 64 px, 3 epochs, the first 80
+  images of each data set), cards marked ``toy``; give it its own ``--out`` and ``--work`` (e.g.
+  under ``runs/``), never ``models/variants``.
+- ``--budget gpu``: files the runs `bench.gpu_job` trained on a GPU at the seeds' full recipe
+  (`GPU_BUDGET`), unpacked into ``--work``; nothing is retrained.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ class Budget:
             *("--schedule", self.schedule, "--loss", self.loss, "--split", self.split),
             *("--seed", str(self.seed), "--base-filters", str(self.base_filters)),
         ]
-        return flags + ([] if self.augment else ["--no-augment"])
+        flags += [] if self.augment else ["--no-augment"]
+        return flags + (["--mixed-precision"] if self.precision == "bf16" else [])
 
     def describe(self) -> str:
         """One line for the page and the log."""
@@ -105,8 +108,11 @@ class Budget:
 #: the project's GPU comparison and of the shipped models; the registry's 32-64 defaults would
 #: cost 4-16x the time), 128 px, 12 epochs. See ``--measure`` for the expected duration.
 CPU_BUDGET = Budget(img_size=128, epochs=12)
+#: The seeds' full recipe, for a GPU (`bench.gpu_job` ``--plan variants`` trains it).
+GPU_BUDGET = Budget(img_size=256, epochs=80, precision="bf16")
 #: The pipeline at toy size: proves the files and the page, compares nothing.
 TOY_BUDGET = Budget(img_size=64, epochs=3, images=80, toy=True)
+BUDGETS = {"cpu": CPU_BUDGET, "gpu": GPU_BUDGET, "toy": TOY_BUDGET}
 
 
 def plan(only: list[str] | None) -> list[tuple[str, str]]:
@@ -188,13 +194,16 @@ def export_model(run: Path, stage: Path, name: str, log: Path) -> str:
     return f"fp16: int8 was refused ({refusal.removeprefix('error: ').strip()})"
 
 
-def variant_block(run: Path, budget: Budget, data: Path, choice: str, model: Path) -> dict:
+def variant_block(run: Path, budget: Budget, choice: str, model: Path) -> dict:
     """The card's ``variant`` block: budget, data, speeds, GFLOPs, how the precision was chosen."""
     import onnx
 
     from export.graph import count_macs
 
     config = json.loads((run / "config.json").read_text())
+    data = Path(json.loads((run / "split.json").read_text())["root"])
+    if data.is_absolute() and data.is_relative_to(REPO_ROOT.parent):
+        data = Path(os.path.relpath(data, REPO_ROOT))  # the same in every checkout beside shared/
     epochs = config.get("epochs_completed", config["epochs"])
     seconds = config.get("train_seconds") or 0.0
     size, channels = config["img_size"], config["channels"]
@@ -211,11 +220,12 @@ def variant_block(run: Path, budget: Budget, data: Path, choice: str, model: Pat
         "train_device": config.get("device"),
         "gflops_per_image": round(2 * macs / 1e9, 3),
         "precision_choice": choice,
-        "command": "python -m bench.architectures" + (" --toy" if budget.toy else ""),
+        "command": "python -m bench.architectures"
+        + next((f" --budget {k}" for k, b in BUDGETS.items() if b == budget and k != "cpu"), ""),
     }
 
 
-def export_variant(run: Path, folder: Path, budget: Budget, data: Path, log: Path) -> dict:
+def export_variant(run: Path, folder: Path, budget: Budget, log: Path) -> dict:
     """Export ``run``, score its test images one by one and write ``folder`` (the card last,
     atomically); returns the card. Raises DataError when the per-image means miss the card's."""
     from export.verify import image_scores
@@ -234,7 +244,7 @@ def export_variant(run: Path, folder: Path, budget: Budget, data: Path, log: Pat
     mean = sum(r["dice"] for r in scores.post) / max(1, len(scores.post))
     if abs(mean - card["test_metrics"]["dice"]) > 1e-6:
         raise DataError(f"{run}: per-image Dice mean {mean:.6f}, export's {card['test_metrics']}")
-    card["variant"] = variant_block(run, budget, data, choice, stage / f"{name}.onnx")
+    card["variant"] = variant_block(run, budget, choice, stage / f"{name}.onnx")
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / CARD_FILE).exists():
         (folder / CARD_FILE).unlink()  # the folder is incomplete until the new card lands
@@ -267,14 +277,16 @@ def compare(args: argparse.Namespace, budget: Budget) -> int:
     print(f"budget: {budget.describe()}; log: {log}")
     failed = 0
     for dataset, arch in runs:
-        src = args.data_root / DATASETS[dataset]
-        if not src.is_dir():
-            raise DataError(f"--data-root {args.data_root}: no {DATASETS[dataset]}/ folder")
-        data = subset(src, args.work / ".data" / dataset, budget.images) if budget.images else src
         run, folder = args.work / dataset / arch, args.out / dataset / arch
         start = time.perf_counter()
-        command = train_command(data, arch, budget, run)
+        src = args.data_root / DATASETS[dataset]
+        command = train_command(src, arch, budget, run)
         if command is not None:
+            if not src.is_dir():
+                raise DataError(f"--data-root {args.data_root}: no {DATASETS[dataset]}/ folder")
+            if budget.images and "--resume" not in command:
+                data = subset(src, args.work / ".data" / dataset, budget.images)
+                command[command.index("--data") + 1] = str(data)
             print(f"{dataset}/{arch}: training ({' '.join(command[3:5])} ...)", flush=True)
             if _run(command, log).returncode != 0:
                 print(f"{dataset}/{arch}: training failed, see {log}", flush=True)
@@ -282,7 +294,7 @@ def compare(args: argparse.Namespace, budget: Budget) -> int:
                 continue
         if not is_current(folder, run):
             try:
-                card = export_variant(run, folder, budget, data, log)
+                card = export_variant(run, folder, budget, log)
             except DataError as exc:
                 print(f"{dataset}/{arch}: {exc}", flush=True)
                 failed += 1
@@ -428,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        budget = TOY_BUDGET if args.toy else CPU_BUDGET
+        budget = BUDGETS[args.budget]
         budget = replace(budget, epochs=args.epochs) if args.epochs else budget
         if args.check:
             return 1 if check(args.out, args.min_epochs) else 0
@@ -447,8 +459,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{r['dataset']}/{r['arch']}: {r['batch1_ms_median']} ms ({r['precision']})")
             print(f"-> {results}")
             return 0
-        if args.toy and args.out.resolve() == (REPO_ROOT / DEFAULT_OUT).resolve():
-            raise DataError("--toy: give --out outside models/variants (toy runs are not kept)")
+        if budget.toy and args.out.resolve() == (REPO_ROOT / DEFAULT_OUT).resolve():
+            raise DataError(
+                "--budget toy: give an --out outside models/variants (toy runs are not kept)"
+            )
         return 1 if compare(args, budget) else 0
 
     return cli.run_command(body)

@@ -33,7 +33,6 @@ from segcore.app.variant_board import (
     distribution_figure,
     gflops,
     interval_figure,
-    read_cpu_ms,
     score_table,
     shipped_groups,
     side_by_side_columns,
@@ -42,7 +41,7 @@ from segcore.data import Sample, find_samples, load_sample
 from segcore.errors import DataError, ImageError
 from segcore.paths import REPO_ROOT, bench_dir, models_dir, samples_dir, variants_dir
 from segcore.preprocess import open_image, to_rgb_array
-from segcore.variant_runs import find_variants
+from segcore.variant_runs import find_variants, read_cpu_ms
 
 #: The side-by-side view segments an image at most this many pixels on its long side.
 VIEW_SIDE = 1024

@@ -9,6 +9,8 @@
 - ``test_per_image.csv``: ``image`` plus one column per score (`segcore.scores.SCORE_NAMES`),
   one row per test image, the images whose means the card's ``test_metrics`` hold.
 
+Their CPU latency lives in ``bench/results/variants-cpu-<host>.json`` (`read_cpu_ms`).
+
 `read_variant` loads one folder, `find_variants` every folder under a root, and `check_variant`
 lists every way a folder's files disagree with each other. Light: no Keras.
 """
@@ -16,6 +18,7 @@ lists every way a folder's files disagree with each other. Light: no Keras.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,3 +251,18 @@ def _has_quantize_nodes(path: Path) -> bool:
 
     graph = onnx.load(path, load_external_data=False).graph
     return any(node.op_type == "QuantizeLinear" for node in graph.node)
+
+
+def read_cpu_ms(folder: Path) -> tuple[dict[tuple[str, str], dict], list[str]]:
+    """Batch-1 CPU latency of the comparison's models from ``variants-cpu*.json`` in ``folder``:
+    (dataset, arch) -> record (the newest file wins), and one message per unreadable file."""
+    out: dict[tuple[str, str], dict] = {}
+    problems = []
+    for path in sorted(folder.glob("variants-cpu*.json"), key=lambda p: p.stat().st_mtime):
+        try:
+            records = json.loads(path.read_text())
+            for r in records:
+                out[(r["dataset"], r["arch"])] = {**r, "file": path.name}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{path}: unreadable ({exc})")
+    return out, problems

@@ -124,5 +124,5 @@ def test_train_command_starts_resumes_or_skips(tmp_path: Path):
 
 def test_toy_budget_is_marked_and_refused_for_the_kept_folder(capsys):
     assert TOY_BUDGET.toy and TOY_BUDGET.describe().startswith("TOY RUN")
-    assert main(["--toy", "--out", "models/variants"]) == 2
-    assert "--toy" in capsys.readouterr().err
+    assert main(["--budget", "toy", "--out", "models/variants"]) == 2
+    assert "--budget toy" in capsys.readouterr().err

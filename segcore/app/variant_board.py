@@ -10,7 +10,6 @@ per-image scores ``models/<name>.test_per_image.csv`` when present). Statistics 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,21 +254,6 @@ def interval_figure(contenders: list[Contender], palette: dict[str, str]) -> go.
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
     return fig
-
-
-def read_cpu_ms(folder: Path) -> tuple[dict[tuple[str, str], dict], list[str]]:
-    """Batch-1 CPU latency of the comparison's models from ``variants-cpu*.json`` in ``folder``:
-    (dataset, arch) -> record (the newest file wins), and one message per unreadable file."""
-    out: dict[tuple[str, str], dict] = {}
-    problems = []
-    for path in sorted(folder.glob("variants-cpu*.json"), key=lambda p: p.stat().st_mtime):
-        try:
-            records = json.loads(path.read_text())
-            for r in records:
-                out[(r["dataset"], r["arch"])] = {**r, "file": path.name}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            problems.append(f"{path}: unreadable ({exc})")
-    return out, problems
 
 
 def gflops(model: Path, size: int, channels: int) -> float:
