@@ -418,7 +418,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"override the budget's epochs ({CPU_BUDGET.epochs})",
     )
     p.add_argument(
-        "--toy", action="store_true", help="toy/smoke budget (64 px, 3 epochs, 80 images)"
+        "--budget",
+        choices=list(BUDGETS),
+        default="cpu",
+        help="cpu: 128 px, 12 epochs; gpu: file bench.gpu_job's runs from --work; "
+        "toy: 64 px, 3 epochs, the first 80 images (a smoke run)",
     )
     p.add_argument("--check", action="store_true", help="only verify the files under --out agree")
     p.add_argument("--min-epochs", type=cli.positive_int, default=MIN_EPOCHS, help="with --check")
@@ -431,7 +435,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="results file of --measure / --time (default bench/results/variants-*-<host>.json)",
     )
-    return p.parse_args(argv)  # fmt: skip
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
