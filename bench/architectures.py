@@ -14,6 +14,9 @@ budget, history.csv, test_per_image.csv), the card last. Re-running skips what i
 - ``--measure``: times training images/s of each variant at the budget's size (``bench.train``,
   random images) into ``bench/results/variants-train-speed-<host>.json`` and prints the
   expected duration of the whole comparison.
+- ``--shipped``: per-image test scores of every shipped model (``models/<name>.test_per_image.csv``)
+  on the test split its card re-creates over ``--data-root``, refused unless their means are
+  the card's test scores; the Variants page shows the shipped models' intervals from them.
 - ``--time``: batch-1 CPU latency of every exported variant, all interleaved in one run, into
   ``bench/results/variants-cpu-<host>.json`` (the Variants page reads it).
 - ``--budget toy``: the pipeline at toy size (`TOY_BUDGET`: 64 px, 3 epochs, the first 80
@@ -40,13 +43,14 @@ from segcore import cli
 from segcore.atomic import write_json, write_text
 from segcore.errors import DataError
 from segcore.models import ARCHITECTURES
-from segcore.paths import REPO_ROOT
+from segcore.paths import REPO_ROOT, models_dir
 from segcore.variant_runs import (
     CARD_FILE,
     HISTORY_FILE,
     MIN_EPOCHS,
     MODEL_FILE,
     PER_IMAGE_FILE,
+    SHIPPED_PER_IMAGE,
     check_variant,
     find_variants,
     per_image_text,
@@ -336,7 +340,7 @@ def measure(budget: Budget, data_root: Path, out: Path) -> list[dict]:
         subprocess.run(
             [sys.executable, "-m", "bench.train", "--arch", arch, "--base-filters",
              str(budget.base_filters), "--img-size", str(budget.img_size), "--batch-size",
-             str(budget.batch_size), "--images", "96", "--epochs", "2", "--out", str(tmp)],
+             str(budget.batch_size), "--images", "48", "--epochs", "2", "--out", str(tmp)],
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
     speeds = {r["arch"]: r for r in json.loads(tmp.read_text())}
@@ -363,6 +367,45 @@ def measure(budget: Budget, data_root: Path, out: Path) -> list[dict]:
             )
     write_records(out, records)
     return records
+
+
+def shipped_scores(models: Path, data_root: Path) -> int:
+    """``--shipped``: write each shipped model's per-image test scores beside it; returns the
+    number of models whose scores could not be made or disagree with their card."""
+    from export import ExportError
+    from export.run_folder import shipped_split
+    from export.verify import image_scores
+    from segcore.app.catalog import list_models
+    from segcore.infer import Engine
+
+    entries, problems = list_models(models)
+    for entry in entries:
+        src = data_root / DATASETS.get(entry.family, entry.family)
+        try:
+            split = shipped_split(entry.card.raw, src)
+        except ExportError as exc:
+            problems.append(f"{entry.name}: {exc}")
+            continue
+        engine = Engine(entry.path)
+        scores = image_scores(engine, split["test"], engine.postprocess)
+        metrics = entry.card.test_metrics
+        gaps = {
+            name: abs(sum(r[name] for r in scores.post) / len(scores.post) - metrics[name])
+            for name in ("dice", "iou")
+            if scores.post and isinstance(metrics.get(name), int | float)
+        }
+        if len(scores.post) != metrics.get("n_images") or any(g > 1e-4 for g in gaps.values()):
+            problems.append(
+                f"{entry.name}: {len(scores.post)} test images scored, mean gaps {gaps} against "
+                f"the card's {metrics.get('n_images')} images; not written"
+            )
+            continue
+        path = entry.path.with_name(entry.name + SHIPPED_PER_IMAGE)
+        write_text(path, per_image_text(scores.names, scores.post))
+        print(f"{path}: {len(scores.post)} test images, mean Dice {metrics['dice']:.4f}")
+    for problem in problems:
+        print(problem)
+    return len(problems)
 
 
 def time_models(out: Path, results: Path) -> list[dict]:
@@ -418,6 +461,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"override the budget's epochs ({CPU_BUDGET.epochs})",
     )
     p.add_argument(
+        "--img-size",
+        type=cli.positive_int,
+        help=f"override the budget's image size ({CPU_BUDGET.img_size}; a multiple of 16)",
+    )
+    p.add_argument(
         "--budget",
         choices=list(BUDGETS),
         default="cpu",
@@ -430,6 +478,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--measure", action="store_true", help="measure training img/s, expected duration"
     )
     p.add_argument("--time", action="store_true", help="time the exported variants (batch 1, CPU)")
+    p.add_argument(
+        "--shipped", action="store_true", help="per-image test scores of the shipped models"
+    )
     p.add_argument(
         "--results",
         type=Path,
@@ -446,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         budget = BUDGETS[args.budget]
         budget = replace(budget, epochs=args.epochs) if args.epochs else budget
+        budget = replace(budget, img_size=args.img_size) if args.img_size else budget
         if args.check:
             return 1 if check(args.out, args.min_epochs) else 0
         if args.measure:
@@ -457,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
             total = sum(r["expected_train_minutes"] for r in records)
             print(f"all {len(records)} runs: ~{total / 60:.1f} h of training -> {results}")
             return 0
+        if args.shipped:
+            return 1 if shipped_scores(models_dir(), args.data_root) else 0
         if args.time:
             results = args.results or default_path("variants-cpu")
             for r in time_models(args.out, results):

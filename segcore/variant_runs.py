@@ -35,6 +35,8 @@ CARD_FILE = "model.json"
 HISTORY_FILE = "history.csv"
 PER_IMAGE_FILE = "test_per_image.csv"
 FILES = (MODEL_FILE, CARD_FILE, HISTORY_FILE, PER_IMAGE_FILE)
+#: A shipped model's per-image test scores: ``models/<name>`` + this (same columns).
+SHIPPED_PER_IMAGE = ".test_per_image.csv"
 #: The fewest logged epochs a comparison run may have.
 MIN_EPOCHS = 10
 #: Largest gap accepted between the card's mean test score and the per-image file's mean.

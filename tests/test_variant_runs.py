@@ -21,6 +21,7 @@ from segcore.variant_runs import (
     read_per_image,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 DICE = [0.9, 0.8, 0.85, 0.7, 0.95, 0.9]
 
 
@@ -126,3 +127,23 @@ def test_toy_budget_is_marked_and_refused_for_the_kept_folder(capsys):
     assert TOY_BUDGET.toy and TOY_BUDGET.describe().startswith("TOY RUN")
     assert main(["--budget", "toy", "--out", "models/variants"]) == 2
     assert "--budget toy" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_toy_run_end_to_end_writes_a_folder_that_checks(tmp_path: Path, capsys):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "dsb2018").symlink_to(REPO / "samples" / "dsb", target_is_directory=True)
+    out, work = tmp_path / "variants", tmp_path / "work"
+    argv = ["--budget", "toy", "--only", "dsb/unet", "--data-root", str(root)]
+    assert main([*argv, "--out", str(out), "--work", str(work)]) == 0
+    card = _card(out / "dsb" / "unet")
+    assert card["variant"]["toy"] is True and card["precision"] in ("int8", "fp16")
+    assert card["variant"]["budget"]["img_size"] == 64
+    assert main(["--check", "--out", str(out), "--min-epochs", "3"]) == 0
+    assert main(["--check", "--out", str(out)]) == 1  # 3 epochs: not a comparison run
+    assert "3 epochs logged, fewer than 10" in capsys.readouterr().out
+    # a second call finds everything done: nothing is trained or exported again
+    before = (out / "dsb" / "unet" / CARD_FILE).stat().st_mtime_ns
+    assert main([*argv, "--out", str(out), "--work", str(work)]) == 0
+    assert (out / "dsb" / "unet" / CARD_FILE).stat().st_mtime_ns == before

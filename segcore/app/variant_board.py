@@ -24,15 +24,13 @@ from segcore.bootstrap import BETTER, SAME, TOO_FEW, WORSE, mean_interval, paire
 from segcore.card import ModelCard
 from segcore.models import ARCHITECTURES
 from segcore.scores import binary_scores
-from segcore.variant_runs import PerImage, VariantRun, read_per_image
+from segcore.variant_runs import SHIPPED_PER_IMAGE, PerImage, VariantRun, read_per_image
 
 #: The variants a complete comparison holds, in the order the page lists them.
 VARIANTS = tuple(ARCHITECTURES)
 #: One colour per variant in every chart (shipped models take the colours after these).
 PALETTE = qualitative.Plotly
 COMPARISON, TOY, SHIPPED = "comparison run", "toy run", "shipped model"
-#: Suffix of a shipped model's per-image test scores beside it.
-SHIPPED_PER_IMAGE = ".test_per_image.csv"
 #: Cost columns of the cost-against-accuracy view: column -> axis title.
 COSTS = {
     "params (M)": "parameters (millions)",
