@@ -495,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
+        from segcore.onnx_runner import quiet_onnxruntime_logs
+
+        quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
         budget = BUDGETS[args.budget]
         budget = replace(budget, epochs=args.epochs) if args.epochs else budget
         budget = replace(budget, img_size=args.img_size) if args.img_size else budget
