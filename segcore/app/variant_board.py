@@ -278,7 +278,7 @@ def cost_table(
             ms, ms_file = shipped_ms.get(c.label), "bench/results/inference-*.json"
         else:
             record = cpu_ms.get((c.card.family, c.arch)) or {}
-            ms, ms_file = record.get("batch1_ms_median"), record.get("file", "")
+            ms, ms_file = record.get("batch1_ms_median"), f"bench/results/{record.get('file')}"
         params = c.card.get("params")
         rows.append(
             {
@@ -290,7 +290,7 @@ def cost_table(
                 "test Dice": c.test_dice,
                 "input px": c.card.input_size,
                 "precision": c.card.get("precision"),
-                "CPU ms from": ms_file or "not measured",
+                "CPU ms from": ms_file if ms is not None else "not measured",
             }
         )
     return pd.DataFrame(rows)
