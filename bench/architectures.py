@@ -62,6 +62,8 @@ ARCHS = tuple(ARCHITECTURES)
 DEFAULT_OUT = Path("models") / "variants"
 DEFAULT_WORK = Path("runs") / "variants"
 DEFAULT_DATA_ROOT = Path("../shared/data")
+#: The most the checkout may weigh with the comparison's files in it (``--check``).
+CHECKOUT_MB = 60.0
 #: Repeats of the interleaved latency timing (``--time``).
 TIME_REPEATS = 30
 
@@ -315,16 +317,30 @@ def compare(args: argparse.Namespace, budget: Budget) -> int:
     return failed
 
 
+def checkout_mb(out: Path) -> float:
+    """MB of the repository's tracked files plus every file under ``out`` not yet tracked."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=False
+    ).stdout.decode()
+    files = {(REPO_ROOT / name).resolve() for name in listed.split("\0") if name}
+    files |= {p.resolve() for p in Path(out).rglob("*") if p.is_file()}
+    return sum(p.stat().st_size for p in files if p.is_file()) / 1e6
+
+
 def check(out: Path, min_epochs: int) -> int:
-    """``--check``: every folder under ``out``; prints each disagreement, returns their count."""
+    """``--check``: every folder under ``out``, and the checkout's size with them in it; prints
+    each disagreement, returns their count."""
     runs, problems = find_variants(out)
+    size = checkout_mb(out)
+    if size > CHECKOUT_MB:
+        problems.append(f"{out}: the checkout would weigh {size:.1f} MB, over {CHECKOUT_MB:.0f}")
     stray = [p for p in sorted(out.glob("*/*")) if p.is_dir() and not p.name.startswith(".")]
     problems += [f"{p}: no {CARD_FILE}" for p in stray if not (p / CARD_FILE).is_file()]
     for run in runs:
         problems += check_variant(run.folder, min_epochs)
     for problem in problems:
         print(problem)
-    print(f"{out}: {len(runs)} runs checked, {len(problems)} disagreements")
+    print(f"{out}: {len(runs)} runs checked, {len(problems)} disagreements; checkout {size:.1f} MB")
     return len(problems)
 
 
