@@ -25,6 +25,15 @@ Steps (the device machine has JAX and no TensorFlow; see ``../shared/GPU.md``):
 
 ``python -m bench.gpu_job smoke`` (or ``--smoke``) runs steps 1-3 on the CPU at toy size, from the
 bundled samples, in a temporary folder: the test that the job works before a GPU is at hand.
+
+**The U-Net variant comparison** (``--plan variants``, `VARIANT_PLAN`): the ten runs of
+``python -m bench.architectures`` (five variants x two data sets) at the full GPU recipe
+(`GPU_RECIPE`: 256 px, 80 epochs, batch 16, cosine, bf16, base width 16), all at once in the same
+one call (``... bench.gpu_job train --plan variants --data .gpu/data --out $OUT``; each run stops
+at ``--minutes``, its best epoch kept, and its history says how far it got). Back here:
+``python -m bench.gpu_job unpack FILES_AT --runs runs/gpu-variants`` gives
+``runs/gpu-variants/<dataset>/<arch>/``, and ``python -m bench.architectures --budget gpu --work
+runs/gpu-variants --data-root .gpu/data`` exports, scores and files them (nothing is retrained).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import bench.architectures as comparison
 from segcore.atomic import write_text
 from segcore.data import find_samples
 from segcore.data.layouts import load_labels
@@ -106,6 +116,14 @@ PLAN = (
         "--target instance --arch unet_bn --invert-brightfield",
     ),
 )
+#: The seeds' full recipe of the variant comparison (`bench.architectures.GPU_BUDGET`).
+GPU_RECIPE = " ".join(comparison.GPU_BUDGET.train_flags())
+#: The ten runs of the variant comparison, as ``<dataset>/<arch>`` folders.
+VARIANT_PLAN = tuple(
+    Run(f"{dataset}/{arch}", dataset, f"--arch {arch} {GPU_RECIPE}", f"--arch {arch}")
+    for dataset, arch in comparison.plan(None)
+)
+PLANS = {"members": PLAN, "variants": VARIANT_PLAN}
 THROUGHPUT = "--arch unet --img-size 256 --batch-size 32 --mixed-precision --images 2048 --epochs 3"
 #: Toy sizes for smoke: the same runs, tiny and one epoch long, on the CPU.
 SMOKE_FLAGS = (
@@ -145,10 +163,12 @@ def pack(isic: Path, dsb: Path, out: Path) -> float:
     return sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6
 
 
-def run_commands(data: Path, runs: Path, minutes: float, toy: bool) -> list[list[str]]:
-    """The ``python -m segcore.train`` command of every planned run."""
+def run_commands(
+    data: Path, runs: Path, minutes: float, toy: bool, plan: tuple[Run, ...] = PLAN
+) -> list[list[str]]:
+    """The ``python -m segcore.train`` command of every run of ``plan``."""
     commands = []
-    for run in PLAN:
+    for run in plan:
         argv = (f"{run.toy} {SMOKE_FLAGS}" if toy else run.full).split()
         argv += ["--data", str(data / run.dataset), "--out", str(runs / run.name)]
         commands.append(
@@ -173,10 +193,15 @@ def _timed(timing: dict, phase: str, command: list[str], log, deadline: float) -
 
 
 def train(
-    data: Path, out: Path, minutes: float, toy: bool = False, hard_stop_s: float = HARD_STOP_S
+    data: Path,
+    out: Path,
+    minutes: float,
+    toy: bool = False,
+    hard_stop_s: float = HARD_STOP_S,
+    plan: tuple[Run, ...] = PLAN,
 ) -> int:
-    """Measure throughput, train the `PLAN` at once, write the results under ``out``; returns
-    the number of runs that failed. Whatever runs at ``hard_stop_s`` is stopped."""
+    """Measure throughput, train the runs of ``plan`` at once, write the results under ``out``;
+    returns the number of runs that failed. Whatever runs at ``hard_stop_s`` is stopped."""
     deadline = time.perf_counter() + hard_stop_s
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="gpu-job-runs-"))
@@ -186,13 +211,12 @@ def train(
         throughput = [sys.executable, "-m", "bench.train", *bench, "--out"]
         _timed(timing, "throughput", [*throughput, str(out / "throughput.json")], log, deadline)
         start = time.perf_counter()
-        with ThreadPoolExecutor(len(PLAN)) as pool:
+        commands = run_commands(data, runs, minutes, toy, plan)
+        with ThreadPoolExecutor(len(plan)) as pool:
             codes = list(
                 pool.map(
                     lambda pair: _timed(timing, pair[0], pair[1], log, deadline),
-                    zip(
-                        [r.name for r in PLAN], run_commands(data, runs, minutes, toy), strict=True
-                    ),
+                    zip([r.name for r in plan], commands, strict=True),
                 )
             )
         timing["training_wall"] = round(time.perf_counter() - start, 1)
@@ -238,8 +262,8 @@ def collect(runs: Path, out: Path) -> int:
     """Every finished run of ``runs`` slimmed, tarred and cut into ``out/runs.tar.NNN`` parts of
     at most `PART_BYTES`; returns the number of parts."""
     staging = Path(tempfile.mkdtemp(prefix="gpu-job-stage-"))
-    for run in sorted(p.parent for p in runs.glob("*/best.keras")):
-        _slim(run, staging / run.name)
+    for run in sorted(p.parent for p in runs.rglob("best.keras")):
+        _slim(run, staging / run.relative_to(runs))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         tar.add(staging, arcname="runs")
@@ -264,8 +288,8 @@ def unpack(results: Path, runs: Path, data: Path) -> list[Path]:
     unpacked = runs.parent / f".{runs.name}-unpack" / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     done = []
-    for staged in sorted(p for p in unpacked.iterdir() if p.is_dir()):
-        run = runs / staged.name
+    for staged in sorted(p.parent for p in unpacked.rglob("model.json")):
+        run = runs / staged.relative_to(unpacked)
         shutil.copytree(staged, run, ignore=shutil.ignore_patterns("model.json", "weights16.npz"))
         model = keras.models.model_from_json((staged / "model.json").read_text())
         with np.load(staged / "weights16.npz") as arrays:
@@ -286,12 +310,12 @@ def _point_split(run: Path, data: Path) -> None:
     write_text(run / "split.json", json.dumps(split, indent=1))
 
 
-def smoke(out: Path) -> int:
+def smoke(out: Path, plan: tuple[Run, ...] = PLAN) -> int:
     """Steps 1-3 at toy size on the CPU from the bundled samples; returns the exit status."""
     data = out / "data"
     mb = pack(ROOT / "samples" / "isic", ROOT / "samples" / "dsb", data)
     print(f"packed {mb:.1f} MB")
-    failed = train(data, out / "results", 1.0, toy=True, hard_stop_s=3600.0)
+    failed = train(data, out / "results", 1.0, toy=True, hard_stop_s=3600.0, plan=plan)
     runs = unpack(out / "results", out / "runs", data)
     print(f"{len(runs)} run folders rebuilt under {out / 'runs'}; {failed} runs failed")
     return 1 if failed else 0
@@ -311,24 +335,26 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--data", type=Path, default=ROOT / ".gpu" / "data")
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--minutes", type=float, default=TRAIN_MINUTES, help="training time per run")
+    s.add_argument("--plan", choices=list(PLANS), default="members", help="which runs to train")
     s = sub.add_parser("unpack", help="rebuild the run folders from the results (here)")
     s.add_argument("results", type=Path)
     s.add_argument("--runs", type=Path, required=True)
     s.add_argument("--data", type=Path, default=ROOT / ".gpu" / "data")
     s = sub.add_parser("smoke", help="everything at toy size on the CPU")
     s.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
+    s.add_argument("--plan", choices=list(PLANS), default="members", help="which runs to train")
     a = p.parse_args(argv)
     if a.step == "pack":
         mb = pack(a.isic, a.dsb, a.out)
         print(f"{a.out}: {mb:.1f} MB" + (f" (over {MAX_PACK_MB} MB)" if mb > MAX_PACK_MB else ""))
         return 0 if mb <= MAX_PACK_MB else 1
     if a.step == "train":
-        return 1 if train(a.data, a.out, a.minutes) else 0
+        return 1 if train(a.data, a.out, a.minutes, plan=PLANS[a.plan]) else 0
     if a.step == "unpack":
         for run in unpack(a.results, a.runs, a.data):
             print(run)
         return 0
-    return smoke(a.out or Path(tempfile.mkdtemp(prefix="gpu-job-smoke-")))
+    return smoke(a.out or Path(tempfile.mkdtemp(prefix="gpu-job-smoke-")), PLANS[a.plan])
 
 
 if __name__ == "__main__":

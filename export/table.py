@@ -1,4 +1,4 @@
-"""The README results table, generated from the model cards and the architecture comparison.
+"""The README results table, generated from the model cards and the architecture comparisons.
 
 ``python -m export.table [--runs RUN_DIR ...] [--readme README.md]``:
 - with ``--runs``, summarises those training runs (config.json + test_metrics.json) into
@@ -6,7 +6,11 @@
 - then renders one markdown row per record, marks the shipped models (cards in ``models/``,
   whose test figures come from the exported ONNX at each image's original size, post-processed,
   with their precision and CPU batch-1 latency from ``bench/results/inference-*.json``), adds the
-  peer figures of ``docs/peers.json`` (each with its source), and writes the table into the
+  variant comparison (``models/variants/<dataset>/<arch>/``, `segcore.variant_runs`: test Dice
+  with its 95% bootstrap interval over the test images, CPU ms from
+  ``bench/results/variants-cpu-*.json``; toy runs left out), the old GPU comparison records
+  (``bench/results/architectures.json``) and the peer figures of ``docs/peers.json`` (each with
+  its source), every row naming the file its figures come from, and writes the table into the
   README between the ``results:start`` / ``results:end`` markers.
 """
 
@@ -17,7 +21,9 @@ import sys
 from pathlib import Path
 
 from segcore import cli
-from segcore.paths import REPO_ROOT, bench_dir
+from segcore.bootstrap import mean_interval
+from segcore.paths import REPO_ROOT, bench_dir, variants_dir
+from segcore.variant_runs import find_variants, read_cpu_ms, read_per_image
 
 RESULTS_DIR = bench_dir()
 ARCH_RESULTS = RESULTS_DIR / "architectures.json"
@@ -49,6 +55,49 @@ def summarize_run(run_dir: Path) -> dict:
         "test": {k: metrics[k]["mean"] for k in ("dice", "iou", "precision", "recall")},
         "n_test": metrics["n_images"],
     }
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def variant_records(root: Path, results_dir: Path = RESULTS_DIR) -> list[dict]:
+    """One row record per comparison run under ``root`` (toy runs left out): the card's facts,
+    the Dice interval over its per-image scores and its CPU ms, each with its file."""
+    runs, _ = find_variants(root)
+    cpu_ms, _ = read_cpu_ms(results_dir)
+    out = []
+    for run in runs:
+        if run.toy:
+            continue
+        block, metrics = run.variant, run.card.test_metrics
+        dice = mean_interval(read_per_image(run.per_image_path).scores["dice"])
+        ms = cpu_ms.get((run.dataset, run.arch), {})
+        budget = block.get("budget") or {}
+        out.append(
+            {
+                "dataset": run.dataset,
+                "arch": run.arch,
+                "label": f"{run.arch} (base {budget.get('base_filters')}, CPU comparison, "
+                f"{run.card.get('precision')} ONNX, post-processed)",
+                "dice": f"{dice.mean:.4f} ({dice.low:.3f}-{dice.high:.3f})",
+                "test": metrics,
+                "params": run.card.get("params"),
+                "input_size": run.card.input_size,
+                "epochs": run.card.get("epochs"),
+                "train_seconds": block.get("train_seconds") or float("nan"),
+                "device": block.get("train_device") or "",
+                "train_img_s": block.get("train_img_s"),
+                "cpu_ms": ms.get("batch1_ms_median"),
+                "source": _shown(run.folder / "model.json")
+                + (f", {ms['file']}" if ms.get("file") else ""),
+            }
+        )
+    return out
 
 
 def _row(cells: list[str]) -> str:
@@ -96,8 +145,10 @@ def render(
     cards: list[dict],
     peers: list[dict] | None = None,
     latency: dict[str, float] | None = None,
+    variants: list[dict] | None = None,
 ) -> str:
-    """Markdown table: shipped models first, then every architecture, then the peers."""
+    """Markdown table: shipped models first, then the variant comparison (with Dice intervals),
+    then the old GPU comparison, then the peers; the last column names each row's file."""
     latency = latency or {}
     head = [
         "dataset",
@@ -113,6 +164,7 @@ def render(
         "device",
         "train img/s",
         "CPU ms",
+        "source",
     ]
     lines = [_row(head), _row(["---"] * len(head))]
     for c in sorted(cards, key=lambda c: (c["dataset"], c["name"])):
@@ -120,16 +172,24 @@ def render(
         ms = latency.get(c["name"])
         model = f"**{c['name']}** (shipped {c.get('precision', 'fp32')} ONNX, post-processed)"
         cpu_ms = f"{ms:.0f}" if ms else ""
-        lines.append(_row(_result_cells(c, m, model, f"**{m['dice']:.4f}**", "", cpu_ms)))
+        source = f"models/{c['name']}.json" + (", bench/results/inference-*.json" if ms else "")
+        cells = _result_cells(c, m, model, f"**{m['dice']:.4f}**", "", cpu_ms)
+        lines.append(_row([*cells, source]))
+    for v in sorted(variants or [], key=lambda v: (v["dataset"], -v["test"]["dice"])):
+        img_s = f"{v['train_img_s']:.1f}" if v.get("train_img_s") else ""
+        ms = f"{v['cpu_ms']:.1f}" if v.get("cpu_ms") else ""
+        cells = _result_cells(v, v["test"], v["label"], v["dice"], img_s, ms)
+        lines.append(_row([*cells, v["source"]]))
     for r in sorted(records, key=lambda r: (r["dataset"], -r["test"]["dice"])):
         t = r["test"]
-        model = f"{r['arch']} (base {r['base_filters']}, raw Keras)"
+        model = f"{r['arch']} (base {r['base_filters']}, raw Keras, GPU comparison, logs not kept)"
         img_s = f"{r['train_img_s']:.0f}"
-        lines.append(_row(_result_cells(r, t, model, f"{t['dice']:.4f}", img_s, "")))
+        cells = _result_cells(r, t, model, f"{t['dice']:.4f}", img_s, "")
+        lines.append(_row([*cells, _shown(ARCH_RESULTS)]))
     for p in peers or []:
         cells = [p["dataset"], f"_{p['model']} (peer, {p['how']})_", str(p["dice"])]
         cells += ["", "", "", p.get("params") or "", str(p.get("input_size") or "")]
-        cells += [str(p.get("epochs") or ""), "", "", "", ""]
+        cells += [str(p.get("epochs") or ""), "", "", "", "", _shown(PEERS)]
         lines.append(_row(cells))
     return "\n".join(lines)
 
@@ -149,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     p = cli.parser("python -m export.table", __doc__.split("\n")[0])
     p.add_argument("--runs", nargs="*", type=Path, default=[], help="run folders to summarise")
     p.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models", help="model cards")
+    p.add_argument(
+        "--variants-dir", type=Path, default=variants_dir(), help="the variant comparison's runs"
+    )
     p.add_argument("--readme", type=Path, default=REPO_ROOT / "README.md", help="file to update")
     a = p.parse_args(argv)
     if a.runs:
@@ -157,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         ARCH_RESULTS.write_text(json.dumps(records, indent=1))
     records = json.loads(ARCH_RESULTS.read_text()) if ARCH_RESULTS.exists() else []
     cards = [json.loads(f.read_text()) for f in sorted(a.models_dir.glob("*.json"))]
-    table = render(records, cards, read_peers(), batch1_ms())
+    variants = variant_records(a.variants_dir)
+    table = render(records, cards, read_peers(), batch1_ms(), variants)
     write_readme(a.readme, table)
     print(table)
     return 0

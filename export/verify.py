@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from tqdm import tqdm
 
@@ -38,6 +40,50 @@ def parity(keras_probs: np.ndarray, engine: Engine, x: np.ndarray) -> float:
     return float(np.abs(engine.probabilities(x) - keras_probs).max())
 
 
+@dataclass(frozen=True)
+class ImageScores:
+    """Per-image scores of held-out images, in the order scored: the image names, their kinds
+    (`segcore.kinds.image_kind`), and the scores post-processed and of the raw masks."""
+
+    names: list[str]
+    kinds: list[str]
+    post: list[dict[str, float]]
+    raw: list[dict[str, float]]
+
+
+def image_scores(
+    engine: Engine, samples: list[Sample], settings: Postprocess, batch_size: int = 8
+) -> ImageScores:
+    """Scores of every readable image of ``samples`` at its original size (see `score`)."""
+    instance = engine.instances is not None
+    out = ImageScores([], [], [], [])
+    for start in tqdm(
+        range(0, len(samples), batch_size),
+        desc=f"score {engine.name}",
+        leave=False,
+        disable=None,  # no progress lines in a log or a pipe, only on a terminal
+    ):
+        triples = list(readable(samples[start : start + batch_size], instance))
+        pairs = [(engine.load(image), truth) for _, image, truth in triples]
+        if not pairs:
+            continue
+        out.names.extend(sample.name for sample, _, _ in triples)
+        out.kinds.extend(image_kind(im.pixels) for im, _ in pairs)
+        if instance:
+            preds = engine.predict_batch([im for im, _ in pairs], postprocess=False)
+            for (_, truth), pred in zip(pairs, preds, strict=True):
+                out.raw.append(with_thresholded_jaccard(binary_scores(truth > 0, pred.mask)))
+                out.post.append({**out.raw[-1], **instance_scores(truth, pred.labels)})
+            continue
+        x = np.stack([engine.resized_input(im) for im, _ in pairs])
+        for (im, truth), prob in zip(pairs, engine.probabilities(x), strict=True):
+            raw = binary_scores(truth, engine.finish(im, prob, postprocess=False).mask)
+            out.raw.append(with_thresholded_jaccard(raw))
+            post = engine.finish(im, prob, postprocess=settings).mask
+            out.post.append(with_thresholded_jaccard(binary_scores(truth, post)))
+    return out
+
+
 def score(
     engine: Engine, samples: list[Sample], settings: Postprocess, batch_size: int = 8
 ) -> tuple[dict, dict]:
@@ -48,37 +94,13 @@ def score(
     "thresholded_jaccard"}; for instance models the post-processed one adds dsb_score, f1_iou50
     and count_error; for microscopy models it adds ``by_kind``, the same means per image kind.
     """
-    instance = engine.instances is not None
-    post_rows, raw_rows, kinds = [], [], []
-    for start in tqdm(
-        range(0, len(samples), batch_size),
-        desc=f"score {engine.name}",
-        leave=False,
-        disable=None,  # no progress lines in a log or a pipe, only on a terminal
-    ):
-        pairs = [
-            (engine.load(image), truth)
-            for _, image, truth in readable(samples[start : start + batch_size], instance)
-        ]
-        if not pairs:
-            continue
-        kinds += [image_kind(im.pixels) for im, _ in pairs]
-        if instance:
-            preds = engine.predict_batch([im for im, _ in pairs], postprocess=False)
-            for (_, truth), pred in zip(pairs, preds, strict=True):
-                raw_rows.append(with_thresholded_jaccard(binary_scores(truth > 0, pred.mask)))
-                post_rows.append({**raw_rows[-1], **instance_scores(truth, pred.labels)})
-            continue
-        x = np.stack([engine.resized_input(im) for im, _ in pairs])
-        for (im, truth), prob in zip(pairs, engine.probabilities(x), strict=True):
-            raw = binary_scores(truth, engine.finish(im, prob, postprocess=False).mask)
-            raw_rows.append(with_thresholded_jaccard(raw))
-            post = engine.finish(im, prob, postprocess=settings).mask
-            post_rows.append(with_thresholded_jaccard(binary_scores(truth, post)))
-    post = means(post_rows)
+    scores = image_scores(engine, samples, settings, batch_size)
+    post = means(scores.post)
     if reports_kinds(engine.card.dataset):
-        post["by_kind"] = scores_by_kind(post_rows, kinds, [k for k in post if k != "n_images"])
-    return post, means(raw_rows)
+        post["by_kind"] = scores_by_kind(
+            scores.post, scores.kinds, [k for k in post if k != "n_images"]
+        )
+    return post, means(scores.raw)
 
 
 def means(rows: list[dict[str, float]]) -> dict:

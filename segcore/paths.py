@@ -27,3 +27,9 @@ def samples_dir() -> Path:
 def bench_dir() -> Path:
     """``$SEGCORE_BENCH_DIR``, else ``<repo>/bench/results``."""
     return _folder("SEGCORE_BENCH_DIR", REPO_ROOT / "bench" / "results")
+
+
+def variants_dir() -> Path:
+    """``$SEGCORE_VARIANTS_DIR``, else ``<models>/variants``: the variant comparison's runs
+    (``<dataset>/<arch>/``, `segcore.variant_runs`)."""
+    return _folder("SEGCORE_VARIANTS_DIR", models_dir() / "variants")

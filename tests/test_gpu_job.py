@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.gpu_job import PLAN, pack_dsb, run_commands
+from bench.gpu_job import PLAN, VARIANT_PLAN, pack, pack_dsb, run_commands, train, unpack
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,3 +88,28 @@ def test_a_run_still_going_at_the_deadline_is_stopped(tmp_path: Path):
         code = _timed(timing, "sleep", sleeper, log, time.perf_counter() + 1.0)
     assert code != 0 and timing["sleep_stopped_at_deadline"] is True
     assert timing["sleep"]["seconds"] < 30
+
+
+def test_the_variant_plan_runs_the_full_recipe_into_dataset_arch_folders(tmp_path: Path):
+    commands = run_commands(tmp_path / "data", tmp_path / "runs", 4.5, False, VARIANT_PLAN)
+    assert len(commands) == 10
+    for command in commands:
+        flags = " ".join(command)
+        assert "--img-size 256 --epochs 80" in flags and "--mixed-precision" in flags
+        assert "--base-filters 16" in flags and "--schedule cosine" in flags
+    outs = {Path(c[c.index("--out") + 1]).relative_to(tmp_path / "runs") for c in commands}
+    assert Path("isic/unetpp") in outs and Path("dsb/attention_unet") in outs
+    data = {Path(c[c.index("--data") + 1]).name for c in commands}
+    assert data == {"isic", "dsb"}
+
+
+@pytest.mark.slow
+def test_a_variant_run_at_toy_size_comes_back_in_its_dataset_arch_folder(tmp_path: Path):
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    data = tmp_path / "data"
+    pack(REPO / "samples" / "isic", REPO / "samples" / "dsb", data)
+    one = tuple(r for r in VARIANT_PLAN if r.name == "dsb/unet")
+    assert train(data, tmp_path / "results", 1.0, toy=True, hard_stop_s=600.0, plan=one) == 0
+    runs = unpack(tmp_path / "results", tmp_path / "runs", data)
+    assert runs == [tmp_path / "runs" / "dsb" / "unet"]
+    assert (runs[0] / "best.keras").is_file() and (runs[0] / "test_metrics.json").is_file()

@@ -37,13 +37,17 @@ def best_epoch(history: pd.DataFrame) -> int | None:
 
 
 def curve_figure(
-    histories: dict[str, pd.DataFrame], metric: str, log_y: bool = False
+    histories: dict[str, pd.DataFrame],
+    metric: str,
+    log_y: bool = False,
+    colors: dict[str, str] | None = None,
 ) -> go.Figure | None:
     """Train (solid) and validation (dotted) ``metric`` per model, best epoch starred, on a log
-    y axis if ``log_y``; None when no history logged ``metric``."""
+    y axis if ``log_y``, each model in its ``colors`` entry (default: in turn); None when no
+    history logged ``metric``."""
     fig = go.Figure()
     for i, (name, history) in enumerate(histories.items()):
-        color = COLORS[i % len(COLORS)]
+        color = (colors or {}).get(name, COLORS[i % len(COLORS)])
         for column, dash, kind in ((metric, "solid", "train"), (f"val_{metric}", "dot", "val")):
             if column not in history:
                 continue

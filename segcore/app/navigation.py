@@ -43,6 +43,7 @@ PAGES = (
     PageSpec("gallery.py", "Gallery", ":material/grid_view:"),
     PageSpec("training.py", "Training", ":material/show_chart:"),
     PageSpec("benchmarks.py", "Benchmarks", ":material/speed:"),
+    PageSpec("variants.py", "Variants", ":material/compare:"),
     PageSpec("models.py", "Models", ":material/description:"),
 )
 PAGES_DIR = REPO_ROOT / "pages"

@@ -17,7 +17,7 @@ EPOCHS = 10
 BEST_EPOCH = 7  # where the synthetic history.csv peaks in val Dice
 
 
-PAGES = ("segment", "gallery", "training", "benchmarks", "models")
+PAGES = ("segment", "gallery", "training", "benchmarks", "variants", "models")
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 

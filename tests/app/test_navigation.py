@@ -14,6 +14,7 @@ TITLES = {
     "gallery": "Gallery",
     "training": "Training curves",
     "benchmarks": "Benchmarks",
+    "variants": "U-Net variants",
     "models": "Models",
 }
 

@@ -60,6 +60,7 @@ TITLES = {
     "gallery": "Gallery",
     "training": "Training curves",
     "benchmarks": "Benchmarks",
+    "variants": "U-Net variants",
     "models": "Models",
 }
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -194,8 +195,8 @@ def open_by_url(page, url: str, path: str) -> None:
     assert page.get_by_text("Page not found").count() == 0
     assert page.evaluate("window.__legacyNav") is False
     links = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]')
-    links.nth(4).wait_for(timeout=WAIT)
-    assert links.count() == 5
+    links.nth(len(TITLES) - 2).wait_for(timeout=WAIT)
+    assert links.count() == len(TITLES) - 1  # every page but the root
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
@@ -378,6 +379,26 @@ def test_lesion_photo_with_its_mask_shows_image_truth_prediction_overlay_and_dic
     assert page.locator('[data-testid="stException"]').count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "segment.png"))
+    page.close()
+    assert outside_requests == []
+
+
+def test_variants_page_shows_each_model_on_one_sample_with_its_dice(
+    app: Server, browser, outside_requests: list[str]
+) -> None:
+    page = new_page(browser, outside_requests, TALL_VIEWPORT)
+    open_by_url(page, app.url, "variants")
+    # models/variants holds no comparison yet: the page says so and shows the shipped models
+    page.get_by_text("of the 5 variants have comparison files yet").first.wait_for(timeout=WAIT)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT)
+    lesion_models = sorted(p.stem for p in MODELS.glob("isic_*.onnx"))
+    for name in lesion_models:  # one column per model under the image and its truth
+        page.get_by_text(f"{name} · Dice", exact=False).first.wait_for(timeout=WAIT)
+    assert page.locator('[data-testid="stImage"] img').count() >= 2 + len(lesion_models)
+    page.wait_for_timeout(1500)  # let plotly finish drawing
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "variants.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
     assert outside_requests == []
 
