@@ -7,7 +7,7 @@ same seeded split, image size, epochs, optimiser, schedule, loss, augmentation a
 ``--work``; an interrupted run continues with ``--resume``, a finished one is not trained again).
 Each run is then exported (``python -m export``: int8 where it keeps the test Dice within
 export's tolerance of fp32, else fp16), its test images scored one by one through the engine,
-and its folder written under ``--out`` (`segcore.variant_runs`: model.onnx, model.json with the
+and its folder written under ``--out`` (`segcore.io.variant_runs`: model.onnx, model.json with the
 budget, history.csv, test_per_image.csv), the card last. Re-running skips what is done.
 
 - ``--check``: re-verifies that every folder's files agree (exit 1 naming each disagreement).
@@ -42,9 +42,7 @@ from bench.records import default_path, write_records
 from segcore import cli
 from segcore.atomic import write_json, write_text
 from segcore.errors import DataError
-from segcore.models import ARCHITECTURES
-from segcore.paths import REPO_ROOT, models_dir
-from segcore.variant_runs import (
+from segcore.io.variant_runs import (
     CARD_FILE,
     HISTORY_FILE,
     MIN_EPOCHS,
@@ -55,6 +53,8 @@ from segcore.variant_runs import (
     find_variants,
     per_image_text,
 )
+from segcore.models import ARCHITECTURES
+from segcore.paths import REPO_ROOT, models_dir
 
 #: Data set -> its folder under ``--data-root``.
 DATASETS = {"isic": "isic2017-256", "dsb": "dsb2018"}
@@ -88,7 +88,7 @@ class Budget:
     toy: bool = False
 
     def train_flags(self) -> list[str]:
-        """The ``segcore.train`` flags of this budget."""
+        """The ``segcore.commands.train`` flags of this budget."""
         flags = [
             *("--img-size", str(self.img_size), "--epochs", str(self.epochs)),
             *("--batch-size", str(self.batch_size), "--lr", str(self.lr)),
@@ -162,7 +162,7 @@ def subset(src: Path, dst: Path, count: int) -> Path:
 
 
 def train_command(data: Path, arch: str, budget: Budget, run: Path) -> list[str] | None:
-    """The ``segcore.train`` command that brings ``run`` to its end: a new run, ``--resume``
+    """The ``segcore.commands.train`` command that brings ``run`` to its end: a new run, ``--resume``
     after a finished epoch, or None when the run is complete (test scores written)."""
     if (run / "test_metrics.json").is_file():
         return None
@@ -236,7 +236,7 @@ def export_variant(run: Path, folder: Path, budget: Budget, log: Path) -> dict:
     atomically); returns the card. Raises DataError when the per-image means miss the card's."""
     from export.verify import image_scores
     from segcore.data import read_split
-    from segcore.infer import Engine
+    from segcore.inference.engine import Engine
 
     name = f"{folder.parent.name}_{folder.name}_variant"
     stage = folder.parent / f".stage-{folder.name}"
@@ -391,8 +391,8 @@ def shipped_scores(models: Path, data_root: Path) -> int:
     from export import ExportError
     from export.run_folder import shipped_split
     from export.verify import image_scores
-    from segcore.app.catalog import list_models
-    from segcore.infer import Engine
+    from segcore.app.model_choice import list_models
+    from segcore.inference.engine import Engine
 
     entries, problems = list_models(models)
     for entry in entries:
@@ -429,7 +429,7 @@ def time_models(out: Path, results: Path) -> list[dict]:
     import numpy as np
 
     from bench.inference import interleaved, machine
-    from segcore.infer import Engine
+    from segcore.inference.engine import Engine
 
     runs, _ = find_variants(out)
     rng = np.random.default_rng(0)
@@ -511,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        from segcore.onnx_runner import quiet_onnxruntime_logs
+        from segcore.inference.onnx_runner import quiet_onnxruntime_logs
 
         quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
         budget = BUDGETS[args.budget]

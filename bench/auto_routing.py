@@ -3,7 +3,7 @@
     python -m bench.auto_routing [--dsb DSB_DIR] [--monuseg MONUSEG_DIR] [--isic ISIC_DIR]
         [--isic-count 300] [--synthetic 10] [--models models] [--out bench/results/auto_routing.json]
 
-Every image is given to `segcore.modelfit` exactly as ``segcore.predict --model auto`` gives it
+Every image is given to `segcore.modelfit` exactly as ``segcore.commands.predict --model auto`` gives it
 (`fit_pixels`, `measure_fit` against every card of ``--models`` with ``image_stats``, `Fit.best`,
 `Fit.mismatch`). The outcome of one image is what the chosen model segments (``lesion`` for a
 model of skin-lesion photos, ``nuclei`` for any other), with ``+warning`` when the chosen model
@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from segcore.atomic import write_json
+from segcore.commands.predict import folder_cards
 from segcore.data.layouts import find_images
 from segcore.kinds import image_kind
 from segcore.modelfit import family, fit_pixels, measure_fit
-from segcore.predict import folder_cards
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OUTCOMES = ("nuclei", "nuclei+warning", "lesion", "lesion+warning")

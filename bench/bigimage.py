@@ -115,9 +115,9 @@ def write_image(
 
 def child(mode: str, model: Path, image: Path, block_size: int, out: Path) -> dict:
     """One measurement in this (fresh) process; returns seconds and peak memory."""
-    from segcore.infer import Engine
-    from segcore.largeimage import ImageSpec, segment_large
-    from segcore.onnx_runner import quiet_onnxruntime_logs
+    from segcore.inference.engine import Engine
+    from segcore.inference.onnx_runner import quiet_onnxruntime_logs
+    from segcore.large.largeimage import ImageSpec, segment_large
 
     quiet_onnxruntime_logs()
     engine = Engine(model)
@@ -128,7 +128,7 @@ def child(mode: str, model: Path, image: Path, block_size: int, out: Path) -> di
     if mode == "in-memory":
         count = in_memory(engine, spec)
     elif mode == "dask-2":
-        from segcore.distributed import BlockCluster
+        from segcore.large.distributed import BlockCluster
 
         with BlockCluster(workers=2) as cluster:
             start = time.perf_counter()
@@ -149,9 +149,9 @@ def _own_peak() -> int:
 
 def in_memory(engine: object, spec: object) -> int:
     """The whole plane at once: read, map, predict by tiles, decode, measure."""
-    from segcore.blocks import predict_channels, to_model_channels
-    from segcore.instances import decode, measure_objects
-    from segcore.largeimage import image_mapping
+    from segcore.inference.instances import decode, measure_objects
+    from segcore.large.blockplan import predict_channels, to_model_channels
+    from segcore.large.largeimage import image_mapping
 
     image, _ = spec.open()  # type: ignore[attr-defined]
     pixels = image.read(0, image.height, 0, image.width)

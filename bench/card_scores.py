@@ -22,8 +22,8 @@ from pathlib import Path
 from export.run_folder import split_from_card
 from export.verify import score
 from segcore.atomic import write_text
-from segcore.infer import Engine, quiet_onnxruntime_logs
-from segcore.postprocess import Postprocess
+from segcore.inference.engine import Engine, quiet_onnxruntime_logs
+from segcore.inference.postprocess import Postprocess
 
 SHOWN = ("dice", "thresholded_jaccard", "dsb_score", "f1_iou50", "count_error")
 

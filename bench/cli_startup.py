@@ -19,10 +19,10 @@ from bench.records import add_out_flag, write_records
 from segcore.paths import REPO_ROOT
 
 COMMANDS = (
-    "segcore.train",
-    "segcore.evaluate",
-    "segcore.instance_eval",
-    "segcore.predict",
+    "segcore.commands.train",
+    "segcore.commands.evaluate",
+    "segcore.commands.instance_eval",
+    "segcore.commands.predict",
     "export",
     "export.quantize",
 )

@@ -20,7 +20,7 @@ Steps (the device machine has JAX and no TensorFlow; see ``../shared/GPU.md``):
    per phase) and ``train.log``: at most 8 files.
 3. Here: ``python -m bench.gpu_job unpack FILES_AT --runs runs/gpu23`` rebuilds each run
    folder's ``best.keras``; then ``python -m export --ensemble runs/gpu23/isic_improved_unet-seed1
-   ... --precision fp16``, ``python -m segcore.instance_eval RUN --tune`` and ``python -m export``
+   ... --precision fp16``, ``python -m segcore.commands.instance_eval RUN --tune`` and ``python -m export``
    for the nuclei run, and ``python -m bench.card_scores`` score them on CPU.
 
 ``python -m bench.gpu_job smoke`` (or ``--smoke``) runs steps 1-3 on the CPU at toy size, from the

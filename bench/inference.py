@@ -7,7 +7,7 @@ shipped model family (``<name>.onnx`` and the ``<name>_int8.onnx`` derived from 
 the same real inputs (``samples/<dataset>/`` images, else random pixels) in the same process, the
 fp32 graph (weights restored from the file), the fp16-weight graph and the int8 model, their
 calls interleaved so that load on a shared machine hits them alike:
-- onnxruntime (`segcore.infer.Engine`): median and p90 latency at batch 1, throughput at batch 8;
+- onnxruntime (`segcore.inference.engine.Engine`): median and p90 latency at batch 1, throughput at batch 8;
 - effective GFLOP/s: 2 x the multiply-adds of the graph's Conv/ConvTranspose/MatMul nodes at the
   benchmark size (`export.graph.count_macs`) per second at the median (and the fastest) batch-1
   latency, and its fraction of `gemm_gflops` (the fastest sgemm call);
@@ -53,10 +53,10 @@ from export.graph import count_macs, to_fp16, to_fp32
 from segcore.card import ModelCard
 from segcore.data import find_samples
 from segcore.errors import DataError, ImageError
-from segcore.infer import Engine
-from segcore.onnx_runner import quiet_onnxruntime_logs
+from segcore.inference.engine import Engine
+from segcore.inference.onnx_runner import quiet_onnxruntime_logs
+from segcore.inference.preprocess import load_image, prepare
 from segcore.paths import REPO_ROOT
-from segcore.preprocess import load_image, prepare
 
 SAMPLES_DIR = REPO_ROOT / "samples"
 PHOTO_SIZE = (3000, 2000)  # width, height

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from segcore.data import find_samples
+from segcore.inference.preprocess import load_image
 from segcore.kinds import KINDS, image_kind, kind_statistics
-from segcore.preprocess import load_image
 
 
 def classify(data: Path) -> dict[str, tuple[str, float, float]]:

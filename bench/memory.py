@@ -1,4 +1,4 @@
-"""Peak memory of ``segcore.predict`` per image size, each image in a fresh subprocess.
+"""Peak memory of ``segcore.commands.predict`` per image size, each image in a fresh subprocess.
 
     python -m bench.memory [--model models/isic_improved_unet.onnx] [--sizes 1000 4000 8900]
 
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     records = []
     with tempfile.TemporaryDirectory(prefix="segcore-memory-") as tmp:
-        baseline = [sys.executable, "-c", "import segcore.infer"]
+        baseline = [sys.executable, "-c", "import segcore.inference.engine"]
         _, base_bytes, _ = peak_rss(baseline)
         for side in args.sizes:
             image = disk_png(Path(tmp) / f"disk{side}.png", side)
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{side}x{side} ({side * side / 1e6:5.1f} MP, PNG {image.stat().st_size / 1e3:6.0f} KB):"
                 f" peak {peak / 1e6:7.0f} MB, {seconds:5.1f} s, exit {status}"
             )
-    print(f"(importing segcore.infer alone peaks at {base_bytes / 1e6:.0f} MB)")
+    print(f"(importing segcore.inference.engine alone peaks at {base_bytes / 1e6:.0f} MB)")
     path = write_records(args.out, records)
     print(f"wrote {path}")
     return 0

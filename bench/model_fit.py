@@ -3,7 +3,7 @@
     python -m bench.model_fit --dsb DSB_DIR --isic ISIC_DIR [--split val] [--models models]
 
 Each data set's images of one split (the seeded split the shipped cards name: their ``split``
-and ``seed``) are given to `segcore.modelfit` exactly as ``segcore.predict --model auto`` and the
+and ``seed``) are given to `segcore.modelfit` exactly as ``segcore.commands.predict --model auto`` and the
 app's "Automatic" give them (`fit_pixels`, `measure_fit`, `Fit.best`) against every card in
 ``--models``. A DSB image is right when a ``dsb`` model is chosen, an ISIC image when an ``isic``
 one is. DSB images are sorted into kinds by colour (H&E and other stains: saturated;
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from segcore.data import find_samples, make_split
+from segcore.data.imagestats import crops
 from segcore.data.split import parse_fractions
-from segcore.imagestats import crops
 from segcore.modelfit import family, fit_pixels, measure_fit
 
 #: Mean saturation above which a nuclei image is stained (H&E and the like).

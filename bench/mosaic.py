@@ -7,7 +7,7 @@ The ``--subset`` split (``test`` by default; choose settings on ``val``) of the 
 instance model (its card's ``split`` and ``seed``) gives the fluorescence images (grey: R = G =
 B); they are placed in a grid with ``--gap`` black pixels between them, scaled to 16 bits
 (x 257), and written as one tiled OME-TIFF. The mosaic is segmented block by block
-(`segcore.largeimage`); each image's cell is cut out of the labels and scored against its
+(`segcore.large.largeimage`); each image's cell is cut out of the labels and scored against its
 truth (DSB 2018 score, count error) next to the same image segmented alone (PNG,
 ``divide_by_255``), over all nuclei and over the interior ones: nuclei (true and found) with no
 pixel within ``--border`` pixels of the image's edge, where the mosaic's unrelated neighbours and
@@ -27,12 +27,12 @@ import tifffile
 
 from segcore.data.layouts import find_samples, load_labels
 from segcore.data.split import make_split, parse_fractions
-from segcore.infer import Engine
-from segcore.instances import remove_small
+from segcore.inference.engine import Engine
+from segcore.inference.instances import remove_small
+from segcore.inference.onnx_runner import quiet_onnxruntime_logs
 from segcore.io.labels_zarr import read_labels
-from segcore.largeimage import ImageSpec, segment_large
-from segcore.matching import instance_scores
-from segcore.onnx_runner import quiet_onnxruntime_logs
+from segcore.large.largeimage import ImageSpec, segment_large
+from segcore.scoring.matching import instance_scores
 
 MODEL = Path("models/dsb_instance_unet_bn.onnx")
 DATA = Path("/work/shared/data/dsb2018/stage1_train")

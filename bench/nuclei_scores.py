@@ -6,7 +6,7 @@
 The split is the seeded one training uses (`segcore.data.make_split`, ``--fractions`` and
 ``--seed``, default 0.8,0.1,0.1 and 42), so ``test`` is the shipped models' test split. Each
 semantic model is scored twice: connected components of its mask, and a distance-transform
-watershed on that mask (`segcore.instances.distance_watershed`, one row per
+watershed on that mask (`segcore.inference.instances.distance_watershed`, one row per
 ``--min-distance``); an instance model is scored on its own labels. Each row gives the mean
 DSB 2018 score, F1 at IoU 0.5, relative count error and Dice over the images, and is printed and
 written to ``--out``. Choose ``--min-distance`` on ``--subset val``, then run ``test`` once.
@@ -28,11 +28,11 @@ from segcore.atomic import write_text
 from segcore.data import find_samples, make_split
 from segcore.data.layouts import load_labels
 from segcore.data.split import SPLIT_NAMES, parse_fractions
-from segcore.infer import Engine
-from segcore.instances import distance_watershed, remove_small
-from segcore.matching import instance_scores
-from segcore.onnx_runner import quiet_onnxruntime_logs
-from segcore.scores import dice
+from segcore.inference.engine import Engine
+from segcore.inference.instances import distance_watershed, remove_small
+from segcore.inference.onnx_runner import quiet_onnxruntime_logs
+from segcore.scoring.matching import instance_scores
+from segcore.scoring.scores import dice
 
 MIN_SIZE_PX = 8  # the baselines drop objects smaller than this, as the default decoding does
 

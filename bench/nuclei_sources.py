@@ -8,7 +8,7 @@ Each source (a data folder in any layout training reads: DSB ``stage1_train``, p
 + ``masks/`` with label images, ...) is split on its own exactly as training splits it
 (`segcore.data.find_samples`, then `segcore.data.make_split` with ``--fractions`` and
 ``--seed``), so ``--subset val`` is the validation part of every source. Each image goes through
-`segcore.predict.Models` as ``python -m segcore.predict --model M`` sends it (``auto`` picks a
+`segcore.commands.predict.Models` as ``python -m segcore.predict --model M`` sends it (``auto`` picks a
 shipped model per image), with the defaults of that command (the card's threshold, no TTA,
 post-processing), and its prediction is scored against the source's truth resized to the
 prediction, as ``--truth`` does: DSB 2018 score, F1 at IoU 0.5, relative count error, AJI (the
@@ -32,15 +32,15 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from segcore.atomic import write_json
+from segcore.commands.predict import AUTO, Models
 from segcore.data import find_samples, load_labels, make_split
 from segcore.data.split import SPLIT_NAMES, parse_fractions
 from segcore.errors import DataError, ModelError
+from segcore.inference.onnx_runner import quiet_onnxruntime_logs
 from segcore.kinds import image_kind, scores_by_kind
-from segcore.matching import instance_scores
-from segcore.onnx_runner import quiet_onnxruntime_logs
-from segcore.predict import AUTO, Models
-from segcore.scores import dice
-from segcore.truth import resize_labels
+from segcore.scoring.matching import instance_scores
+from segcore.scoring.scores import dice
+from segcore.scoring.truth import resize_labels
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEFAULT_SOURCES = (SHARED / "dsb2018", SHARED / "monuseg2018")
@@ -61,7 +61,7 @@ def source_split(root: Path, subset: str, fractions: str, seed: int) -> list:
 
 
 def score_image(models: Models, sample) -> dict:
-    """One image predicted as ``segcore.predict`` predicts it and scored against its truth:
+    """One image predicted as ``segcore.commands.predict`` predicts it and scored against its truth:
     {model, kind, the `SCORES`, n_true, n_pred}."""
     name, loaded = models.load(sample.image)[:2]
     pred = models.engine(name).predict(loaded)

@@ -25,11 +25,11 @@ from PIL import Image
 
 from segcore.atomic import write_text
 from segcore.data import find_samples
-from segcore.infer import Engine
-from segcore.instances import decode, measure_objects
-from segcore.onnx_runner import quiet_onnxruntime_logs
+from segcore.inference.engine import Engine
+from segcore.inference.instances import decode, measure_objects
+from segcore.inference.onnx_runner import quiet_onnxruntime_logs
+from segcore.inference.preprocess import load_image
 from segcore.paths import REPO_ROOT
-from segcore.preprocess import load_image
 
 SIZE = 1024
 CELL = 256

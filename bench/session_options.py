@@ -29,10 +29,10 @@ from bench.inference import (
     sample_images,
 )
 from bench.records import add_out_flag, write_records
-from segcore.infer import Engine, LoadedImage
-from segcore.onnx_runner import OPTIMIZATION_LEVELS, quiet_onnxruntime_logs
+from segcore.inference.engine import Engine, LoadedImage
+from segcore.inference.onnx_runner import OPTIMIZATION_LEVELS, quiet_onnxruntime_logs
+from segcore.inference.preprocess import prepare
 from segcore.paths import REPO_ROOT
-from segcore.preprocess import prepare
 
 
 def settings_grid(cores: int) -> list[dict]:

@@ -4,7 +4,7 @@ Measures end-to-end training images/s (input pipeline with augmentation included
 ``model.fit`` on real data (--data) or on random in-memory data, epochs after the first (which
 includes compilation). Also reports the input pipeline alone and the model alone on in-memory
 batches, so an input-bound run shows. ``--distribute data-parallel`` (JAX) or ``mirrored`` (TF)
-trains as ``segcore.train`` does over all local devices (the batch size is global). Appends a
+trains as ``segcore.commands.train`` does over all local devices (the batch size is global). Appends a
 record to ``--out`` (default bench/results/train.json).
 """
 
@@ -88,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--no-augment", dest="augment", action="store_false")
-    p.add_argument("--distribute", default="none", choices=STRATEGIES, help="as segcore.train")
+    p.add_argument(
+        "--distribute", default="none", choices=STRATEGIES, help="as segcore.commands.train"
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON file to append the record to")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up notices")
     return p

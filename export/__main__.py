@@ -26,14 +26,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "python -m export", "Export a training run's best model to ONNX with a model card."
     )
     p.add_argument(
-        "run_dir", type=Path, nargs="?", metavar="RUN_DIR", help="folder written by segcore.train"
+        "run_dir",
+        type=Path,
+        nargs="?",
+        metavar="RUN_DIR",
+        help="folder written by segcore.commands.train",
     )
     p.add_argument(
         "--ensemble",
         type=Path,
         nargs="+",
         metavar="RUN",
-        help="export these runs (e.g. segcore.train --seeds members) as ONE model averaging them",
+        help="export these runs (e.g. segcore.commands.train --seeds members) as ONE model averaging them",
     )
     p.add_argument("--name", help="model name (default: <dataset>_<arch>[_<precision>])")
     p.add_argument("--out", type=Path, default=Path("models"), help="output folder")
@@ -83,7 +87,7 @@ def _export(args: argparse.Namespace) -> int:
     os.environ["KERAS_BACKEND"] = "tensorflow"
     quiet_tensorflow(args.verbose, force=True)
     if not args.verbose:
-        from segcore.onnx_runner import quiet_onnxruntime_logs
+        from segcore.inference.onnx_runner import quiet_onnxruntime_logs
 
         quiet_onnxruntime_logs()  # the CUDA provider's fallback notice on CPU-only machines
     from export.ensemble import export_ensemble

@@ -32,10 +32,10 @@ from export.zoo_docs import citations, dataset_facts, readme
 from segcore.atomic import replacing
 from segcore.card import ModelCard
 from segcore.errors import UserError
-from segcore.infer import Engine
-from segcore.onnx_runner import default_providers, quiet_onnxruntime_logs
+from segcore.inference.engine import Engine
+from segcore.inference.onnx_runner import default_providers, quiet_onnxruntime_logs
+from segcore.inference.preprocess import IMAGE_EXTENSIONS, NORMALIZATION
 from segcore.paths import samples_dir
-from segcore.preprocess import IMAGE_EXTENSIONS, NORMALIZATION
 
 if TYPE_CHECKING:
     from bioimageio.spec.dataset.v0_3 import DatasetDescr

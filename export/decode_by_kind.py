@@ -6,7 +6,7 @@
 The model's train/val/test split is re-created from its card (``split``, ``seed``) over
 ``--data``, the data folder training used. Each validation image is predicted once and sorted
 by its kind (`segcore.kinds`: fluorescence, bright-field, H&E); for every kind with at least
-``--min-images`` validation images the decoding grid (`segcore.decode_search`) is searched on
+``--min-images`` validation images the decoding grid (`segcore.scoring.decode_search`) is searched on
 that kind's images, starting from the card's ``instances``. A kind whose best settings beat the
 card's by at least ``--min-gain`` mean validation DSB score gets them in the card's
 ``instances_by_kind`` (the engine and the block-wise path pick settings by the same rule); the
@@ -33,11 +33,11 @@ from segcore import cli
 from segcore.atomic import write_text
 from segcore.card import ModelCard
 from segcore.data.layouts import readable
-from segcore.decode_search import TUNE_SCORES, score_decoding, search_decoding
 from segcore.errors import ModelError
-from segcore.infer import Engine
+from segcore.inference.engine import Engine
+from segcore.inference.onnx_runner import quiet_onnxruntime_logs
 from segcore.kinds import KINDS, image_kind
-from segcore.onnx_runner import quiet_onnxruntime_logs
+from segcore.scoring.decode_search import TUNE_SCORES, score_decoding, search_decoding
 
 MIN_IMAGES = 5
 MIN_GAIN = 0.005

@@ -24,8 +24,8 @@ from export import ExportError
 from export.install import install
 from export.run_folder import RunFolder
 from export.verify import model_inputs, score
-from segcore.infer import Engine
-from segcore.postprocess import Postprocess
+from segcore.inference.engine import Engine
+from segcore.inference.postprocess import Postprocess
 
 #: Run settings every member must share: same inputs, outputs and data.
 SHARED_CONFIG = ("dataset", "img_size", "channels", "target", "markers")

@@ -16,7 +16,7 @@ from segcore.atomic import temporary_name
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from segcore.training.config import RunConfig
+    from segcore.run_config import RunConfig
 
 
 def default_name(config: RunConfig, precision: str) -> str:
@@ -72,8 +72,8 @@ def installed_line(out_dir: Path, card: dict, check: str) -> str:
         raw = (card.get("test_metrics_no_postprocess") or {}).get("dice")
         raw_text = f"; without it {raw:.4f}" if isinstance(raw, int | float) else ""
         line += (
-            f" (segcore.evaluate's {keras:.4f} is the Keras model without post-processing; this "
-            f"is the ONNX model with the card's post-processing, as the app and segcore.predict "
+            f" (segcore.commands.evaluate's {keras:.4f} is the Keras model without post-processing; this "
+            f"is the ONNX model with the card's post-processing, as the app and segcore.commands.predict "
             f"run it{raw_text}; both at each image's original size)"
         )
     return line

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from export import PRECISIONS, ExportError
-from export.card import base_card, instance_card, keras_means
+from export.card_writer import base_card, instance_card, keras_means
 from export.convert import OPSET, load_main_model, to_onnx
 from export.graph import to_fp16
 from export.install import default_name, install
@@ -23,8 +23,8 @@ from export.precision import with_precision
 from export.run_folder import RunFolder
 from export.verify import model_inputs, parity, score
 from segcore.data import Sample
-from segcore.infer import Engine
-from segcore.postprocess import Postprocess
+from segcore.inference.engine import Engine
+from segcore.inference.postprocess import Postprocess
 from segcore.training.runinfo import library_versions
 
 #: Largest ONNX-vs-Keras probability difference accepted for a float32 export.

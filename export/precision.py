@@ -25,8 +25,8 @@ from export.graph import boundary_convs, to_fp16
 from export.verify import score
 from segcore.data import Sample
 from segcore.data.layouts import readable
-from segcore.infer import Engine
-from segcore.postprocess import Postprocess
+from segcore.inference.engine import Engine
+from segcore.inference.postprocess import Postprocess
 
 #: Largest test Dice an int8 (or fp16) model may lose against float32 before export refuses it.
 DICE_TOLERANCE = 0.003

@@ -27,7 +27,7 @@ from export.run_folder import shipped_split
 from segcore import cli
 from segcore.card import ModelCard
 from segcore.errors import ModelError
-from segcore.onnx_runner import quiet_onnxruntime_logs
+from segcore.inference.onnx_runner import quiet_onnxruntime_logs
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ from segcore.data import Sample, read_split
 from segcore.data.sources import split_sources
 from segcore.data.split import parse_fractions
 from segcore.errors import DataError
-from segcore.training.config import RunConfig
+from segcore.run_config import RunConfig
 
 REQUIRED_CONFIG = ("arch", "dataset", "img_size", "channels")
 

@@ -10,12 +10,12 @@ from tqdm import tqdm
 from export import ExportError
 from segcore.data import Sample
 from segcore.data.layouts import readable
-from segcore.infer import Engine
+from segcore.inference.engine import Engine
+from segcore.inference.postprocess import Postprocess
+from segcore.inference.preprocess import prepare
 from segcore.kinds import image_kind, reports_kinds, scores_by_kind
-from segcore.matching import instance_scores
-from segcore.postprocess import Postprocess
-from segcore.preprocess import prepare
-from segcore.scores import (
+from segcore.scoring.matching import instance_scores
+from segcore.scoring.scores import (
     SCORE_NAMES,
     THRESHOLDED_JACCARD,
     binary_scores,

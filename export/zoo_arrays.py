@@ -17,16 +17,16 @@ import numpy as np
 from PIL import Image
 
 from segcore.card import ModelCard
-from segcore.infer import Engine
-from segcore.instances import decode
-from segcore.preprocess import load_image, resize_image
-from segcore.visualize import instance_overlay, overlay
+from segcore.inference.engine import Engine
+from segcore.inference.instances import decode
+from segcore.inference.preprocess import load_image, resize_image
+from segcore.inference.visualize import instance_overlay, overlay
 
 #: Longest side of a tiled model's test input (keeps the package small and the test fast).
 MAX_TEST_SIDE = 512
 #: Side of each square half of the cover picture (image | prediction: 2:1, as bioimage.io asks).
 COVER_SIDE = 256
-#: ITU-R 601 luma weights: how the engine turns RGB into one channel (segcore.preprocess).
+#: ITU-R 601 luma weights: how the engine turns RGB into one channel (segcore.inference.preprocess).
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 

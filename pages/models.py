@@ -11,7 +11,7 @@ import streamlit as st
 
 from segcore.app import ui
 from segcore.app.cards import INSTANCE_SCORES, card_facts, card_scores, score_text
-from segcore.app.catalog import ModelEntry
+from segcore.app.model_choice import ModelEntry
 from segcore.app.navigation import enter
 from segcore.app.text import plain
 

@@ -10,10 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from segcore.app import ui
-from segcore.app.catalog import ModelEntry
 from segcore.app.fit import Fit, measure_fit, mismatch_message
 from segcore.app.gallery import sample_sets
-from segcore.app.microscopy import (
+from segcore.app.microscopy_upload import (
     PlaneChoice,
     channel_labels,
     command_flags,
@@ -22,8 +21,9 @@ from segcore.app.microscopy import (
     microscopy_image,
     needs_choice,
 )
+from segcore.app.model_choice import ModelEntry
 from segcore.app.navigation import enter
-from segcore.app.results import show_result
+from segcore.app.result_view import show_result
 from segcore.app.segment import (
     APP_MAX_PIXELS,
     MAX_BATCH,
@@ -38,8 +38,8 @@ from segcore.app.segment import (
 from segcore.app.text import plain
 from segcore.data import Sample, load_labels
 from segcore.errors import ImageError
+from segcore.inference.preprocess import IMAGE_EXTENSIONS
 from segcore.paths import samples_dir
-from segcore.preprocess import IMAGE_EXTENSIONS
 
 FILE_TYPES = [ext.lstrip(".") for ext in IMAGE_EXTENSIONS]
 log = logging.getLogger("segcore.app")

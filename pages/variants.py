@@ -12,8 +12,8 @@ from PIL import Image
 
 from export.table import batch1_ms
 from segcore.app import ui
-from segcore.app.catalog import list_models
 from segcore.app.curves import CURVES, curve_figure, history_frame
+from segcore.app.model_choice import list_models
 from segcore.app.navigation import enter
 from segcore.app.segment import APP_MAX_PIXELS
 from segcore.app.text import plain
@@ -39,9 +39,9 @@ from segcore.app.variant_board import (
 )
 from segcore.data import Sample, find_samples, load_sample
 from segcore.errors import DataError, ImageError
+from segcore.inference.preprocess import open_image, to_rgb_array
+from segcore.io.variant_runs import find_variants, read_cpu_ms
 from segcore.paths import REPO_ROOT, bench_dir, models_dir, samples_dir, variants_dir
-from segcore.preprocess import open_image, to_rgb_array
-from segcore.variant_runs import find_variants, read_cpu_ms
 
 #: The side-by-side view segments an image at most this many pixels on its long side.
 VIEW_SIDE = 1024

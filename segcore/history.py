@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from segcore.scores import SCORE_NAMES as METRIC_NAMES
+from segcore.scoring.scores import SCORE_NAMES as METRIC_NAMES
 
 COLUMNS = (
     ["epoch", "loss", *METRIC_NAMES, "val_loss"]

@@ -1,10 +1,10 @@
 """Which shipped model suits an image: its kind, and its distance to each model's training images.
 
-Each card's ``image_stats`` (`segcore.imagestats`) describe the images the model was trained
+Each card's ``image_stats`` (`segcore.data.imagestats`) describe the images the model was trained
 on, and its ``kinds`` which kinds of image they were (`segcore.kinds`: ``fluorescence``,
 ``brightfield``, ``he`` for nuclei; ``lesion`` for skin-lesion photos). `measure_fit` gives an
 image's kind and its distance to every model (in units of that model's own threshold: 1 = the
-edge of what the model saw), `Fit.best` the model to use (what ``segcore.predict --model auto``
+edge of what the model saw), `Fit.best` the model to use (what ``segcore.commands.predict --model auto``
 and the app's "Automatic" choose) and `Fit.mismatch` whether a model is unsuited and which one
 would suit. The choice: the nearest model the image lies within (distance <= 1); when it lies
 within none, the nearest model trained on its kind, with a warning (`mismatch_line`).
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from segcore.imagestats import distance, usable
+from segcore.data.imagestats import distance, usable
+from segcore.inference.preprocess import ImageSource, open_image
 from segcore.kinds import KINDS, LESION, image_kind
-from segcore.preprocess import ImageSource, open_image
 
 #: Another model fits "clearly better" when its distance is below this share of the chosen one's.
 CLEARLY_CLOSER = 0.5
@@ -99,7 +99,7 @@ def card_kinds(card: Mapping) -> tuple[str, ...]:
 
 
 def _distance(stats: object, pixels: np.ndarray) -> float | None:
-    """`segcore.imagestats.distance` to usable statistics, else None."""
+    """`segcore.data.imagestats.distance` to usable statistics, else None."""
     return distance(stats, pixels) if usable(stats) and isinstance(stats, dict) else None
 
 
@@ -117,9 +117,9 @@ def measure_fit(pixels: np.ndarray, cards: Mapping[str, Mapping]) -> Fit:
 def fit_pixels(source: ImageSource, side: int = FIT_SIDE) -> np.ndarray:
     """A small RGB version of an image file (JPEGs decode at reduced scale) to measure the fit
     on, its intensities mapped as every model's input is before one is chosen
-    (`segcore.model_input.plain_view`: a 16-bit file by its bit depth); raises ImageError
+    (`segcore.inference.model_input.plain_view`: a 16-bit file by its bit depth); raises ImageError
     naming the file."""
-    from segcore.model_input import plain_view, raw_pixels
+    from segcore.inference.model_input import plain_view, raw_pixels
 
     img = open_image(source, draft_size=(side, side))
     img.thumbnail((side, side))

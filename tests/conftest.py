@@ -2,7 +2,7 @@
 
 - `tiny_dataset_dir`: 12 plain-layout 32x32 PNG images (a bright disk on a dark noisy
   background) with their disk masks.
-- `tiny_run_dir`: a run folder in ``segcore.train``'s format (best.keras from a U-Net with
+- `tiny_run_dir`: a run folder in ``segcore.commands.train``'s format (best.keras from a U-Net with
   base_filters 4 and depth 2 trained a few epochs, config.json, split.json, history.csv,
   test_metrics.json).
 - `tiny_models_dir`: ``models/`` holding ``tiny_unet.onnx`` + card + history, exported from it.
@@ -28,7 +28,7 @@ from handmade_models import save_conv1x1_sigmoid_model
 from PIL import Image
 
 from segcore.data import find_samples, load_sample, make_split, write_split
-from segcore.scores import binary_scores, summarize
+from segcore.scoring.scores import binary_scores, summarize
 
 #: Fixtures that train a Keras model (directly or through another fixture): a test that needs one
 #: is marked ``slow`` automatically (`pytest -m "not slow"` is the quick inner loop).
@@ -72,8 +72,8 @@ def tiny_run_dir(tiny_dataset_dir: Path, tmp_path_factory: pytest.TempPathFactor
     """A run folder like ``python -m segcore.train`` writes, from a tiny U-Net trained briefly."""
     import keras
 
+    from segcore.inference.preprocess import prepare, resize_probabilities
     from segcore.models import build
-    from segcore.preprocess import prepare, resize_probabilities
 
     run = tmp_path_factory.mktemp("tiny_run")
     fmt, samples = find_samples(tiny_dataset_dir)

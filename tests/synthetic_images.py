@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segcore.instances import instance_targets, labels_from_masks
+from segcore.inference.instances import instance_targets, labels_from_masks
 
 
 def disk_image(

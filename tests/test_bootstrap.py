@@ -1,4 +1,4 @@
-"""segcore.bootstrap: intervals that cover the mean and shrink with more images; paired verdicts
+"""segcore.scoring.bootstrap: intervals that cover the mean and shrink with more images; paired verdicts
 that see a small consistent gain hidden by each image's difficulty."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segcore.bootstrap import (
+from segcore.scoring.bootstrap import (
     BETTER,
     SAME,
     TOO_FEW,

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from handmade_models import save_conv1x1_sigmoid_model
 
-from segcore.app.catalog import list_models
+from segcore.app.model_choice import list_models
 from segcore.card import ModelCard
 from segcore.errors import ModelError
-from segcore.infer import Engine
-from segcore.postprocess import Postprocess
+from segcore.inference.engine import Engine
+from segcore.inference.postprocess import Postprocess
 
 TILED = {
     "name": "nuclei",

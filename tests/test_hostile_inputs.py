@@ -18,13 +18,13 @@ import pytest
 import tifffile
 from handmade_models import save_bright_instance_model
 
-import segcore.largeimage as largeimage
+import segcore.large.largeimage as largeimage
+from segcore.commands.predict import main as predict_main
 from segcore.errors import ClusterError, ImageError
-from segcore.infer import Engine
+from segcore.inference.engine import Engine
 from segcore.io import fingerprints
 from segcore.io.microscopy import open_microscopy
-from segcore.largeimage import ImageSpec, block_geometry, model_scale, segment_large
-from segcore.predict import main as predict_main
+from segcore.large.largeimage import ImageSpec, block_geometry, model_scale, segment_large
 
 BRIGHT = 3000
 
@@ -138,7 +138,7 @@ def test_a_projection_reads_one_plane_at_a_time(tmp_path: Path):
 
 
 def test_an_app_upload_of_a_big_single_strip_stack_is_refused_at_once(tmp_path: Path):
-    from segcore.app.microscopy import PlaneChoice, plane_raw
+    from segcore.app.microscopy_upload import PlaneChoice, plane_raw
 
     data = forged_tiff(tmp_path / "stack.tif", (500, 4000, 4000), rows=4000).read_bytes()
     from segcore.io.microscopy import open_tiff_bytes
@@ -149,7 +149,7 @@ def test_an_app_upload_of_a_big_single_strip_stack_is_refused_at_once(tmp_path: 
 
 
 def test_an_app_decoding_stops_at_its_time_budget_and_reports_progress(tmp_path: Path):
-    from segcore.app.microscopy import PlaneChoice, plane_raw
+    from segcore.app.microscopy_upload import PlaneChoice, plane_raw
     from segcore.io.microscopy import open_tiff_bytes
 
     stack = np.stack([nuclei(s, (1100, 64)) for s in range(3)])
@@ -368,7 +368,7 @@ def listening(answer: bytes | None, held: list) -> tuple[str, socket.socket]:
     [(None, "no handshake in 0.5 s"), (b"HTTP/1.0 200 OK\r\n\r\n", "unknown handshake")],
 )
 def test_a_port_that_is_not_a_dask_scheduler_is_refused_in_bounded_time(answer, message):
-    from segcore.distributed import check_scheduler
+    from segcore.large.distributed import check_scheduler
 
     held: list = []
     address, server = listening(answer, held)
@@ -386,7 +386,7 @@ def test_a_bad_scheduler_address_is_one_line(model: Path, tmp_path: Path, capsys
     free.bind(("127.0.0.1", 0))
     port = free.getsockname()[1]
     free.close()
-    from segcore.distributed import check_scheduler
+    from segcore.large.distributed import check_scheduler
 
     with pytest.raises(ClusterError, match="cannot connect"):
         check_scheduler(f"127.0.0.1:{port}", timeout=1)
@@ -396,7 +396,7 @@ def test_a_bad_scheduler_address_is_one_line(model: Path, tmp_path: Path, capsys
 def test_a_lost_scheduler_ends_in_one_line_and_keeps_the_saved_blocks(model, tmp_path, capsys):
     from dask.distributed import LocalCluster
 
-    from segcore.distributed import BlockCluster, check_scheduler
+    from segcore.large.distributed import BlockCluster, check_scheduler
 
     local = LocalCluster(
         n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",

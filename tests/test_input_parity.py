@@ -22,11 +22,11 @@ from PIL import Image
 from synthetic_images import fluorescence, skin_photos
 
 from segcore.app.segment import Upload, segment_upload
-from segcore.imagestats import training_stats
-from segcore.infer import Engine
+from segcore.commands.predict import main as predict_main
+from segcore.data.imagestats import training_stats
+from segcore.inference.engine import Engine
 from segcore.io.labels_zarr import read_labels
-from segcore.napari.segment import segment_pixels
-from segcore.predict import main as predict_main
+from segcore.napari.widget_core import segment_pixels
 
 HEIGHT, WIDTH = 160, 200
 

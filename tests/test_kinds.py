@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from segcore.inference.preprocess import load_image
 from segcore.kinds import image_kind, kind_statistics, reports_kinds, scores_by_kind
-from segcore.preprocess import load_image
 
 DSB_SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "dsb" / "stage1_train"
 #: The bundled samples' kinds, set by looking at each image (no bright-field image is bundled).
@@ -88,7 +88,7 @@ def test_engine_inverts_brightfield_images_when_its_card_says_so(tmp_path):
 
     from handmade_models import save_conv1x1_sigmoid_model
 
-    from segcore.infer import Engine
+    from segcore.inference.engine import Engine
     from segcore.kinds import invert_brightfield
 
     model = save_conv1x1_sigmoid_model(tmp_path / "m.onnx", 3, [1.0, 1.0, 1.0], [-1.5])
@@ -113,8 +113,8 @@ def test_engine_inverts_brightfield_images_when_its_card_says_so(tmp_path):
 
 
 def test_invert_brightfield_all_in_place_and_the_training_flag():
+    from segcore.commands.train import parse_args
     from segcore.kinds import invert_brightfield_all
-    from segcore.train import parse_args
 
     fluorescence = _sample("df5cdd0e")[:32, :32]
     batch = np.stack([255 - fluorescence, fluorescence])

@@ -20,7 +20,7 @@ HEAVY = ("keras", "tensorflow", "jax")
 HEAVY_PACKAGES = ("segcore.training.", "segcore.models.")
 #: Light modules of the heavy packages that the command-line entry points import before parsing.
 LIGHT_IN_HEAVY = (
-    "segcore.training.config",
+    "segcore.run_config",
     "segcore.training.distribute",
     "segcore.training.quiet",
 )

@@ -9,7 +9,7 @@ from synthetic_images import fluorescence, skin_photos
 
 from bench.auto_routing import SYNTHETIC_KINDS, non_target_images
 from bench.nuclei_sources import default_out, source_name
-from segcore.imagestats import training_stats
+from segcore.data.imagestats import training_stats
 from segcore.kinds import LESION, image_kind, training_kind
 from segcore.modelfit import Fit, card_kinds, kind_of, measure_fit, mismatch_line
 

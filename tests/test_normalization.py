@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segcore.preprocess import (
+from segcore.inference.preprocess import (
     PERCENTILE_CLIP,
     normalize_input,
     percentile_normalize,

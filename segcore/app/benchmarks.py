@@ -17,8 +17,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from segcore.app.cards import INSTANCE_SCORES
-from segcore.app.catalog import ModelEntry
 from segcore.app.dashboard import LAYOUT
+from segcore.app.model_choice import ModelEntry
 
 
 def _read_json(path: Path, kind: type, what: str) -> tuple[list | dict | None, list[str]]:

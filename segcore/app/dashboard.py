@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from segcore.app.catalog import ModelEntry
+from segcore.app.model_choice import ModelEntry
 
 #: Shared plotly layout: the title on the left, the legend in one row under it (never over the
 #: x axis labels), tick labels given room by automargin; readable at 1400 px in two columns.

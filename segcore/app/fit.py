@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segcore.app.catalog import ModelEntry
+from segcore.app.model_choice import ModelEntry
 from segcore.modelfit import Fit, kind_of
 from segcore.modelfit import measure_fit as _measure_fit
 
@@ -17,7 +17,7 @@ __all__ = ["Fit", "measure_fit", "mismatch_message"]
 
 def measure_fit(pixels: np.ndarray, entries: list[ModelEntry]) -> Fit:
     """The image's distance to every model's training statistics, best test Dice first (the
-    same measure as ``segcore.predict --model auto``)."""
+    same measure as ``segcore.commands.predict --model auto``)."""
     return _measure_fit(pixels, {e.name: e.card for e in entries})
 
 

@@ -10,9 +10,9 @@ import numpy as np
 from segcore.app.pictures import encode, side_by_side
 from segcore.data import Sample, find_samples, load_sample
 from segcore.errors import DataError, ImageError
-from segcore.infer import Engine
-from segcore.scores import binary_scores
-from segcore.visualize import mask_to_rgb, overlay
+from segcore.inference.engine import Engine
+from segcore.inference.visualize import mask_to_rgb, overlay
+from segcore.scoring.scores import binary_scores
 
 PANEL_HEIGHT = 200
 ORDERS = ("worst first", "best first", "name")

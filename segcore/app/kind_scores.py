@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from segcore.app.catalog import ModelEntry
+from segcore.app.model_choice import ModelEntry
 from segcore.kinds import KINDS
 
 #: (card key, column label) of the per-kind scores shown, in order; absent ones are left out.

@@ -1,5 +1,5 @@
 """The Segment page's pictures: probability heat maps, label resizing, and compact PNG/JPEG
-previews for the cache (the overlays themselves are `segcore.visualize`'s, as in the CLI).
+previews for the cache (the overlays themselves are `segcore.inference.visualize`'s, as in the CLI).
 
 Pure numpy + Pillow + scipy. Previews are stored compressed (a few hundred KB per image), never as
 full-size arrays, so what the app keeps per image stays small.

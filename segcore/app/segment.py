@@ -20,16 +20,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
-from segcore.app.microscopy import PlaneChoice, microscopy_image, plane_pixels, plane_raw
+from segcore.app.microscopy_upload import PlaneChoice, microscopy_image, plane_pixels, plane_raw
 from segcore.app.pictures import decode, encode
 from segcore.errors import ImageError
-from segcore.infer import Engine, LoadedImage, figure_cells
-from segcore.instance_io import MAX_LABEL, outlines_geojson
-from segcore.io.geojson import add_microns
-from segcore.io.object_streams import object_columns
-from segcore.io.results import table_text
-from segcore.model_input import plain_view, raw_pixels
-from segcore.preprocess import (
+from segcore.inference.engine import Engine, LoadedImage, figure_cells
+from segcore.inference.model_input import plain_view, raw_pixels
+from segcore.inference.preprocess import (
     ACCEPTED_FORMATS,
     FORMATS_IN_WORDS,
     IMAGE_EXTENSIONS,
@@ -38,9 +34,13 @@ from segcore.preprocess import (
     resize_image,
     resize_mask,
 )
-from segcore.scores import binary_scores
-from segcore.truth import annotated_count, match_by_stem, read_truth, resize_labels
-from segcore.truth import truth_stem as _truth_stem
+from segcore.io.geojson import add_microns
+from segcore.io.instance_io import MAX_LABEL, outlines_geojson
+from segcore.io.object_streams import object_columns
+from segcore.io.results import table_text
+from segcore.scoring.scores import binary_scores
+from segcore.scoring.truth import annotated_count, match_by_stem, read_truth, resize_labels
+from segcore.scoring.truth import truth_stem as _truth_stem
 
 DISPLAY_MAX_SIDE = 1024
 #: Largest image the app segments (the engine's own limit is higher; a 25-megapixel image needs
@@ -144,7 +144,7 @@ def truth_stem(file_name: str) -> str:
 
 
 def match_truths(images: list[str], masks: list[str]) -> dict[str, str]:
-    """Map each image file name to the mask file name with the same stem (`segcore.truth`)."""
+    """Map each image file name to the mask file name with the same stem (`segcore.scoring.truth`)."""
     return match_by_stem(images, masks)
 
 
@@ -216,7 +216,7 @@ def load_upload(
 ) -> tuple[LoadedImage, list[str], float | None]:
     """Decode an upload for ``engine``: a microscopy TIFF's chosen plane (with lines saying what
     was read and how it was mapped, and its pixel size; ``progress`` is called between its
-    strips, `segcore.app.microscopy.plane_raw`), anything else as Pillow reads it; the engine
+    strips, `segcore.app.microscopy_upload.plane_raw`), anything else as Pillow reads it; the engine
     maps both by the card's input contract, as the command line does."""
     microscopy = microscopy_image(upload.name, upload.data)
     if microscopy is None:
@@ -270,9 +270,9 @@ def segment_upload(
 ) -> Segmented:
     """Segment ``upload`` (raises ImageError naming it) and score it against ``truth`` if given.
 
-    ``choice`` picks a microscopy TIFF's channel and plane (`segcore.app.microscopy`);
+    ``choice`` picks a microscopy TIFF's channel and plane (`segcore.app.microscopy_upload`);
     ``progress(fraction)`` is called while a microscopy file is decoded (the page's
-    cancellation point, see `segcore.app.microscopy`). A truth
+    cancellation point, see `segcore.app.microscopy_upload`). A truth
     mask that cannot be decoded is reported in ``note`` and the scores are left out; one of
     another size is resized (nearest neighbour) to the image's size.
     """
@@ -317,7 +317,7 @@ def segment_upload(
         full = resize_labels(full, pred.mask.shape)
     scores = binary_scores(full > 0, pred.mask)
     if labels is not None:
-        from segcore.matching import instance_scores
+        from segcore.scoring.matching import instance_scores
 
         objects = instance_scores(full, labels)
         result |= {"dsb_score": objects["dsb_score"], "f1_iou50": objects["f1_iou50"]}
@@ -332,7 +332,7 @@ def segment_upload(
 
 
 def _truth_labels(truth: Upload | np.ndarray) -> np.ndarray:
-    """A truth upload (any form `segcore.truth` reads, held to the app's pixel limit) or array
+    """A truth upload (any form `segcore.scoring.truth` reads, held to the app's pixel limit) or array
     (bool mask: its components; integers: ids) as int32 labels."""
     if isinstance(truth, Upload):
         return read_truth(truth.stream(), max_pixels=APP_MAX_PIXELS)

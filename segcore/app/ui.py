@@ -12,12 +12,12 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from segcore.app.catalog import EXPORT_HINT, ModelEntry, default_model, list_models
+from segcore.app.model_choice import EXPORT_HINT, ModelEntry, default_model, list_models
 from segcore.app.text import plain
+from segcore.data.imagestats import usable
 from segcore.errors import ModelError
-from segcore.imagestats import usable
-from segcore.infer import Engine
-from segcore.onnx_runner import quiet_onnxruntime_logs
+from segcore.inference.engine import Engine
+from segcore.inference.onnx_runner import quiet_onnxruntime_logs
 from segcore.paths import models_dir
 
 #: Segmentations running at once in this server, over all sessions (the others wait their turn):

@@ -1,11 +1,11 @@
 """The Variants page's logic: every U-Net variant of a data set side by side, with how sure each
 score is, what each costs, and where the variants disagree.
 
-A data set's contenders come from the comparison's folders (`segcore.variant_runs`, written by
+A data set's contenders come from the comparison's folders (`segcore.io.variant_runs`, written by
 ``python -m bench.architectures``: one budget for every variant) or, as their own group, from the
 shipped models (``models/<name>.onnx`` + card + history, trained with other recipes; their
 per-image scores ``models/<name>.test_per_image.csv`` when present). Statistics come from
-`segcore.bootstrap`; figures are plotly; nothing here imports Streamlit or TensorFlow.
+`segcore.scoring.bootstrap`; figures are plotly; nothing here imports Streamlit or TensorFlow.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from segcore.app.catalog import ModelEntry
-from segcore.bootstrap import BETTER, SAME, TOO_FEW, WORSE, mean_interval, paired_comparison
+from segcore.app.model_choice import ModelEntry
 from segcore.card import ModelCard
+from segcore.io.variant_runs import SHIPPED_PER_IMAGE, PerImage, VariantRun, read_per_image
 from segcore.models import ARCHITECTURES
-from segcore.scores import binary_scores
-from segcore.variant_runs import SHIPPED_PER_IMAGE, PerImage, VariantRun, read_per_image
+from segcore.scoring.bootstrap import BETTER, SAME, TOO_FEW, WORSE, mean_interval, paired_comparison
+from segcore.scoring.scores import binary_scores
 
 #: The variants a complete comparison holds, in the order the page lists them.
 VARIANTS = tuple(ARCHITECTURES)
@@ -411,7 +411,7 @@ def side_by_side_columns(
     predictions: dict[str, np.ndarray],
 ) -> list[Column]:
     """Image, truth (when known) and one overlay per model's mask, each with its Dice."""
-    from segcore.visualize import mask_to_rgb, overlay
+    from segcore.inference.visualize import mask_to_rgb, overlay
 
     columns = [Column("image", image, None)]
     if truth is not None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from segcore.data.layouts import Sample, decode_sample
 from segcore.errors import ImageError
-from segcore.preprocess import resize_image, resize_mask
+from segcore.inference.preprocess import resize_image, resize_mask
 
 
 def default_workers() -> int:

@@ -2,7 +2,7 @@
 
 `build_instance_cache` decodes every image at its own size with its per-nucleus masks kept apart
 (an int32 label image), and turns the labels into the two-channel instance target of
-`segcore.instances` (marker channel: boundary or distance; stored as uint8 0..TARGET_SCALE).
+`segcore.inference.instances` (marker channel: boundary or distance; stored as uint8 0..TARGET_SCALE).
 The crop geometry lives here (`crop_pair`, `crops_per_image`, `grid_origins`); the Keras
 feeder that draws random crops from the cache is `segcore.training.feeders.NativeCrops`.
 """
@@ -20,7 +20,7 @@ from PIL import Image
 
 from segcore.data.layouts import Sample, load_labels
 from segcore.errors import ImageError
-from segcore.instances import instance_targets
+from segcore.inference.instances import instance_targets
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def build_instance_cache(
 ) -> InstanceCache:
     """Decode all samples at native size with a thread pool; unreadable pairs are logged, skipped.
 
-    ``markers`` names the targets' first channel (`segcore.instances.MARKERS`).
+    ``markers`` names the targets' first channel (`segcore.inference.instances.MARKERS`).
     """
     workers = workers or min(8, os.cpu_count() or 1)
 

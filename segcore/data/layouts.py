@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from segcore.errors import DataError, ImageError
-from segcore.preprocess import is_image_file, load_image, resize_mask
-from segcore.truth import read_truth, resize_labels
+from segcore.inference.preprocess import is_image_file, load_image, resize_mask
+from segcore.scoring.truth import read_truth, resize_labels
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def find_samples(
 def decode_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray, int]:
     """Decode one pair: (HxWx3 uint8 image, HxW bool mask, number of masks resized).
 
-    A mask may be binary or a label image (any non-zero id is an object, `segcore.truth`); several
+    A mask may be binary or a label image (any non-zero id is an object, `segcore.scoring.truth`); several
     masks (DSB nuclei) are merged by logical OR; a mask of another size than its image is resized
     with nearest-neighbour sampling and counted. Raises ImageError naming the file.
     """
@@ -231,11 +231,11 @@ def load_labels(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """Decode one pair keeping objects apart: (HxWx3 uint8 image, HxW int32 instance labels).
 
     Each mask file is one object (DSB: one nucleus per file), numbered 1..n in file order (where
-    masks overlap the later one wins); a single mask file is read by `segcore.truth.read_truth`
+    masks overlap the later one wins); a single mask file is read by `segcore.scoring.truth.read_truth`
     (a label image keeps its ids, a binary mask is split into its 4-connected components). Masks
     of another size are resized with nearest-neighbour sampling.
     """
-    from segcore.instances import labels_from_masks
+    from segcore.inference.instances import labels_from_masks
 
     image = load_image(sample.image)
     size = image.shape[:2]

@@ -23,7 +23,7 @@ from segcore import cli
 from segcore.data.layouts import FORMATS, Sample, find_samples, load_sample
 from segcore.data.sources import DATASET_MARKER, dataset_name
 from segcore.errors import ImageError
-from segcore.preprocess import resize_image, resize_mask
+from segcore.inference.preprocess import resize_image, resize_mask
 
 log = logging.getLogger(__name__)
 

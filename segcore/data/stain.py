@@ -4,10 +4,10 @@
   is taken into haematoxylin / eosin / DAB optical densities (-log of the intensity through
   scikit-image's Ruifrok-Johnston matrices, an exact round trip), each density scaled by U(1-s, 1+s) and shifted by U(-s, s) times its image's range,
   and taken back to RGB. Images that are not colour stained (`segcore.kinds`) are left alone:
-  fluorescence and bright-field images carry no stain to vary. ``segcore.train --stain-jitter S``.
+  fluorescence and bright-field images carry no stain to vary. ``segcore.commands.train --stain-jitter S``.
 - `segcore.kinds.invert_brightfield`: a bright-field image (dark nuclei on a light field)
   inverted to look like fluorescence (bright nuclei on a dark field), the kind the training set
-  holds most of. ``segcore.train --invert-brightfield`` inverts the training and validation
+  holds most of. ``segcore.commands.train --invert-brightfield`` inverts the training and validation
   images so; the card records ``"invert_brightfield": true`` and the engine then inverts every
   bright-field image before the model.
 Whether either lifts the H&E / bright-field scores is to be measured on validation (GPU job).

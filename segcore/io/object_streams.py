@@ -19,9 +19,9 @@ import numpy as np
 from scipy import ndimage
 
 from segcore.atomic import temporary_name
-from segcore.instance_io import outline_ring
-from segcore.instances import OBJECT_COLUMNS
+from segcore.inference.instances import OBJECT_COLUMNS
 from segcore.io.geojson import MICRON_COLUMNS, add_microns, detection
+from segcore.io.instance_io import outline_ring
 
 
 def object_columns(pixel_size_um: float | None) -> tuple[str, ...]:

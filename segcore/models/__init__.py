@@ -4,7 +4,7 @@ Every model takes an "image" input (NHWC, dynamic H/W unless `input_size` is giv
 be divisible by 2**depth) and outputs sigmoid probabilities with K channels: the main prediction
 is the float32 layer named "mask"; deep-supervision models put their side outputs before it.
 Every builder takes ``out_channels`` (default 1): instance models (``--target instance``) use one
-channel per `segcore.instances.target_channels`, the foreground last.
+channel per `segcore.inference.instances.target_channels`, the foreground last.
 """
 
 from __future__ import annotations

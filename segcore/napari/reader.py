@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from segcore.errors import ImageError, reason
-from segcore.instance_io import load_labels_png
-from segcore.preprocess import MAX_PIXELS, load_mask
+from segcore.inference.preprocess import MAX_PIXELS, load_mask
+from segcore.io.instance_io import load_labels_png
 
 LayerData = list[tuple]
 SUFFIXES = ("_labels.png", "_labels.tif", "_mask.png", "_labels.ome.zarr")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from segcore.inference.preprocess import load_image
 from segcore.paths import samples_dir
-from segcore.preprocess import load_image
 
 #: The bundled images offered (relative to samples/): a crowded nuclei field and a lesion.
 NUCLEI = "dsb/stage1_train/8d29c5a03e0560c8f9338e8eb7bccf47930149c8173f9ba4b9279fb87d86cf6d"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from magicgui import magic_factory
 
-from segcore.napari.segment import (
+from segcore.napari.widget_core import (
     engine_for,
     layer_pixels,
     model_choices,
@@ -33,7 +33,7 @@ def segment_image(
 ) -> napari.types.LayerDataTuple:
     """Segment ``image`` (an Image layer, RGB or one channel) with the shipped model ``model``
     (None: the best one by test Dice); a Z or T stack by its ``plane`` (-1: none) or its maximum
-    projection (`segcore.napari.segment.layer_pixels`); returns the Labels layer's (data,
+    projection (`segcore.napari.widget_core.layer_pixels`); returns the Labels layer's (data,
     attributes, "labels") tuple."""
     if image is None:
         raise ValueError("choose an image layer to segment")

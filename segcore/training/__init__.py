@@ -4,6 +4,6 @@ The loop (`loop`), its callbacks, distribution over devices and processes, losse
 Keras batch feeders, evaluation of a run (`evaluate`) and the tuning of instance decoding
 (`tuning`). Importing this package itself is light; its modules are not. The rest of segcore
 (pre-processing, the onnxruntime engine, prediction, the app) never imports them, except the
-command-line entry points `segcore.train`, `segcore.evaluate` and `segcore.instance_eval`, which
+command-line entry points `segcore.commands.train`, `segcore.commands.evaluate` and `segcore.commands.instance_eval`, which
 parse their flags first.
 """

@@ -35,7 +35,7 @@ import numpy as np
 from segcore.atomic import replacing, write_text
 from segcore.errors import DataError, reason
 from segcore.history import COLUMNS, read_history
-from segcore.training.config import MAX_EPOCHS
+from segcore.run_config import MAX_EPOCHS
 
 log = logging.getLogger(__name__)
 #: The checkpoint rule per training target: (metric, "max" or "min"). Semantic runs keep the epoch

@@ -29,8 +29,8 @@ from segcore.data.crops import (
     grid_origins,
     pad_to,
 )
-from segcore.instances import TARGET_SCALE
-from segcore.preprocess import (
+from segcore.inference.instances import TARGET_SCALE
+from segcore.inference.preprocess import (
     NORMALIZATION,
     PERCENTILES,
     percentile_normalize,

@@ -29,8 +29,16 @@ from segcore.data.sources import source_counts, split_sources
 from segcore.data.split import parse_fractions
 from segcore.errors import DataError, reason
 from segcore.history import read_history
+from segcore.inference.preprocess import PERCENTILES
 from segcore.models import build
-from segcore.preprocess import PERCENTILES
+from segcore.run_config import (
+    CONFIG_FILE,
+    RunConfig,
+    TrainConfig,
+    init_path,
+    recorded_format,
+    run_dataset,
+)
 from segcore.training.callbacks import (
     BestWeights,
     HistoryLogger,
@@ -42,21 +50,13 @@ from segcore.training.callbacks import (
     read_state,
     restore,
 )
-from segcore.training.config import (
-    CONFIG_FILE,
-    RunConfig,
-    TrainConfig,
-    init_path,
-    recorded_format,
-    run_dataset,
-)
 from segcore.training.distribute import Topology, setup
-from segcore.training.evaluate import evaluate_run
+from segcore.training.evaluation import evaluate_run
 from segcore.training.metrics import get_metrics
 from segcore.training.runinfo import device_description, library_versions
 from segcore.training.targets import Feeders, TargetSpec, spec_for
 
-log = logging.getLogger("segcore.train")
+log = logging.getLogger("segcore.commands.train")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from keras import ops
 
-from segcore.training.config import LOSSES
+from segcore.run_config import LOSSES
 
 EPS = 1e-6
 

@@ -1,7 +1,7 @@
 """Keras training metrics (Dice, IoU, precision, recall, pixel accuracy) on the main output.
 
 Each metric thresholds the main output channel (-1) at 0.5, scores every image with the same
-empty-set convention as `segcore.scores` (0/0 counts as 1.0), and averages over images. The truth
+empty-set convention as `segcore.scoring.scores` (0/0 counts as 1.0), and averages over images. The truth
 is the last channel of the target (the only one for semantic models, the foreground of instance
 ones).
 
@@ -9,12 +9,12 @@ What the numbers are:
 - ``val_dice`` (history.csv, the checkpoint rule): the mean per-image Dice on the validation
   split, at the training size (``--img-size``; images and masks both resized), without
   post-processing. It picks the best epoch.
-- the evaluated Dice (``segcore.evaluate``: test_metrics.json, test_per_image.csv): the mean
+- the evaluated Dice (``segcore.commands.evaluate``: test_metrics.json, test_per_image.csv): the mean
   per-image Dice on the test split, at each image's original size (probabilities resized back,
   then thresholded). It is the number to report.
 They differ: other images, and resizing changes mask edges (most for small objects). The
 exported ONNX model's card scores test images again through the engine, with its
-post-processing (``segcore.infer``), which can differ from the raw Keras score as well.
+post-processing (``segcore.inference.engine``), which can differ from the raw Keras score as well.
 """
 
 from __future__ import annotations

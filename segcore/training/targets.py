@@ -18,8 +18,8 @@ from typing import Any
 from segcore.data.augment import AugmentConfig
 from segcore.data.layouts import Sample
 from segcore.kinds import invert_brightfield_all
+from segcore.run_config import TILE_OVERLAP, TrainConfig
 from segcore.training.callbacks import monitor_for
-from segcore.training.config import TILE_OVERLAP, TrainConfig
 from segcore.training.distribute import Topology, global_batch_size
 
 
@@ -47,7 +47,7 @@ class TargetSpec:
 
     def loss(self, cfg: TrainConfig) -> Callable:
         """The Keras loss of this target."""
-        from segcore.instances import target_channels
+        from segcore.inference.instances import target_channels
         from segcore.training.losses import get_instance_loss, get_loss
 
         if self.name == "instance":
@@ -58,7 +58,7 @@ class TargetSpec:
         """What config.json records for inference beyond the settings."""
         if self.name != "instance":
             return {}
-        from segcore.instances import target_channels
+        from segcore.inference.instances import target_channels
 
         return {
             "mode": "tiled",
@@ -77,7 +77,7 @@ def _augment(cfg: TrainConfig) -> AugmentConfig | None:
 
 def _weights(cfg: TrainConfig) -> dict[str, float]:
     """The sampling weight of each source by its name (as `Sample.source` holds it)."""
-    from segcore.training.config import source_names
+    from segcore.run_config import source_names
 
     if len(cfg.data_dirs) == 1:
         return {}

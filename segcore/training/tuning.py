@@ -1,10 +1,10 @@
 """Tune the watershed decoding of an instance run on its validation split (Keras model).
 
 The validation images are predicted once through the engine's tiled pipeline (a Keras runner,
-`segcore.training.evaluate.run_engine`); `tune_decoding` then searches the decoding settings
-(`segcore.instances.DecodeSettings`) for the best mean DSB 2018 score and `write_decode` records
+`segcore.training.evaluation.run_engine`); `tune_decoding` then searches the decoding settings
+(`segcore.inference.instances.DecodeSettings`) for the best mean DSB 2018 score and `write_decode` records
 them in ``RUN_DIR/decode.json``; export copies them into the card's ``instances``. The test split
-is only scored (`segcore.training.evaluate.evaluate_run`), never tuned on.
+is only scored (`segcore.training.evaluation.evaluate_run`), never tuned on.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from segcore.atomic import write_text
 from segcore.card import TileSpec
 from segcore.data import read_split
 from segcore.data.layouts import readable
-from segcore.decode_search import TUNE_SCORES, search_decoding
-from segcore.instances import DecodeSettings
-from segcore.training.config import DECODE_FILE, RunConfig
-from segcore.training.evaluate import run_engine
+from segcore.inference.instances import DecodeSettings
+from segcore.run_config import DECODE_FILE, RunConfig
+from segcore.scoring.decode_search import TUNE_SCORES, search_decoding
+from segcore.training.evaluation import run_engine
 
 
 def validation_maps(run_dir: Path, model, tile: TileSpec) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -34,7 +34,7 @@ def validation_maps(run_dir: Path, model, tile: TileSpec) -> list[tuple[np.ndarr
 def tune_decoding(run_dir: Path, model, tile: TileSpec) -> tuple[DecodeSettings, float, list[dict]]:
     """Best decoding settings on the validation split: (settings, mean DSB score, all trials).
 
-    The validation images are predicted once; `segcore.decode_search.search_decoding` then
+    The validation images are predicted once; `segcore.scoring.decode_search.search_decoding` then
     tries the grid, stage by stage, keeping the best settings so far for the rest.
     """
     cached = validation_maps(run_dir, model, tile)

@@ -23,7 +23,7 @@ from segcore.app.benchmarks import (
     training_figure,
     training_table,
 )
-from segcore.app.catalog import list_models
+from segcore.app.model_choice import list_models
 
 
 def inference_record(model: str, provider: str = "CPUExecutionProvider") -> dict:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 
 from segcore.app.benchmarks import latency_table, model_table
-from segcore.app.catalog import ModelEntry
 from segcore.app.dashboard import (
     NOT_MEASURED,
     accuracy_speed_figure,
@@ -18,6 +17,7 @@ from segcore.app.dashboard import (
     model_rows_for_kind,
     with_every_model,
 )
+from segcore.app.model_choice import ModelEntry
 from segcore.card import ModelCard
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 from synthetic_images import fluorescence, skin_photos
 
-from segcore.app.catalog import ModelEntry
 from segcore.app.fit import Fit, measure_fit, mismatch_message
+from segcore.app.model_choice import ModelEntry
 from segcore.app.pictures import probability_picture
 from segcore.app.text import plain
 from segcore.card import ModelCard
-from segcore.imagestats import training_stats
-from segcore.truth import resize_labels
-from segcore.visualize import OUTLINE_DARK, OUTLINE_LIGHT, instance_overlay, overlay
+from segcore.data.imagestats import training_stats
+from segcore.inference.visualize import OUTLINE_DARK, OUTLINE_LIGHT, instance_overlay, overlay
+from segcore.scoring.truth import resize_labels
 
 
 def entry(name: str, dataset: str, stats: dict | None, dice: float = 0.9) -> ModelEntry:

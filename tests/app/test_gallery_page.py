@@ -12,8 +12,8 @@ from pagetools import SAMPLES, captions, metrics, problems, texts
 
 from segcore.app.gallery import GalleryItem, mean_dice, sample_sets, score_samples, sort_items
 from segcore.data import load_sample
-from segcore.infer import Engine
-from segcore.scores import dice
+from segcore.inference.engine import Engine
+from segcore.scoring.scores import dice
 
 
 def dice_in_captions(at) -> list[float]:

@@ -21,13 +21,13 @@ from scipy import ndimage
 from streamlit.testing.v1 import AppTest
 
 from segcore.app.benchmarks import model_table
-from segcore.app.catalog import ModelEntry
 from segcore.app.gallery import score_samples
+from segcore.app.model_choice import ModelEntry
 from segcore.app.segment import Upload, objects_csv, segment_upload
 from segcore.card import ModelCard
 from segcore.data import find_samples
-from segcore.infer import Engine, Prediction
-from segcore.instances import OBJECT_COLUMNS, measure_objects
+from segcore.inference.engine import Engine, Prediction
+from segcore.inference.instances import OBJECT_COLUMNS, measure_objects
 
 DISKS = [(20, 20, 8), (20, 60, 8), (60, 40, 10)]
 
@@ -95,8 +95,8 @@ def render_result(data: bytes) -> None:
     import pickle
     from pathlib import Path
 
-    from segcore.app.catalog import ModelEntry
-    from segcore.app.results import show_result
+    from segcore.app.model_choice import ModelEntry
+    from segcore.app.result_view import show_result
 
     result = pickle.loads(data)
     from segcore.card import ModelCard

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pagetools import problems
 
-from segcore.app.catalog import list_models
 from segcore.app.kind_scores import kind_table
+from segcore.app.model_choice import list_models
 
 BY_KIND = {
     "all": {"n_images": 3, "dice": 0.8, "dsb_score": 0.6, "f1_iou50": 0.9, "count_error": 0.1},

@@ -13,10 +13,10 @@ from handmade_models import write_nuclei_model
 from pagetools import SAMPLES, captions, problems, texts
 from PIL import Image
 
-from segcore.app.microscopy import PlaneChoice, command_flags, microscopy_image
+from segcore.app.microscopy_upload import PlaneChoice, command_flags, microscopy_image
 from segcore.app.segment import Upload, check_upload, objects_csv, segment_upload
 from segcore.errors import ImageError
-from segcore.infer import Engine
+from segcore.inference.engine import Engine
 
 NUCLEI = next((SAMPLES / "dsb" / "stage1_train").glob("12f89395ad5d*"))  # fluorescence
 
@@ -140,7 +140,7 @@ def test_an_upload_reads_the_same_pixels_stored_any_way(kwargs: dict):
 
 @pytest.mark.parametrize("step", [1, 3, 7, 600])
 def test_a_preview_maps_every_nth_pixel_of_the_plane(step: int):
-    from segcore.app.microscopy import plane_pixels
+    from segcore.app.microscopy_upload import plane_pixels
 
     stack = (np.arange(2 * 700 * 900) % 4000 + 1).reshape(2, 700, 900).astype(np.uint16)
     data = tiff_bytes(stack, metadata={"axes": "ZYX"}, compression="zlib", tile=(256, 256))

@@ -8,7 +8,7 @@ from pathlib import Path
 from pagetools import problems, warnings
 
 from segcore.app.cards import card_facts, card_scores, score_text
-from segcore.app.catalog import default_model, list_models
+from segcore.app.model_choice import default_model, list_models
 from segcore.app.text import plain
 
 FULL_CARD = {

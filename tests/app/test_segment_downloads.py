@@ -11,8 +11,8 @@ from handmade_models import write_nuclei_model
 from PIL import Image
 
 from segcore.app.segment import Upload, segment_upload
-from segcore.infer import Engine
-from segcore.instance_io import load_labels_png
+from segcore.inference.engine import Engine
+from segcore.io.instance_io import load_labels_png
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -25,7 +25,7 @@ from segcore.app.segment import (
     truth_stem,
 )
 from segcore.errors import ImageError
-from segcore.infer import Engine
+from segcore.inference.engine import Engine
 from segcore.io.results import COLUMNS
 from segcore.paths import bench_dir, models_dir, samples_dir
 

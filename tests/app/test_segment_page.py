@@ -18,9 +18,9 @@ from pagetools import (
 )
 from PIL import Image
 
-from segcore.infer import Engine
-from segcore.preprocess import load_mask
-from segcore.scores import dice, iou
+from segcore.inference.engine import Engine
+from segcore.inference.preprocess import load_mask
+from segcore.scoring.scores import dice, iou
 
 
 def upload(at, key: str, path: Path, mime: str = "image/png") -> None:

@@ -293,9 +293,9 @@ def test_automatic_sends_bright_field_and_he_nuclei_to_a_nuclei_model_and_scores
 ) -> None:
     if HE_IMAGE is None:
         pytest.skip("no bundled H&E sample")
-    from segcore.infer import Engine
-    from segcore.scores import dice
-    from segcore.truth import read_truth
+    from segcore.inference.engine import Engine
+    from segcore.scoring.scores import dice
+    from segcore.scoring.truth import read_truth
 
     page = new_page(browser, outside_requests, TALL_VIEWPORT)
     page.goto(f"{app.url}/segment")

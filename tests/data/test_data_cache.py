@@ -25,7 +25,7 @@ def test_cache_shapes_and_dtypes(plain_dir: Path, workers: int):
 
 def test_cache_content_matches_decoding(isic_dir: Path):
     from segcore.data import load_sample
-    from segcore.preprocess import resize_image, resize_mask
+    from segcore.inference.preprocess import resize_image, resize_mask
 
     _, samples = find_samples(isic_dir)
     cache = build_cache(samples, 24)

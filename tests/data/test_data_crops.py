@@ -11,7 +11,7 @@ from synthetic_images import disk_labels
 from segcore.data import find_samples, load_labels, load_sample
 from segcore.data.augment import AugmentConfig
 from segcore.data.crops import InstanceCache, crops_per_image, grid_origins
-from segcore.instances import instance_targets
+from segcore.inference.instances import instance_targets
 from segcore.training.feeders import NativeCrops
 
 

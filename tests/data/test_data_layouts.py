@@ -85,7 +85,7 @@ def test_dsb_detected_from_stage1_train_itself(dsb_dir: Path):
 
 
 def test_dsb_merged_mask_is_union_of_files(dsb_dir: Path):
-    from segcore.preprocess import load_mask
+    from segcore.inference.preprocess import load_mask
 
     _, samples = find_samples(dsb_dir)
     for s in samples:

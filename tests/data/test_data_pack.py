@@ -9,7 +9,7 @@ import numpy as np
 
 from segcore.data import find_samples, load_sample, make_split
 from segcore.data.pack import main, pack
-from segcore.preprocess import resize_mask
+from segcore.inference.preprocess import resize_mask
 
 
 def test_pack_dsb_merges_and_resizes(dsb_dir: Path, tmp_path: Path):

@@ -84,7 +84,7 @@ def test_names(tmp_path: Path, writers):
 def test_a_resumed_run_names_its_sources_as_the_new_run_did(tmp_path: Path, writers):
     from dataclasses import asdict
 
-    from segcore.training.config import RunConfig, TrainConfig, recorded_format, source_names
+    from segcore.run_config import RunConfig, TrainConfig, recorded_format, source_names
 
     dsb = writers["dsb"](tmp_path / "dsb", n=4)
     tiles = write_label_source(tmp_path / "tiles")

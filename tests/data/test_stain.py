@@ -9,8 +9,8 @@ import pytest
 
 from segcore.data.augment import AugmentConfig, augment_intensity
 from segcore.data.stain import jitter_hed, stain_jitter
+from segcore.inference.preprocess import load_image
 from segcore.kinds import image_kind, invert_brightfield
-from segcore.preprocess import load_image
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "dsb" / "stage1_train"
 

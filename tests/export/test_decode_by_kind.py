@@ -12,7 +12,7 @@ from PIL import Image
 from synthetic_images import disk_labels
 
 from export.decode_by_kind import main
-from segcore.infer import Engine
+from segcore.inference.engine import Engine
 
 
 def write_dsb(data: Path, fluorescence: int, brightfield: int) -> None:

@@ -120,7 +120,7 @@ def test_onnx_graph(tiny_models_dir: Path):
 
 
 def test_a_run_on_several_sources_carries_every_licence():
-    from export.card import source_credit
+    from export.card_writer import source_credit
 
     credit = source_credit("dsb+monuseg2018", {"dsb": {"train": 480}, "monuseg2018": {"train": 24}})
     assert [s["name"] for s in credit["sources"]] == ["dsb", "monuseg2018"]

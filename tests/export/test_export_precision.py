@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from export.graph import boundary_convs, count_macs, to_fp16, to_fp32
 from segcore.data import find_samples, make_split
-from segcore.infer import Engine
+from segcore.inference.engine import Engine
 
 
 def conv_graph() -> onnx.ModelProto:

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from segcore.instances import target_channels
+from segcore.inference.instances import target_channels
 from segcore.models import ARCHITECTURES, build, main_output_model
 from segcore.training.losses import get_instance_loss
 from segcore.training.metrics import get_metrics

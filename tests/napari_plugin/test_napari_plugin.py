@@ -23,9 +23,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("napari", reason="napari is not installed (pip install segcore[napari])")
 pytest.importorskip("npe2", reason="npe2 is not installed (pip install segcore[napari])")
 
-from segcore.instance_io import save_labels, save_labels_png  # noqa: E402
+from segcore.io.instance_io import save_labels, save_labels_png  # noqa: E402
 from segcore.napari import reader, samples  # noqa: E402
-from segcore.napari.segment import (  # noqa: E402
+from segcore.napari.widget_core import (  # noqa: E402
     engine_for,
     layer_pixels,
     model_choices,
@@ -60,7 +60,7 @@ def _resolve(command) -> object:
 
 def test_light_modules_never_import_napari_or_qt():
     code = (
-        "import sys, segcore.napari, segcore.napari.segment, segcore.infer, segcore.predict, "
+        "import sys, segcore.napari, segcore.napari.widget_core, segcore.inference.engine, segcore.commands.predict, "
         "segcore.app.segment, export; "
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('napari', 'magicgui', 'PyQt5', 'qtpy', 'bioimageio')]; print(bad); sys.exit(bool(bad))"

@@ -11,7 +11,7 @@ import pytest
 
 from segcore.errors import DataError
 from segcore.history import read_history
-from segcore.training.config import RunConfig, TrainConfig
+from segcore.run_config import RunConfig, TrainConfig
 
 ROWS = "epoch,loss,val_dice,lr,seconds\n1,0.5,0.7,0.001,2.0\n2,0.4,0.8,0.001,2.1\n"
 

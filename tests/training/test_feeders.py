@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 
 from segcore.data.augment import AugmentConfig, augment_geometry, augment_intensity
-from segcore.preprocess import to_model_input
+from segcore.inference.preprocess import to_model_input
 from segcore.training.feeders import CachedBatches
 
 SIZE = 32

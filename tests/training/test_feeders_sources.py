@@ -9,7 +9,7 @@ import numpy as np
 from segcore.data.augment import AugmentConfig, blur_and_noise
 from segcore.data.crops import InstanceCache
 from segcore.data.layouts import Sample
-from segcore.preprocess import PERCENTILE_CLIP
+from segcore.inference.preprocess import PERCENTILE_CLIP
 from segcore.training.feeders import NativeCrops
 
 

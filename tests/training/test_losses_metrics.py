@@ -1,5 +1,5 @@
 """Losses by name on hand-computed examples, deep-supervision weighting, and the Keras metrics
-against `segcore.scores.binary_scores` (same per-image values and empty-set conventions)."""
+against `segcore.scoring.scores.binary_scores` (same per-image values and empty-set conventions)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from segcore.scores import binary_scores
+from segcore.scoring.scores import binary_scores
 from segcore.training.losses import LOSSES, channel_weights, get_loss
 from segcore.training.metrics import METRIC_NAMES, get_metrics
 from segcore.training.metrics import accuracy as m_accuracy

@@ -1,4 +1,4 @@
-"""``segcore.train``: the run folder of a short training, resume (after a finished or interrupted
+"""``segcore.commands.train``: the run folder of a short training, resume (after a finished or interrupted
 run), grayscale input with a time limit, bad input, MirroredStrategy, the JAX backend and Keras'
 DataParallel over two host devices and over two processes.
 
@@ -24,12 +24,12 @@ import h5py
 import numpy as np
 import pytest
 
+from segcore.commands.train import main, parse_args
 from segcore.data import read_split
 from segcore.errors import DataError, UserError
 from segcore.history import read_history
 from segcore.paths import REPO_ROOT as REPO
-from segcore.train import main, parse_args
-from segcore.training.config import DEMO_SIZING, SAMPLES_DIR, TrainConfig, dataset_name
+from segcore.run_config import DEMO_SIZING, SAMPLES_DIR, TrainConfig, dataset_name
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -137,7 +137,7 @@ def test_the_demo_says_what_it_trains_on_what_and_where(tmp_path: Path, caplog):
     cfg, _ = parse_args([])
     fmt, samples = find_samples(cfg.data)
     split = make_split(samples, (0.8, 0.1, 0.1), cfg.seed)
-    with caplog.at_level(logging.INFO, logger="segcore.train"):
+    with caplog.at_level(logging.INFO, logger="segcore.commands.train"):
         _announce(cfg, fmt, split, tmp_path / "run", demo=True)
     message = caplog.records[-1].getMessage()
     assert message.startswith("demo (no --data): training unet_bn (96 px, 40 epochs, batch 8)")
@@ -641,9 +641,9 @@ import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import segcore.train
+import segcore.commands.train
 
-code = segcore.train.main(sys.argv[1:] + ["--distribute", "mirrored"])
+code = segcore.commands.train.main(sys.argv[1:] + ["--distribute", "mirrored"])
 print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync)
 sys.exit(code)
 """
@@ -667,11 +667,11 @@ JAX_RUN = """
 import sys
 import keras
 import numpy as np
-import segcore.train
+import segcore.commands.train
 
 assert keras.backend.backend() == "jax"
 out, *argv = sys.argv[1:]
-code = segcore.train.main(argv)
+code = segcore.commands.train.main(argv)
 model = keras.saving.load_model(f"{out}/best.keras", compile=False)
 x = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
 np.save(f"{out}/jax_prediction.npy", np.asarray(model.predict(x, verbose=0)))
@@ -706,12 +706,12 @@ DATA_PARALLEL_TOLERANCE = 1e-5  # measured: 4.5e-7 max abs difference after 4 st
 TWO_DEVICE_RUNS = """
 import sys
 import jax
-import segcore.train
+import segcore.commands.train
 
 assert jax.local_device_count() == 2
 argv = sys.argv[1:]
-assert segcore.train.main(argv + ["--out", "two", "--distribute", "data-parallel"]) == 0
-assert segcore.train.main(argv + ["--out", "one"]) == 0
+assert segcore.commands.train.main(argv + ["--out", "two", "--distribute", "data-parallel"]) == 0
+assert segcore.commands.train.main(argv + ["--out", "one"]) == 0
 """
 
 
@@ -745,7 +745,7 @@ def free_port() -> int:
 
 
 def run_two_processes(args: list[str], cwd: Path) -> list[str]:
-    """Run ``segcore.train`` as processes 0 and 1 of a 2-process job on 127.0.0.1; their stdout."""
+    """Run ``segcore.commands.train`` as processes 0 and 1 of a 2-process job on 127.0.0.1; their stdout."""
     port = free_port()
     procs = []
     for process_id in (0, 1):

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segcore.decode_search import DECODE_GRID
+from segcore.commands.train import parse_args
 from segcore.history import read_history
 from segcore.paths import REPO_ROOT as REPO
-from segcore.train import parse_args
+from segcore.scoring.decode_search import DECODE_GRID
 
 DSB_SAMPLES = REPO / "samples" / "dsb"
 
@@ -93,7 +93,7 @@ def test_markers_flag_parses_and_needs_an_instance_target():
 def test_instance_training_tuning_export_and_predict(markers: str, tmp_path: Path):
     run = tmp_path / "run"
     train = _run(
-        "segcore.train",
+        "segcore.commands.train",
         *("--data", str(DSB_SAMPLES), "--target", "instance", "--markers", markers),
         *("--arch", "unet_bn"),
         *("--base-filters", "4", "--depth", "2", "--img-size", "64", "--epochs", "2"),
@@ -127,7 +127,7 @@ def test_instance_training_tuning_export_and_predict(markers: str, tmp_path: Pat
     assert metrics["by_kind"]["all"]["n_images"] == 2
     assert sum(v["n_images"] for k, v in metrics["by_kind"].items() if k != "all") == 2
 
-    tune = _run("segcore.instance_eval", str(run), "--tune")
+    tune = _run("segcore.commands.instance_eval", str(run), "--tune")
     assert tune.returncode == 0, tune.stderr[-2000:]
     decode = json.loads((run / "decode.json").read_text())
     assert decode["instances"]["markers"] == markers
@@ -148,7 +148,7 @@ def test_instance_training_tuning_export_and_predict(markers: str, tmp_path: Pat
 
     image = next(DSB_SAMPLES.glob("stage1_train/*/images/*.png"))
     out = tmp_path / "pred"
-    predict = _run("segcore.predict", "--model", str(models / "nuclei.onnx"), str(image), "--out", str(out))  # fmt: skip
+    predict = _run("segcore.commands.predict", "--model", str(models / "nuclei.onnx"), str(image), "--out", str(out))  # fmt: skip
     assert predict.returncode == 0, predict.stderr[-2000:]
     for suffix in ("_labels.png", "_objects.csv", "_outlines.geojson", "_overlay.png"):
         assert (out / f"{image.stem}{suffix}").is_file()

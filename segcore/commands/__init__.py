@@ -1,0 +1,1 @@
+"""The command-line entry points (``python -m segcore.train|predict|evaluate`` and the rest)."""
