@@ -76,6 +76,14 @@ def finish_pyramid(path: Path, pixel_size_um: float | None = None, strip: int = 
     return len(shapes)
 
 
+def write_record(path: Path, record: dict) -> None:
+    """Keep a run's own figures (e.g. the block seams' counts) in the labels group's ``segcore``
+    attribute, beside the OME-NGFF metadata."""
+    import zarr
+
+    zarr.open_group(str(path), mode="r+", zarr_format=2).attrs["segcore"] = record
+
+
 def read_labels(path: Path, level: int = 0) -> np.ndarray:
     """One level of a labels OME-Zarr as an HxW uint32 array (in memory: for small images)."""
     import zarr

@@ -16,6 +16,11 @@ count is added), a nucleus whose pixels are mostly taken by an earlier block's n
 same nucleus decoded twice where two contexts disagreed) is dropped, and the rest is written to
 the labels array. Committing in a fixed order makes the result independent of which block, or
 which worker, finished first.
+
+The assumption is checked aloud, as StarDist's ``big.py`` does: a block counts its owned nuclei
+that touch its context region's edge away from the image's edge (*cut*: wider than the margin,
+so truncated), the assembler counts the doubles it drops, and `seam_refusal` names the run whose
+seams went wrong in more than `MAX_SEAM_FRACTION` of its nuclei.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ DEFAULT_MARGIN = 128
 #: A nucleus keeping less than this fraction of its pixels after earlier blocks wrote theirs is a
 #: double of one of them and is dropped.
 MIN_KEPT_FRACTION = 0.5
+#: Above this fraction of nuclei cut by a context edge or dropped as doubles (and above one), the
+#: margin is too narrow for the nuclei and a block-wise run refuses (`seam_refusal`).
+MAX_SEAM_FRACTION = 0.01
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,8 @@ class Block:
     cy1: int
     cx0: int
     cx1: int
+    image_height: int = 0
+    image_width: int = 0
 
 
 def default_block_size(tile: TileSpec, margin: int = DEFAULT_MARGIN) -> int:
@@ -83,6 +93,8 @@ def plan_blocks(height: int, width: int, block_size: int, margin: int) -> list[B
                     min(height, y1 + margin),
                     max(0, x0 - margin),
                     min(width, x1 + margin),
+                    image_height=height,
+                    image_width=width,
                 )
             )
     return blocks
@@ -103,6 +115,7 @@ class BlockResult:
     left: int
     labels: np.ndarray
     objects: list[dict] = field(default_factory=list)
+    cut: int = 0
 
     @property
     def count(self) -> int:
@@ -134,6 +147,38 @@ def owned_labels(labels: np.ndarray, block: Block) -> tuple[np.ndarray, int, int
     cols = np.flatnonzero(owned.any(axis=0))
     top, left = int(rows[0]), int(cols[0])
     return owned[top : rows[-1] + 1, left : cols[-1] + 1], top, left
+
+
+def cut_count(owned: np.ndarray, top: int, left: int, block: Block) -> int:
+    """How many owned nuclei (``owned`` at ``top``/``left`` of the context region) touch a side
+    of the context region that is not the image's edge: they were wider than the margin."""
+    height, width = block.cy1 - block.cy0, block.cx1 - block.cx0
+    rows, cols = owned.shape
+    edges = []
+    if top == 0 and block.cy0 > 0:
+        edges.append(owned[0, :])
+    if top + rows == height and block.cy1 < block.image_height:
+        edges.append(owned[-1, :])
+    if left == 0 and block.cx0 > 0:
+        edges.append(owned[:, 0])
+    if left + cols == width and block.cx1 < block.image_width:
+        edges.append(owned[:, -1])
+    if not edges:
+        return 0
+    return int(np.count_nonzero(np.unique(np.concatenate(edges))))
+
+
+def seam_refusal(cut: int, dropped: int, nuclei: int, margin: int) -> str | None:
+    """Why a block-wise result cannot be trusted (None when it can): more than one nucleus, and
+    more than `MAX_SEAM_FRACTION` of the ``nuclei``, cut by a context edge or dropped as doubles."""
+    seams = cut + dropped
+    if seams <= max(1, MAX_SEAM_FRACTION * nuclei):
+        return None
+    return (
+        f"{cut} of {nuclei} nuclei were cut by a block's context edge and {dropped} dropped as "
+        f"doubles: nuclei are wider than the {margin}-pixel margin; give --object-diameter (their "
+        "typical width) so the image is scaled for the model"
+    )
 
 
 def predict_channels(engine: object, x: np.ndarray, tta: bool = False) -> np.ndarray:
@@ -217,10 +262,11 @@ def segment_block(
     crop = pixels[top : top + owned.shape[0], left : left + owned.shape[1]]
     gray = crop[..., 0] if crop.shape[-1] == 1 else crop
     objects = measure_objects(owned, gray)
+    cut = cut_count(owned, top, left, block)
     top, left = top + block.cy0, left + block.cx0
     for row in objects:
         _shift(row, top, left)
-    return BlockResult(block.index, top, left, owned.astype(np.uint32), objects)
+    return BlockResult(block.index, top, left, owned.astype(np.uint32), objects, cut)
 
 
 def _shift(row: dict, top: int, left: int) -> None:
@@ -247,6 +293,7 @@ class BlockAssembler:
         self.next_block = 0
         self.count = 0
         self.dropped = 0
+        self.cut = 0
         self.area_px = 0
         self._waiting: dict[int, BlockResult] = {}
 
@@ -261,6 +308,7 @@ class BlockAssembler:
         return done
 
     def _commit(self, result: BlockResult) -> None:
+        self.cut += result.cut
         if not result.count:
             return
         h, w = result.labels.shape

@@ -42,7 +42,7 @@ from segcore.errors import ImageError
 from segcore.inference.engine import figure_cells
 from segcore.inference.model_input import ImageMapping
 from segcore.io.fingerprints import fingerprint
-from segcore.io.labels_zarr import create_labels, finish_pyramid
+from segcore.io.labels_zarr import create_labels, finish_pyramid, write_record
 from segcore.io.microscopy import (
     PIXEL_SIZE_RANGE_UM,
     MicroscopyImage,
@@ -57,6 +57,7 @@ from segcore.large.blockplan import (
     BlockResult,
     default_block_size,
     plan_blocks,
+    seam_refusal,
     segment_block,
 )
 from segcore.large.intensity import sample_pixels
@@ -112,6 +113,7 @@ class LargeResult:
     area_px: int = 0
     notes: list[str] = field(default_factory=list)
     complete: bool = True
+    cut: int = 0
 
     def row(self, path: Path) -> dict:
         """The image's row of ``predictions.csv`` (`segcore.inference.engine.figure_cells`)."""
@@ -136,6 +138,7 @@ def save_block(folder: Path, result: BlockResult) -> None:
             labels=result.labels,
             origin=np.array([result.top, result.left]),
             objects=np.array(json.dumps(result.objects)),
+            cut=np.array(result.cut),
         )
 
 
@@ -146,7 +149,8 @@ def load_block(path: Path) -> BlockResult | None:
             index = int(path.stem.split("-")[1])
             top, left = (int(v) for v in data["origin"])
             objects = json.loads(str(data["objects"]))
-            return BlockResult(index, top, left, data["labels"], objects)
+            cut = int(data["cut"]) if "cut" in data.files else 0
+            return BlockResult(index, top, left, data["labels"], objects, cut)
     except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile):
         return None
 
@@ -315,11 +319,20 @@ def segment_large(
         streams.abandon()
         raise
     complete = done == len(todo)
-    _finish(complete, labels_partial, streams, work, size)
+    seams = {
+        "blocks": len(blocks),
+        "margin_px": margin,
+        "nuclei_found": assembler.count + assembler.dropped,
+        "cut_by_context_edge": assembler.cut,
+        "dropped_doubles": assembler.dropped,
+    }
+    if complete:
+        _check_seams(spec.path, seams, notes, streams)
+    _finish(complete, labels_partial, streams, work, size, seams)
     seconds = time.perf_counter() - start
     return LargeResult(
         image.width, image.height, assembler.count, len(blocks), len(saved), assembler.dropped,
-        seconds, size, job.mapping, assembler.area_px, notes, complete,
+        seconds, size, job.mapping, assembler.area_px, notes, complete, assembler.cut,
     )  # fmt: skip
 
 
@@ -340,18 +353,41 @@ def resume_plan(engine: object, job: BlockJob, block_size: int, margin: int) -> 
         },
         "settings": {**settings, "block_size": block_size, "margin": margin},
     }
+def _check_seams(path: str, seams: dict, notes: list[str], streams: ObjectStreams) -> None:
+    """Say how many nuclei the seams cut or doubled (several blocks only), and refuse the image
+    (`segcore.large.blockplan.seam_refusal`) when too many did; its saved blocks stay."""
+    if seams["blocks"] > 1:
+        notes.append(
+            f"{path}: {seams['cut_by_context_edge']} of {seams['nuclei_found']} nuclei cut by a "
+            f"block's context edge, {seams['dropped_doubles']} dropped as doubles "
+            f"({seams['blocks']} blocks, margin {seams['margin_px']} px)"
+        )
+    refusal = seam_refusal(
+        seams["cut_by_context_edge"], seams["dropped_doubles"], seams["nuclei_found"],
+        seams["margin_px"],
+    )  # fmt: skip
+    if refusal:
+        streams.abandon()
+        raise ImageError(f"{path}: {refusal}")
 
 
 def _finish(
-    complete: bool, labels: Path, streams: ObjectStreams, work: Path, pixel_size_um: float | None
+    complete: bool,
+    labels: Path,
+    streams: ObjectStreams,
+    work: Path,
+    pixel_size_um: float | None,
+    seams: dict,
 ) -> None:
     """Publish a complete image's outputs (and drop its saved blocks), or drop the partial
-    table and outlines of an incomplete one (the saved blocks stay for the next run)."""
+    table and outlines of an incomplete one (the saved blocks stay for the next run). The
+    seams' counts are recorded in the labels' attributes (``segcore.blocks``)."""
     if not complete:
         streams.abandon()
         return
     final = labels.with_name(labels.name.removesuffix(PARTIAL))
     finish_pyramid(labels, pixel_size_um)
+    write_record(labels, {"blocks": seams})
     if final.exists():
         shutil.rmtree(final)
     labels.rename(final)

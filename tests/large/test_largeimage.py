@@ -87,7 +87,7 @@ def test_block_wise_equals_whole_image(model: Path, image_file: Path, tmp_path: 
     truth, n = ndimage.label(disks_image() > BRIGHT // 2)
     # every disk, seams included, is one object: not split, not doubled, not lost
     assert same_partition(a, b) and same_partition(truth.astype(np.uint32), b)
-    assert small.count == whole.count == n and small.dropped == 0
+    assert small.count == whole.count == n and small.dropped == 0 and small.cut == 0
     assert sorted(np.unique(b[b > 0])) == list(range(1, n + 1))  # ids unique and compact
 
 
@@ -300,3 +300,50 @@ def test_a_slow_block_holds_back_only_a_window_of_later_ones(monkeypatch):
     started_meanwhile = [i for kind, i in BLOCK_EVENTS[:slow_done] if kind == "start"]
     # 2 workers x 4: while block 0 runs, only blocks 1-7 may start (of 29 that could)
     assert max(started_meanwhile) < 8 and len(started_meanwhile) > 2
+
+
+def seam_file(folder: Path, boxes: list[tuple[int, int, int, int]]) -> Path:
+    """A 256x256 OME-TIFF whose bright rectangles (y0, y1, x0, x1) are the nuclei."""
+    image = np.full((256, 256), 200, np.uint16)
+    for y0, y1, x0, x1 in boxes:
+        image[y0:y1, x0:x1] = BRIGHT
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "seam.ome.tif"
+    tifffile.imwrite(path, image, metadata={"axes": "YX"})
+    return path
+
+
+def test_touching_nuclei_across_a_block_edge_are_one_object_owned_once(model: Path, tmp_path: Path):
+    """Two nuclei touching across the edge between blocks 0 and 1 (x = 128), narrower than the
+    margin: found whole by both blocks, kept once, nothing cut or dropped, as the whole image."""
+    image = seam_file(tmp_path, [(40, 60, 112, 128), (44, 58, 128, 146), (150, 170, 20, 40)])
+    whole = run_blocks(model, image, tmp_path / "whole", 256)
+    blocks = run_blocks(model, image, tmp_path / "blocks", 128)
+    assert blocks.blocks == 4 and whole.blocks == 1
+    a = read_labels(tmp_path / "whole" / "disks_labels.ome.zarr")
+    b = read_labels(tmp_path / "blocks" / "disks_labels.ome.zarr")
+    assert same_partition(a, b) and blocks.count == whole.count == 2
+    assert blocks.cut == 0 and blocks.dropped == 0
+    record = zarr.open_group(str(tmp_path / "blocks" / "disks_labels.ome.zarr"), mode="r")
+    assert record.attrs["segcore"]["blocks"] == {
+        "blocks": 4,
+        "margin_px": 32,
+        "nuclei_found": 2,
+        "cut_by_context_edge": 0,
+        "dropped_doubles": 0,
+    }
+    assert any("0 of 2 nuclei cut" in note for note in blocks.notes)
+
+
+def test_nuclei_wider_than_the_margin_are_refused_aloud(model: Path, tmp_path: Path):
+    """Nuclei 100 pixels wide across a block edge with a 32-pixel margin are truncated by the
+    context edge: the run names the file, the counts and the fix, and publishes nothing."""
+    boxes = [(10, 30, 80, 180), (60, 80, 80, 180), (110, 120, 80, 180), (200, 210, 30, 40)]
+    image = seam_file(tmp_path, boxes)
+    with pytest.raises(ImageError, match=r"seam\.ome\.tif: .* cut by a block's context edge.*"
+                       r"32-pixel margin; give --object-diameter"):  # fmt: skip
+        run_blocks(model, image, tmp_path / "out", 128)
+    assert not (tmp_path / "out" / "disks_labels.ome.zarr").exists()
+    assert not (tmp_path / "out" / "disks_objects.csv").exists()
+    whole = run_blocks(model, image, tmp_path / "whole", 256)  # one block: no seam to cut
+    assert whole.count == 4 and whole.cut == 0
