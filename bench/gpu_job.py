@@ -24,7 +24,8 @@ Steps (the device machine has JAX and no TensorFlow; see ``../shared/GPU.md``):
    for the nuclei run, and ``python -m bench.card_scores`` score them on CPU.
 
 ``python -m bench.gpu_job smoke`` (or ``--smoke``) runs steps 1-3 on the CPU at toy size, from the
-bundled samples, in a temporary folder: the test that the job works before a GPU is at hand.
+bundled samples, in a temporary folder, with one planned run (`SMOKE_PLAN`; the flags of the
+others are checked by parsing them): the test that the job works before a GPU is at hand.
 
 **The U-Net variant comparison** (``--plan variants``, `VARIANT_PLAN`): the ten runs of
 ``python -m bench.architectures`` (five variants x two data sets) at the full GPU recipe
@@ -130,6 +131,9 @@ SMOKE_FLAGS = (
     "--base-filters 4 --depth 2 --img-size 32 --epochs 1 --batch-size 4 --workers 1 "
     "--split 0.5,0.25,0.25"
 )
+#: The one planned run the smoke trains: the nuclei instance run, whose folder has every file
+#: `collect` carries (decode.json included).
+SMOKE_PLAN = (PLAN[1],)
 SMOKE_THROUGHPUT = (
     "--arch unet --base-filters 4 --img-size 32 --batch-size 4 --images 16 --epochs 2"
 )
@@ -310,7 +314,7 @@ def _point_split(run: Path, data: Path) -> None:
     write_text(run / "split.json", json.dumps(split, indent=1))
 
 
-def smoke(out: Path, plan: tuple[Run, ...] = PLAN) -> int:
+def smoke(out: Path, plan: tuple[Run, ...] = SMOKE_PLAN) -> int:
     """Steps 1-3 at toy size on the CPU from the bundled samples; returns the exit status."""
     data = out / "data"
     mb = pack(ROOT / "samples" / "isic", ROOT / "samples" / "dsb", data)

@@ -12,7 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.gpu_job import PLAN, VARIANT_PLAN, pack, pack_dsb, run_commands, train, unpack
+from bench.gpu_job import (
+    PLAN,
+    SMOKE_PLAN,
+    VARIANT_PLAN,
+    pack,
+    pack_dsb,
+    run_commands,
+    train,
+    unpack,
+)
+from segcore.commands.train import parse_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,6 +36,15 @@ def test_every_planned_run_trains_for_a_limited_time(tmp_path: Path):
         assert command[command.index("--out") + 1] == str(tmp_path / "runs" / run.name)
     members = commands[0]
     assert members[members.index("--seeds") + 1] == "1,2,3"
+
+
+def test_every_planned_runs_toy_flags_parse(tmp_path: Path):
+    """The smoke trains one planned run; the toy commands of all of them parse as training flags
+    (their full-size ones too)."""
+    for toy in (True, False):
+        for command in run_commands(tmp_path / "data", tmp_path / "runs", 1.0, toy):
+            config, resume = parse_args(command[3:])
+            assert resume is None and config.time_limit == 1.0
 
 
 def test_packed_dsb_keeps_each_nucleus_apart(tmp_path: Path):
@@ -61,12 +80,10 @@ def test_smoke_runs_the_job_end_to_end(tmp_path: Path):
     results = sorted(p.name for p in (tmp_path / "results").iterdir())
     assert len(results) <= 8 and "timing.json" in results and "throughput.json" in results
     timing = json.loads((tmp_path / "results" / "timing.json").read_text())
-    assert {r.name for r in PLAN} <= set(timing) and timing["collect"]["parts"] >= 1
+    assert {r.name for r in SMOKE_PLAN} <= set(timing) and timing["collect"]["parts"] >= 1
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert runs == sorted(
-        ["isic_improved_unet-seed1", "isic_improved_unet-seed2"]
-        + [r.name for r in PLAN if r.dataset == "dsb"]
-    )
+    assert runs == sorted(r.name for r in SMOKE_PLAN)
+
     import keras
 
     for run in runs:
