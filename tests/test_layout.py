@@ -23,7 +23,7 @@ STAGES = (
     ("segcore.commands", "segcore.app", "segcore.napari"),
 )
 #: the old paths of the three public commands: ``python -m segcore.train|predict|evaluate``
-SHIMS = ("segcore.train", "segcore.predict", "segcore.evaluate")
+SHIMS = tuple(f"segcore.{command}" for command in ("train", "predict", "evaluate"))
 
 
 def modules() -> dict[str, Path]:

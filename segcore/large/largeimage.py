@@ -381,7 +381,7 @@ def _finish(
 ) -> None:
     """Publish a complete image's outputs (and drop its saved blocks), or drop the partial
     table and outlines of an incomplete one (the saved blocks stay for the next run). The
-    seams' counts are recorded in the labels' attributes (``segcore.blocks``)."""
+    seams' counts are recorded in the labels' ``segcore`` attribute, under ``blocks``."""
     if not complete:
         streams.abandon()
         return
