@@ -137,7 +137,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fractions", default="0.8,0.1,0.1", help="the training split fractions")
     p.add_argument("--seed", type=int, default=42, help="the training split seed")
     p.add_argument("--out", type=Path, help="JSON results (default: see the description)")
+    p.add_argument(
+        "--card",
+        type=Path,
+        help="with one --model: also write the means per source and kind into this model card "
+        "(as <subset>_metrics_by_source, with the results file's name)",
+    )
     return p
+
+
+def into_card(card: Path, subset: str, result: dict, out: Path) -> None:
+    """Write one model's means per source and kind into its card, atomically: the card's
+    ``<subset>_metrics_by_source`` = {source: {kind: means}, "file": results file name}."""
+    import json
+
+    data = json.loads(card.read_text())
+    by_source: dict = {name: r["by_kind"] for name, r in result.items()}
+    data[f"{subset}_metrics_by_source"] = by_source | {"file": out.name}
+    write_json(card, data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         for root in sources:
             if not Path(root).is_dir():
                 raise DataError(f"--data {root}: not a folder")
+        if a.card is not None and (len(a.model) != 1 or not a.card.is_file()):
+            raise DataError(f"--card {a.card}: needs one --model and an existing card")
         for model in a.model:
             results[model] = evaluate(model, sources, a.subset, a.fractions, a.seed)
     except (DataError, ModelError) as exc:
@@ -172,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     print(f"wrote {out}")
+    if a.card is not None:
+        into_card(a.card, a.subset, results[a.model[0]], out)
+        print(f"wrote {a.subset}_metrics_by_source into {a.card}")
     return 0
 
 
