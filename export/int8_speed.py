@@ -107,7 +107,9 @@ def kernels(path: Path) -> dict:
     stored_format = "QOperator" if stored["QLinearConv"] else ("QDQ" if qdq else "float")
     return {
         "stored_format": stored_format,
-        "stored_convs": {k: stored[k] for k in ("Conv", "ConvTranspose", "QLinearConv") if k in stored},
+        "stored_convs": {
+            k: stored[k] for k in ("Conv", "ConvTranspose", "QLinearConv") if k in stored
+        },
         "integer_convs": sum(ops.get(k, 0) for k in INTEGER_CONVS),
         "float_convs": sum(ops.get(k, 0) for k in FLOAT_CONVS),
         "quantize_nodes": ops.get("QuantizeLinear", 0),
