@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from export import ACTIVATIONS, PRECISIONS
+from export import PRECISIONS, add_int8_flags
 from segcore import cli
 from segcore.training.quiet import quiet_tensorflow
 
@@ -45,8 +45,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--precision",
         choices=PRECISIONS,
         default="fp32",
-        help="fp32; fp16 (half-size weights, float32 compute); int8 (static QDQ quantization "
-        "calibrated on training images, refused if it loses test Dice)",
+        help="fp32; fp16 (half-size weights, float32 compute); int8 (static quantization "
+        "calibrated on training images, its form chosen by speed and validation Dice, refused "
+        "if it loses test Dice)",
     )
     p.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's start-up notices (CUDA, oneDNN)"
@@ -55,9 +56,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--max-images", type=cli.positive_int, help="score on at most N val and N test images"
     )
-    p.add_argument(
-        "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type"
-    )
+    add_int8_flags(p)
     p.add_argument(
         "--bioimageio",
         action="store_true",
@@ -100,8 +99,9 @@ def _export(args: argparse.Namespace) -> int:
         card = export_ensemble(runs, args.out, args.name, args.precision, args.max_images)
     else:
         card = export_run(
-            runs[0], args.out, args.name, args.precision, args.max_images, args.activations
-        )
+            runs[0], args.out, args.name, args.precision, args.max_images, args.activations,
+            args.quant_format,
+        )  # fmt: skip
     check = card.get("parity_max_abs_diff", card.get("merge_max_abs_diff"))
     print(installed_line(args.out, card, f"parity {check:.2g}"))
     if args.bioimageio:

@@ -4,7 +4,11 @@ Each ``models/NAME.onnx`` (with its card ``NAME.json``) becomes ``DIR/NAME.bioim
 model package of format 0.5 that deepImageJ (Fiji), ilastik, QuPath's bioimageio extension, Icy
 and BiaPy run: the ONNX weights, the axes in the model's order (batch, y, x, channel) with the
 stride as size rule, the engine's pre-processing as the spec's own operations, test tensors and a
-cover from a real bundled sample, a README, citations, licence and the card's decoding settings.
+cover from a real bundled sample, a README whose commands run on the unpacked zip (the model card
+travels inside as an attachment), citations and the licence of every training source, the
+authors and maintainers given (``--author "Name;affiliation"``, ``--maintainer
+"Name;affiliation;github-user"``, both repeatable) and the card's decoding settings (per image
+kind too).
 Every package is checked with `bioimageio.core.test_model` before it is kept. A folder argument
 means every model in it. bioimageio loads only when this module runs, never on segcore's import.
 An existing package is replaced only with ``--force`` (as ``python -m export`` does); a card
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -34,17 +39,17 @@ from segcore.card import ModelCard
 from segcore.errors import UserError
 from segcore.inference.engine import Engine
 from segcore.inference.onnx_runner import default_providers, quiet_onnxruntime_logs
-from segcore.inference.preprocess import IMAGE_EXTENSIONS, NORMALIZATION
+from segcore.inference.preprocess import IMAGE_EXTENSIONS, NORMALIZATION, PERCENTILE_CLIP
 from segcore.paths import samples_dir
 
 if TYPE_CHECKING:
     from bioimageio.spec.dataset.v0_3 import DatasetDescr
     from bioimageio.spec.model.v0_5 import ModelDescr
 
-#: The package's authors (the card names no person).
+#: The package's authors when no ``--author`` is given (the card names no person).
 AUTHORS = ("segcore contributors",)
-#: The engine's normalisations as the spec's pre-processing: name -> (operation, kwargs).
-PREPROCESSING = {NORMALIZATION: ("scale_linear", {"gain": 1.0 / 255.0, "offset": 0.0})}
+#: The card normalisations a package can declare (`preprocessing`).
+PACKAGED_NORMALIZATIONS = (NORMALIZATION, "percentile")
 #: Sample folders per dataset (under samples/); the first image of the first folder is used.
 SAMPLE_FOLDERS = {"isic": ("isic/images",), "dsb": ("dsb/stage1_train",)}
 SUFFIX = ".bioimageio.zip"
@@ -78,15 +83,36 @@ def _channel_names(count: int, names: Sequence[str] | None = None) -> list[str]:
     return {3: ["r", "g", "b"], 1: ["gray"]}.get(count, [f"c{i}" for i in range(count)])
 
 
+def preprocessing(card: ModelCard) -> list[dict]:
+    """The engine's normalisation as the spec's operations: x / 255 (`scale_linear`), or the
+    card's percentiles per sample over y, x and channel to 0 and 1 (`scale_range`) followed by the
+    engine's clip (`segcore.inference.preprocess.PERCENTILE_CLIP`), so Fiji feeds the model what segcore
+    does."""
+    if card.normalization == NORMALIZATION:
+        return [{"id": "scale_linear", "kwargs": {"gain": 1.0 / 255.0, "offset": 0.0}}]
+    low, high = card.percentiles
+    axes = ["y", "x", "channel"]  # all but the batch: per sample, channels jointly
+    return [
+        {
+            "id": "scale_range",
+            "kwargs": {"axes": axes, "min_percentile": low, "max_percentile": high},
+        },
+        {"id": "clip", "kwargs": {"min": PERCENTILE_CLIP[0], "max": PERCENTILE_CLIP[1]}},
+    ]
+
+
 def _tensors(card: ModelCard, files: dict[str, Path], tensors: TestTensors) -> tuple[list, list]:
     """The input and output tensor descriptions (axes, size rule, data, pre-processing)."""
     from bioimageio.spec.model import v0_5 as spec
 
     size = spec.ParameterizedSize(min=card.stride, step=card.stride)
-    op, kwargs = PREPROCESSING[card.normalization]
     input_descr = spec.InputTensorDescr(
         id=spec.TensorId("image"),
-        description="8-bit image, axes batch, y, x, channel",
+        description=(
+            "image, axes batch, y, x, channel, scaled by its own percentiles"
+            if card.normalization == "percentile"
+            else "8-bit image, axes batch, y, x, channel"
+        ),
         axes=[
             spec.BatchAxis(),
             spec.SpaceInputAxis(id=spec.AxisId("y"), size=size),
@@ -98,7 +124,7 @@ def _tensors(card: ModelCard, files: dict[str, Path], tensors: TestTensors) -> t
         data=spec.IntervalOrRatioDataDescr(type="uint8"),
         preprocessing=[  # ends with float32: else the spec appends a cast back to uint8
             spec.EnsureDtypeDescr(kwargs=spec.EnsureDtypeKwargs(dtype="float32")),
-            {"id": op, "kwargs": kwargs},
+            *preprocessing(card),
             spec.EnsureDtypeDescr(kwargs=spec.EnsureDtypeKwargs(dtype="float32")),
         ],
     )
@@ -130,15 +156,21 @@ def _config(card: ModelCard, output_max: float) -> dict:
         float(card.get("parity_tolerance", DEFAULT_TOLERANCE)), TOLERANCE_SHARE * output_max
     )
     keep = ("name", "dataset", "arch", "arch_kwargs", "input_size", "channels", "normalization")
-    optional = ("threshold", "mode", "tile", "postprocess", "target_channels", "instances")
+    optional = (
+        "normalization_percentiles", "intensity", "object_diameter_px", "threshold", "mode",
+        "tile", "postprocess", "target_channels", "instances", "instances_by_kind", "source",
+        "source_url", "licence", "sources",
+    )  # fmt: skip
     settings = {k: card.raw[k] for k in (*keep, *optional) if k in card.raw}
     facts = dataset_facts(card)
+    by_kind = {k: v.to_json() for k, v in card.instances_by_kind.items()}
     return {
         "segcore": {
             "version": segcore.__version__,
             "card": settings,
             "test_metrics": card.test_metrics,
             **({"instances": card.instances.to_json()} if card.instances else {}),
+            **({"instances_by_kind": by_kind} if by_kind else {}),
         },
         "bioimageio": {
             "reproducibility_tolerance": [
@@ -159,20 +191,61 @@ def _training_data(card: ModelCard) -> DatasetDescr:
     from bioimageio.spec.dataset.v0_3 import DatasetDescr
 
     facts = dataset_facts(card)
-    cite = facts.citation
     return DatasetDescr(
         name=facts.name,
         description=facts.description,
-        source=facts.url or None,
+        source=facts.url.split(" ")[0] or None,
         authors=[{"name": facts.creators}],
         license=facts.data_license_id,
-        cite=[{"text": cite.text, "doi": cite.doi, "url": cite.url}] if cite else [],
+        cite=[{"text": c.text, "doi": c.doi, "url": c.url} for c in facts.citations],
         tags=list(facts.tags),
     )
 
 
-def describe(model: Path, card: ModelCard, folder: Path, tensors: TestTensors) -> ModelDescr:
-    """The `ModelDescr` of ``model``, its files written into ``folder`` (a scratch folder)."""
+def person(text: str, flag: str = "--author") -> dict:
+    """``Name;affiliation`` (``--author``) or ``Name;affiliation;github-user`` (``--maintainer``,
+    whose GitHub user bioimage.io requires) as the spec's fields; ExportError naming the flag."""
+    parts = [p.strip() for p in text.split(";")]
+    fields = ("name", "affiliation", "github_user")[: 3 if flag == "--maintainer" else 2]
+    if not parts[0] or len(parts) > len(fields) or "/" in parts[0]:
+        raise ExportError(f"{flag} {text!r}: give {';'.join(fields)} (a name without '/')")
+    found = {k: v for k, v in zip(fields, parts, strict=False) if v}
+    if flag == "--maintainer" and "github_user" not in found:
+        raise ExportError(
+            f"{flag} {text!r}: bioimage.io needs a GitHub user: Name;affiliation;user"
+        )
+    return found
+
+
+def _maintainers(maintainers: Sequence[dict]) -> list:
+    """The spec's maintainers; bioimage.io looks each GitHub user up online (unless it knows
+    the name), so an unknown user or no connection is an ExportError naming the flag."""
+    import httpx
+    from bioimageio.spec.model import v0_5 as spec
+    from pydantic import ValidationError
+
+    out = []
+    for m in maintainers:
+        try:
+            out.append(spec.Maintainer(**m))
+        except (ValidationError, httpx.HTTPError) as exc:
+            raise ExportError(
+                f"--maintainer {m['github_user']}: bioimage.io could not confirm this GitHub user "
+                f"({str(exc).splitlines()[-1].strip()[:120]})"
+            ) from None
+    return out
+
+
+def describe(
+    model: Path,
+    card: ModelCard,
+    folder: Path,
+    tensors: TestTensors,
+    authors: Sequence[dict] = (),
+    maintainers: Sequence[dict] = (),
+) -> ModelDescr:
+    """The `ModelDescr` of ``model``, its files written into ``folder`` (a scratch folder);
+    ``authors``/``maintainers`` as `person` gives them (default authors: `AUTHORS`)."""
     from bioimageio.spec.model import v0_5 as spec
 
     files = {
@@ -188,7 +261,9 @@ def describe(model: Path, card: ModelCard, folder: Path, tensors: TestTensors) -
     ).save(files["input_sample"])
     tifffile.imwrite(files["output_sample"], tensors.output[0])
     (folder / "cover.png").write_bytes(cover_png(tensors, card))
-    (folder / "README.md").write_text(readme(card))
+    (folder / "README.md").write_text(readme(card, model.name))
+    # the card beside the weights, so the unpacked package runs with segcore as it is
+    shutil.copyfile(model.with_suffix(".json"), folder / model.with_suffix(".json").name)
     inputs, outputs = _tensors(card, files, tensors)
     facts = dataset_facts(card)
     kind = "nuclei instance" if card.instances else f"{facts.target} semantic"
@@ -196,7 +271,9 @@ def describe(model: Path, card: ModelCard, folder: Path, tensors: TestTensors) -
         name=card.name,
         description=f"U-Net ({card.arch}) for {kind} segmentation, trained on "
         f"{facts.name} with segcore.",
-        authors=[spec.Author(name=n) for n in AUTHORS],
+        authors=[spec.Author(**a) for a in authors] or [spec.Author(name=n) for n in AUTHORS],
+        maintainers=_maintainers(maintainers),
+        attachments=[spec.FileDescr(source=folder / model.with_suffix(".json").name)],
         cite=[{"text": c.text, "doi": c.doi, "url": c.url} for c in citations(card)],
         license=facts.weights_license,
         documentation=spec.FileDescr(source=folder / "README.md"),
@@ -226,15 +303,23 @@ def check_package(package: Path) -> None:
 
 
 def export_package(
-    model: Path, out_dir: Path, sample: Path | None = None, force: bool = False
+    model: Path,
+    out_dir: Path,
+    sample: Path | None = None,
+    force: bool = False,
+    authors: Sequence[str] = (),
+    maintainers: Sequence[str] = (),
 ) -> Path:
     """Write and check ``out_dir/<name>.bioimageio.zip`` for the ONNX ``model``; returns its path.
+    ``authors`` (``Name;affiliation``) and ``maintainers`` (``Name;affiliation;github-user``)
+    as the flags give them.
 
     Raises ExportError (a model, card or sample that cannot be used, a card name that is not a
     plain file name, a package there already without ``force``, or a failed check).
     """
     from bioimageio.spec import save_bioimageio_package
 
+    people = [person(a) for a in authors], [person(m, "--maintainer") for m in maintainers]
     try:
         engine = Engine(model, providers=["CPUExecutionProvider"])
         card = engine.card
@@ -242,7 +327,7 @@ def export_package(
             raise ExportError(f"{model}: card name {card.name!r} is not a plain file name")
         if (out_dir / f"{card.name}{SUFFIX}").exists() and not force:
             raise ExportError(f"{out_dir / f'{card.name}{SUFFIX}'} exists; --force replaces it")
-        if card.normalization not in PREPROCESSING:
+        if card.normalization not in PACKAGED_NORMALIZATIONS:
             raise ExportError(f"{model}: no bioimage.io operation for {card.normalization}")
         if card.get("invert_brightfield"):  # decided per image (segcore.kinds): no spec operation
             raise ExportError(f"{model}: invert_brightfield has no bioimage.io operation")
@@ -254,7 +339,7 @@ def export_package(
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{card.name}{SUFFIX}"
     with tempfile.TemporaryDirectory() as scratch, replacing(target) as tmp:
-        descr = describe(model, card, Path(scratch), tensors)
+        descr = describe(model, card, Path(scratch), tensors, *people)
         save_bioimageio_package(descr, output_path=tmp)  # tmp keeps the .zip suffix
         check_package(tmp)
     return target
@@ -283,6 +368,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--sample", type=Path, help="image for the test tensors (default: a bundled sample)"
     )
+    p.add_argument(
+        "--author",
+        action="append",
+        default=[],
+        metavar="NAME;AFFILIATION",
+        help=f"an author (repeat for several; default: {', '.join(AUTHORS)})",
+    )
+    p.add_argument(
+        "--maintainer",
+        action="append",
+        default=[],
+        metavar="NAME;AFFILIATION;GITHUB_USER",
+        help="a maintainer (repeat for several; bioimage.io needs the GitHub user)",
+    )
     return p.parse_args(argv)
 
 
@@ -292,6 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out.exists() and not args.out.is_dir():
         print(f"error: --out {args.out} is a file; give a folder", file=sys.stderr)
         return 2
+    try:
+        [person(a) for a in args.author] + [person(m, "--maintainer") for m in args.maintainer]
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     models = model_files(args.models)
     if not models:
         print(f"error: {' '.join(map(str, args.models))}: no .onnx model", file=sys.stderr)
@@ -300,7 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     for model in models:
         try:
-            package = export_package(model, args.out, args.sample, args.force)
+            package = export_package(
+                model, args.out, args.sample, args.force, args.author, args.maintainer
+            )
         except ExportError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1

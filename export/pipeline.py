@@ -42,7 +42,8 @@ def export_run(
     name: str | None = None,
     precision: str = "fp32",
     max_images: int | None = None,
-    activations: str = "int8",
+    activations: str = "auto",
+    quant_format: str = "auto",
 ) -> dict:
     """Export ``run`` to ``out_dir/<name>.onnx`` + ``.json`` card + ``.history.csv``; returns the card.
 
@@ -87,7 +88,7 @@ def export_run(
         if precision == "int8":
             variant = with_precision(
                 proto, card, run.split, "int8", Path(tmp) / "int8", fp32_test=(metrics, raw),
-                max_images=max_images, activations=activations,
+                max_images=max_images, activations=activations, quant_format=quant_format,
             )  # fmt: skip
             card.update(variant.card)
             final = variant.path

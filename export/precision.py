@@ -1,11 +1,16 @@
-"""Lower-precision variants of a checked float32 ONNX model: fp16 weights, int8 (QDQ) static
+"""Lower-precision variants of a checked float32 ONNX model: fp16 weights, int8 static
 quantization calibrated on training images, each scored and refused when it loses Dice.
 
 Shared by ``python -m export RUN --precision ...`` (from a training run) and
 ``python -m export.quantize models/NAME.onnx --data ...`` (from a shipped model and its card).
-int8 is onnxruntime's static quantization in QDQ format: signed int8 activations and weights,
-per-channel weights, MinMax ranges from `CALIBRATION_IMAGES` training images. Which boundary
-convolutions stay float (none, the first, the last, both) is chosen on the validation split;
+int8 is onnxruntime's static quantization of the convolutions: per-channel int8 weights, MinMax
+ranges from `CALIBRATION_IMAGES` training images. Its form is chosen here, on this CPU, by
+measurement: every `export.int8_speed.FORMS` (QDQ or QOperator graph, int8 or uint8
+activations) is scored on the validation split and timed at batch 1 against float32 in one
+interleaved run; the fastest form within `DICE_TOLERANCE` of float32's validation scores wins
+(the least loss if none is). Then, when that form loses more than `SELECTION_TIE`, which boundary
+convolutions stay float (the first, the last, both) is chosen on the validation split too. The
+card records every candidate's scores and speed ratio, the choice and the CPU it was timed on;
 the test split is scored once, for the card and the Dice guard.
 """
 
@@ -20,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export import ACTIVATIONS, PRECISIONS, ExportError
+from export import ACTIVATIONS, PRECISIONS, QUANT_FORMATS, ExportError
 from export.graph import boundary_convs, to_fp16
+from export.int8_speed import FORMS, Form, batch1_ms, cpu_facts, forms_for
 from export.verify import score
 from segcore.data import Sample
 from segcore.data.layouts import readable
@@ -39,6 +45,8 @@ SELECTION_TIE = 0.0005
 #: Validation scores a candidate is chosen by (its largest loss against fp32); an instance
 #: model's int8 variant is refused when either loses more than `DICE_TOLERANCE`.
 GUARDED = ("dice", "dsb_score")
+#: Interleaved batch-1 rounds timing the int8 candidates against float32.
+SPEED_REPEATS = 10
 
 
 @dataclass(frozen=True)
@@ -59,18 +67,24 @@ def with_precision(
     fp32_test: tuple[dict, dict] | None = None,
     calibration_images: int = CALIBRATION_IMAGES,
     max_images: int | None = None,
-    activations: str = "int8",
+    activations: str = "auto",
+    quant_format: str = "auto",
 ) -> Variant:
     """The ``precision`` variant of the float32 model ``fp32`` described by ``card``.
 
     ``split`` is the run's train/val/test split; ``fp32_test`` the float32 (post-processed, raw)
-    test scores when already known. Raises ExportError (and writes nothing outside ``workdir``)
+    test scores when already known; ``activations`` and ``quant_format`` narrow the int8 forms
+    tried ("auto": all of `export.int8_speed.FORMS`). Raises ExportError (and writes nothing outside ``workdir``)
     when the variant loses more than `DICE_TOLERANCE` test Dice.
     """
     if precision not in PRECISIONS:
         raise ExportError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     if activations not in ACTIVATIONS:
         raise ExportError(f"--activations {activations!r}: choose one of {', '.join(ACTIVATIONS)}")
+    if quant_format not in QUANT_FORMATS:
+        raise ExportError(
+            f"--quant-format {quant_format!r}: choose one of {', '.join(QUANT_FORMATS)}"
+        )
     settings = Postprocess.from_json(card["postprocess"]) if card.get("postprocess") else None
     settings = settings or Postprocess.for_dataset(card.get("dataset", ""))
     test, val = _held_out(split, "test", max_images), _held_out(split, "val", max_images)
@@ -86,8 +100,9 @@ def with_precision(
         path, metrics = engine.model_path, score(engine, test, settings)
     else:
         path, selection = _int8(
-            fp32, fp32_engine, card, split, val, settings, workdir, calibration_images, activations
-        )
+            fp32, fp32_engine, card, split, val, settings, workdir, calibration_images,
+            forms_for(quant_format, activations),
+        )  # fmt: skip
         fields.update(selection)
         metrics = score(_engine_at(path, card | {"precision": "int8"}), test, settings)
     loss = fp32_test[0]["dice"] - metrics[0]["dice"]
@@ -114,58 +129,109 @@ def _int8(
     settings: Postprocess,
     workdir: Path,
     calibration_images: int,
-    activations: str,
+    forms: tuple[Form, ...],
 ) -> tuple[Path, dict]:
-    """Quantize with each candidate set of float convolutions, keep the best on validation."""
+    """Quantize in each form, keep the fastest that holds validation Dice; then choose which
+    boundary convolutions stay float when that form loses Dice (module docstring)."""
     from onnxruntime.quantization import CalibrationMethod
 
     calibration = split["train"][:calibration_images]
     x = _inputs(calibration, fp32_engine)
     fp32_scores = score(fp32_engine, val, settings)[0]
     names = [n for n in GUARDED if n in fp32_scores]
-    first, last = boundary_convs(fp32)
-    candidates = [[], first, last, first + last]
-    tried = []
+    timing_input = _timing_input(x, fp32_engine.input_size)
     cache = workdir / "calibration.json"
-    for i, float_nodes in enumerate(candidates):
-        path = workdir / f"int8_{i}" / f"{card['name']}.onnx"
-        quantize(fp32, x, float_nodes, path, cache, activations)
-        scores = score(_engine_at(path, card | {"precision": "int8"}), val, settings)[0]
-        tried.append(
-            {"float_nodes": float_nodes, **{f"val_{n}": scores[n] for n in names}, "path": path}
-        )
-        # the largest loss against fp32 over the guarded scores (Dice; DSB for instances)
-        tried[-1]["loss"] = max(fp32_scores[n] - scores[n] for n in names)
-        said = ", ".join(f"{n} {scores[n]:.4f} (fp32 {fp32_scores[n]:.4f})" for n in names)
-        print(f"int8 with float {float_nodes or 'none'}: val {said}", file=sys.stderr)
-    least = min(t["loss"] for t in tried)
-    chosen = next(t for t in tried if t["loss"] <= least + SELECTION_TIE)
+    tried: list[dict] = []
+
+    def candidates(pairs: list[tuple[Form, list[str]]]) -> list[dict]:
+        """Quantize, score on val and time (one interleaved run with fp32) each (form, floats)."""
+        out = []
+        for form, float_nodes in pairs:
+            path = workdir / f"int8_{len(tried) + len(out)}" / f"{card['name']}.onnx"
+            quantize(fp32, x, float_nodes, path, cache, form)
+            scores = score(_engine_at(path, card | {"precision": "int8"}), val, settings)[0]
+            loss = max(fp32_scores[n] - scores[n] for n in names)  # Dice; DSB for instances
+            out.append({"form": form, "float_nodes": float_nodes, "path": path, "loss": loss}
+                       | {f"val_{n}": scores[n] for n in names})  # fmt: skip
+        models = {"fp32": fp32_engine.model_path} | {str(i): c["path"] for i, c in enumerate(out)}
+        timed = batch1_ms(models, timing_input, SPEED_REPEATS)
+        for i, c in enumerate(out):
+            c["speedup_over_fp32"] = timed["fp32"]["median_ms"] / timed[str(i)]["median_ms"]
+            said = ", ".join(f"{n} {c[f'val_{n}']:.4f} (fp32 {fp32_scores[n]:.4f})" for n in names)
+            print(
+                f"int8 {c['form'].label} with float {c['float_nodes'] or 'none'}: val {said}, "
+                f"{c['speedup_over_fp32']:.2f}x fp32 at batch 1",
+                file=sys.stderr,
+            )
+        tried.extend(out)
+        return out
+
+    by_form = candidates([(form, []) for form in forms])
+    best = fastest_holding(by_form)
+    chosen = best
+    if best["loss"] > SELECTION_TIE:
+        first, last = boundary_convs(fp32)
+        floats = candidates([(best["form"], nodes) for nodes in (first, last, first + last)])
+        least = min(c["loss"] for c in [best, *floats])
+        chosen = next(c for c in [best, *floats] if c["loss"] <= least + SELECTION_TIE)
     if len(names) > 1 and chosen["loss"] > DICE_TOLERANCE:
         lost = ", ".join(f"{n} {fp32_scores[n] - chosen[f'val_{n}']:.4f}" for n in names)
         raise ExportError(
             f"int8 loses validation {lost} against fp32 at best (tolerance {DICE_TOLERANCE}); "
             "nothing written"
         )
+    if chosen["speedup_over_fp32"] < 1:
+        print(
+            f"int8 ({chosen['form'].label}) runs {chosen['speedup_over_fp32']:.2f}x fp32 at batch 1 "
+            "on this CPU: no faster than float32 here",
+            file=sys.stderr,
+        )
     extra = {f"fp32_val_{n}": fp32_scores[n] for n in names if n != "dice"}
     extra |= {f"val_{n}": chosen[f"val_{n}"] for n in names if n != "dice"}
+    keys = ("float_nodes", *(f"val_{n}" for n in names), "speedup_over_fp32")
     return chosen["path"], {
         "calibration_images": [s.name for s in calibration],
         "calibration_method": CalibrationMethod.MinMax.name,
         "quantization": {
-            "format": "QDQ",
-            "activations": activations,
+            "format": chosen["form"].format,
+            "activations": chosen["form"].activations,
             "weights": "int8 per channel",
             "quantized_ops": list(QUANTIZED_OPS),
             "float_nodes": chosen["float_nodes"],
             "selection_split": "val",
-            "candidates": [
-                {k: t[k] for k in ("float_nodes", *(f"val_{n}" for n in names))} for t in tried
-            ],
+            "selection": (
+                f"the fastest form within {DICE_TOLERANCE} of fp32's validation scores, then "
+                "float boundary convolutions when it lost more than "
+                f"{SELECTION_TIE} (least loss; fewer float layers on a tie)"
+            ),
+            "speedup_over_fp32_batch1": chosen["speedup_over_fp32"],
+            "speed_measured": {
+                **cpu_facts(),
+                "input": list(timing_input.shape),
+                "rounds": SPEED_REPEATS,
+                "how": "plain onnxruntime sessions, interleaved with fp32, medians",
+            },
+            "candidates": [{"form": t["form"].label, **{k: t[k] for k in keys}} for t in tried],
         },
         "fp32_val_dice": fp32_scores["dice"],
         "val_dice": chosen["val_dice"],
         **extra,
     }
+
+
+def fastest_holding(candidates: list[dict]) -> dict:
+    """The fastest candidate (``speedup_over_fp32``) whose validation ``loss`` against fp32 is
+    within `DICE_TOLERANCE`; the least loss when none is (the first on a tie)."""
+    holding = [c for c in candidates if c["loss"] <= DICE_TOLERANCE]
+    if holding:
+        return max(holding, key=lambda c: c["speedup_over_fp32"])
+    return min(candidates, key=lambda c: c["loss"])
+
+
+def _timing_input(x: list[np.ndarray], size: int) -> np.ndarray:
+    """The batch-1 input the candidates are timed on: the first calibration input, cut to the
+    model's input size (a tiled model runs tiles of that size)."""
+    return np.ascontiguousarray(x[0][:size, :size][None])
 
 
 def quantize(
@@ -174,11 +240,12 @@ def quantize(
     float_nodes: list[str],
     out: Path,
     cache: Path | None = None,
-    activations: str = "int8",
+    form: Form = FORMS[0],
 ) -> Path:
-    """Static int8 QDQ quantization of ``fp32`` (MinMax ranges over ``calibration``, HxWxC
-    float32 model inputs, one run each), leaving ``float_nodes`` in float; ``cache`` reuses the ranges across calls;
-    ``activations`` "int8" (signed) or "uint8"; weights are signed int8 per channel."""
+    """Static int8 quantization of ``fp32`` in ``form`` (QDQ or QOperator graph, int8 or uint8
+    activations; weights signed int8 per channel), MinMax ranges over ``calibration`` (HxWxC
+    float32 model inputs, one run each), leaving ``float_nodes`` in float; ``cache`` reuses the
+    ranges across calls (they do not depend on the form)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -203,10 +270,10 @@ def quantize(
             source,
             out,
             Reader(),
-            quant_format=QuantFormat.QDQ,
+            quant_format=QuantFormat.QDQ if form.format == "QDQ" else QuantFormat.QOperator,
             op_types_to_quantize=list(QUANTIZED_OPS),
             per_channel=True,
-            activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8,
+            activation_type=QuantType.QInt8 if form.activations == "int8" else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(float_nodes),
             calibrate_method=CalibrationMethod.MinMax,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import onnx
 
-from export import ACTIVATIONS, PRECISIONS, ExportError
+from export import PRECISIONS, ExportError, add_int8_flags
 from export.graph import to_fp32
 from export.install import check_free, install, installed_line
 from export.precision import CALIBRATION_IMAGES, with_precision
@@ -54,9 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--max-images", type=cli.positive_int, help="score on at most N val and N test images"
     )
-    p.add_argument(
-        "--activations", choices=ACTIVATIONS, default="int8", help="int8 activation type"
-    )
+    add_int8_flags(p)
     return p.parse_args(argv)
 
 
@@ -68,8 +66,9 @@ def convert(
     name: str | None = None,
     calibration_images: int = CALIBRATION_IMAGES,
     max_images: int | None = None,
-    activations: str = "int8",
+    activations: str = "auto",
     force: bool = False,
+    quant_format: str = "auto",
 ) -> dict:
     """Write ``model`` at ``precision`` into ``out``; returns the new card. Raises ExportError
     (also when ``out`` holds a model of that name and ``force`` is not given)."""
@@ -99,6 +98,7 @@ def convert(
             calibration_images=calibration_images,
             max_images=max_images,
             activations=activations,
+            quant_format=quant_format,
         )
         card.update(variant.card)
         # the training history stays with the model trained; the card names it (derived_from)
@@ -125,6 +125,7 @@ def _quantize(args: argparse.Namespace) -> int:
         args.max_images,
         args.activations,
         args.force,
+        args.quant_format,
     )
     print(installed_line(out, card, f"fp32 Dice {card['fp32_test_dice']:.4f}"))
     return 0

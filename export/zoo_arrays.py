@@ -3,8 +3,8 @@
 The test input is what another tool feeds the package: a batch of one uint8 image in the model's
 axis order (batch, y, x, channel), at the size the engine would run it (the card's input size for
 whole-image models, the sample's own size cut to a multiple of the stride for tiled models). The
-test output is the model's raw output on that input after the package's pre-processing (x / 255),
-so the package reproduces it exactly. Light: numpy, Pillow and the onnxruntime engine.
+test output is the model's raw output on that input after the package's pre-processing (x / 255,
+or the image's percentiles to 0 and 1, clipped), so the package reproduces it. Light: numpy, Pillow and the onnxruntime engine.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ from PIL import Image
 from segcore.card import ModelCard
 from segcore.inference.engine import Engine
 from segcore.inference.instances import decode
-from segcore.inference.preprocess import load_image, resize_image
+from segcore.inference.preprocess import (
+    load_image,
+    percentile_normalize,
+    percentile_range,
+    resize_image,
+)
 from segcore.inference.visualize import instance_overlay, overlay
 
 #: Longest side of a tiled model's test input (keeps the package small and the test fast).
@@ -59,11 +64,21 @@ def model_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
     return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
 
 
+def package_input(image: np.ndarray, card: ModelCard) -> np.ndarray:
+    """The model input the package's pre-processing makes of a test input (1xHxWxC): x / 255,
+    or for a ``percentile`` card the sample's percentiles over all pixels and channels mapped to
+    0 and 1, clipped as the engine clips (`segcore.inference.preprocess.PERCENTILE_CLIP`)."""
+    x = image.astype(np.float32)
+    if card.normalization == "percentile":
+        return percentile_normalize(x, percentile_range(x, card.percentiles))
+    return x / np.float32(255.0)
+
+
 def test_tensors(engine: Engine, sample: Path) -> TestTensors:
     """Test input and output of ``engine``'s model computed from the image file ``sample``."""
     rgb = test_view(load_image(sample), engine.card)
     image = model_channels(rgb, engine.channels)[None]
-    output = engine.channel_maps(image.astype(np.float32) / np.float32(255.0))
+    output = engine.channel_maps(package_input(image, engine.card))
     return TestTensors(image, np.asarray(output, dtype=np.float32), rgb)
 
 

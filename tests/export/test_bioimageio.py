@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -182,3 +183,91 @@ def test_out_a_file_existing_packages_and_path_names_are_one_line(
     (tmp_path / "bright.json").write_text(json.dumps({**card, "name": "../escape"}))
     with pytest.raises(ExportError, match="card name '../escape' is not a plain file name"):
         export_package(tmp_path / "bright.onnx", out)
+
+
+@pytest.fixture(scope="module")
+def multi_source_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hand-made instance model with a percentile card trained on DSB and MoNuSeg
+    (CC BY-NC-SA), per-kind decoding, two authors and a maintainer, packaged and checked."""
+    from export.card_writer import source_credit
+
+    folder = tmp_path_factory.mktemp("multi")
+    model = write_nuclei_model(folder, "multi")
+    card = json.loads(model.with_suffix(".json").read_text())
+    counts = {"dsb": {"train": 480, "val": 60, "test": 60}, "monuseg2018": {"train": 24}}
+    card |= {
+        "dataset": "dsb+monuseg2018",
+        **source_credit("dsb+monuseg2018", counts),
+        "normalization": "percentile",
+        "normalization_percentiles": [2.0, 99.5],
+        "instances_by_kind": {"he": {"foreground": 0.6}},
+    }
+    model.with_suffix(".json").write_text(json.dumps(card))
+    return export_package(
+        model,
+        folder / "out",
+        DSB_SAMPLE,
+        authors=["Ada Lovelace;Analytical Engines Ltd", "Alan Turing"],
+        maintainers=["Bot;bioimage.io;bioimageiobot"],  # a user bioimageio knows offline
+    )
+
+
+def test_multi_source_percentile_package(multi_source_package: Path):
+    data = rdf(multi_source_package)
+    assert run_test_model(multi_source_package, devices=["CPUExecutionProvider"]).status == "passed"
+    ops = data["inputs"][0]["preprocessing"]
+    scale = next(p for p in ops if p["id"] == "scale_range")
+    assert scale["kwargs"]["min_percentile"] == 2.0 and scale["kwargs"]["max_percentile"] == 99.5
+    assert set(scale["kwargs"]["axes"]) == {"y", "x", "channel"}  # per sample, channels jointly
+    clip = next(p for p in ops if p["id"] == "clip")
+    assert (clip["kwargs"]["min"], clip["kwargs"]["max"]) == (-0.5, 2.0)  # the engine's clip
+    assert [p["id"] for p in ops].index("clip") > [p["id"] for p in ops].index("scale_range")
+    # the MoNuSeg source is CC BY-NC-SA: the package is non-commercial and share-alike
+    assert data["license"] == "CC-BY-NC-SA-4.0"
+    dois = {c.get("doi") for c in data["cite"]}
+    assert {"10.1038/s41592-019-0612-7", "10.1109/TMI.2017.2677499"} <= dois
+    assert [a["name"] for a in data["authors"]] == ["Ada Lovelace", "Alan Turing"]
+    assert data["authors"][0]["affiliation"] == "Analytical Engines Ltd"
+    assert data["maintainers"][0]["github_user"] == "bioimageiobot"
+    segcore_config = data["config"]["segcore"]
+    assert segcore_config["instances_by_kind"]["he"]["foreground"] == 0.6
+    assert segcore_config["card"]["normalization_percentiles"] == [2.0, 99.5]
+    assert [s["name"] for s in segcore_config["card"]["sources"]] == ["dsb", "monuseg2018"]
+    with zipfile.ZipFile(multi_source_package) as zf:
+        readme = zf.read("README.md").decode()
+    for words in ("**dsb**", "CC0 1.0", "**monuseg2018**", "CC BY-NC-SA 4.0", "non-commercial"):
+        assert words in readme
+    assert "share-alike" in readme and "instances_by_kind" in readme
+    assert "2.0 and 99.5 percentiles" in readme and "[-0.5, 2.0]" in readme
+
+
+def test_readme_commands_run_on_the_unpacked_package(multi_source_package: Path, tmp_path: Path):
+    """The README's commands, as written, unpack the zip and segment an image with segcore."""
+    shutil.copy(multi_source_package, tmp_path)
+    with zipfile.ZipFile(multi_source_package) as zf:
+        readme = zf.read("README.md").decode()
+    block = readme.split("## Use", 1)[1].split("```")[1]
+    commands = [line for line in block.splitlines() if line.startswith("python ")]
+    assert len(commands) == 2
+    for line in commands:
+        words = line.replace("IMAGE", str(DSB_SAMPLE)).replace("OUT", "segmented").split()
+        result = subprocess.run(
+            [sys.executable, *words[1:]],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},  # this checkout's segcore
+        )
+        assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "segmented").glob("*_labels.png"))
+
+
+def test_bad_author_and_maintainer_flags_are_one_line(
+    tmp_path: Path, bright_models_dir: Path, capsys
+):
+    model = str(bright_models_dir / "bright.onnx")
+    assert main([model, "--out", str(tmp_path), "--maintainer", "Grace Hopper;Navy"]) == 2
+    assert "GitHub user" in capsys.readouterr().err
+    assert main([model, "--out", str(tmp_path), "--author", ";nobody"]) == 2
+    assert capsys.readouterr().err.startswith("error: --author ';nobody'")
+    assert not list(tmp_path.glob("*.zip"))

@@ -23,13 +23,18 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("napari", reason="napari is not installed (pip install segcore[napari])")
 pytest.importorskip("npe2", reason="npe2 is not installed (pip install segcore[napari])")
 
+from segcore.errors import ImageError  # noqa: E402
 from segcore.io.instance_io import save_labels, save_labels_png  # noqa: E402
 from segcore.napari import reader, samples  # noqa: E402
 from segcore.napari.widget_core import (  # noqa: E402
     engine_for,
     layer_pixels,
+    layer_source,
     model_choices,
+    run_steps,
     segment_pixels,
+    segment_steps,
+    step_count,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -230,3 +235,84 @@ def test_reader_refuses_a_declared_huge_label_image_and_a_zarr_without_multiscal
     zarr.open_group(str(bare), mode="w", zarr_format=2)
     with pytest.raises(ImageError, match="no OME-Zarr multiscales"):
         reader.read_paths(str(bare))
+
+
+class WindowLog:
+    """A lazy 2-D array (as zarr or dask give napari) that records every window read from it."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.pixels, self.shape, self.dtype, self.ndim = pixels, pixels.shape, pixels.dtype, 2
+        self.windows: list[tuple[int, int]] = []
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        window = self.pixels[key]
+        self.windows.append(window.shape[:2])
+        return window
+
+
+def big_disks(side: int = 720) -> np.ndarray:
+    """A one-channel 16-bit image of bright disks on a grid (a few hundred pixels apart)."""
+    image = np.full((side, side), 300, np.uint16)
+    yy, xx = np.mgrid[:side, :side]
+    for cy in range(40, side - 20, 90):
+        for cx in range(40, side - 20, 90):
+            image[(yy - cy) ** 2 + (xx - cx) ** 2 <= 14**2] = 3000
+    return image
+
+
+def test_a_layer_above_the_cap_goes_block_by_block_never_read_whole(tmp_path: Path):
+    engine = engine_for(write_nuclei_model(tmp_path))
+    pixels = big_disks()
+    lazy = WindowLog(pixels)
+    source = layer_source([lazy, pixels[::2, ::2]], rgb=False)
+    cap = 100_000  # below the layer's 518,400 pixels
+    total = step_count(engine, source, cap)
+    steps = segment_steps(engine, source, max_pixels=cap)
+    seen = []
+    while True:
+        try:
+            seen.append(next(steps))
+        except StopIteration as stop:
+            result = stop.value
+            break
+    assert total > 1 and seen == [(k, total) for k in range(1, total + 1)]  # one step per block
+    assert max(h * w for h, w in lazy.windows) < pixels.size  # read window by window
+    assert isinstance(result.labels, list) and result.labels[0].shape == pixels.shape  # pyramid
+    whole = segment_pixels(engine, pixels)  # the same layer held whole
+    assert result.count == whole.count == 64
+    blockwise = np.asarray(result.labels[0][:])
+    assert np.mean((blockwise > 0) == (whole.labels > 0)) > 0.99
+    assert result.features["index"] == list(range(1, result.count + 1))
+
+
+def test_a_semantic_model_refuses_a_layer_above_the_cap(bright_models_dir: Path):
+    engine = engine_for(bright_models_dir / "bright.onnx")
+    source = layer_source(np.zeros((64, 64), np.uint8), rgb=False)
+    assert step_count(engine, source, 1000) == 1
+    with pytest.raises(ImageError, match="above the 1,000-pixel limit"):
+        run_steps(segment_steps(engine, source, max_pixels=1000))
+
+
+def test_the_widget_runs_in_a_thread_worker_with_a_progress_bar(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """start_worker plans in the caller's thread, segments in a napari thread worker whose
+    progress bar counts the steps, and adds the Labels layer to the viewer when done."""
+    from napari.components import ViewerModel
+    from napari.layers import Image as ImageLayer
+
+    from segcore.napari.widget import start_worker
+
+    write_nuclei_model(tmp_path)
+    monkeypatch.setenv("SEGCORE_MODELS_DIR", str(tmp_path))
+    viewer = ViewerModel()
+    image, _ = disk_image(56, 56, DISKS)
+    layer = viewer.add_layer(ImageLayer(image, rgb=True, name="disks", scale=(0.5, 0.5)))
+    with pytest.raises(ValueError, match="never cut silently"):
+        start_worker(viewer, ImageLayer(np.zeros((3, 32, 32)), name="stack"), "nuclei")
+    worker = start_worker(viewer, layer, "nuclei")
+    assert worker.pbar.total == 1 and "nuclei on disks" in worker.pbar.desc
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=60_000)
+    labels = viewer.layers[-1]
+    assert type(labels).__name__ == "Labels" and labels.name == "nuclei: 3 nuclei"
+    assert tuple(labels.scale) == (0.5, 0.5) and labels.metadata["count"] == 3

@@ -44,7 +44,10 @@ def main(model: str, screenshot: str) -> dict:
     viewer.window.add_dock_widget(widget, name="Segment (segcore)", area="right")
     widget.image.value = layer
     widget.model.value = model
-    widget()
+    widget()  # runs in a thread worker: the viewer stays responsive, the layer follows
+    end = time.monotonic() + 240
+    while len(viewer.layers) < 2 and time.monotonic() < end:
+        settle(0.1)
     labels = viewer.layers[-1]
     settle()
     viewer.reset_view()
