@@ -7,7 +7,7 @@ same seeded split, image size, epochs, optimiser, schedule, loss, augmentation a
 ``--work``; an interrupted run continues with ``--resume``, a finished one is not trained again).
 Each run is then exported (``python -m export``: int8 where it keeps the test Dice within
 export's tolerance of fp32, else fp16), its test images scored one by one through the engine,
-and its folder written under ``--out`` (`segcore.io.variant_runs`: model.onnx, model.json with the
+and its folder written under ``--out`` (`segcore.scoring.variant_runs`: model.onnx, model.json with the
 budget, history.csv, test_per_image.csv), the card last. Re-running skips what is done.
 
 - ``--check``: re-verifies that every folder's files agree (exit 1 naming each disagreement).
@@ -42,7 +42,9 @@ from bench.records import default_path, write_records
 from segcore import cli
 from segcore.atomic import write_json, write_text
 from segcore.errors import DataError
-from segcore.io.variant_runs import (
+from segcore.models import ARCHITECTURES
+from segcore.paths import REPO_ROOT, models_dir
+from segcore.scoring.variant_runs import (
     CARD_FILE,
     HISTORY_FILE,
     MIN_EPOCHS,
@@ -53,8 +55,6 @@ from segcore.io.variant_runs import (
     find_variants,
     per_image_text,
 )
-from segcore.models import ARCHITECTURES
-from segcore.paths import REPO_ROOT, models_dir
 
 #: Data set -> its folder under ``--data-root``.
 DATASETS = {"isic": "isic2017-256", "dsb": "dsb2018"}

@@ -6,7 +6,7 @@
 - then renders one markdown row per record, marks the shipped models (cards in ``models/``,
   whose test figures come from the exported ONNX at each image's original size, post-processed,
   with their precision and CPU batch-1 latency from ``bench/results/inference-*.json``), adds the
-  variant comparison (``models/variants/<dataset>/<arch>/``, `segcore.io.variant_runs`: test Dice
+  variant comparison (``models/variants/<dataset>/<arch>/``, `segcore.scoring.variant_runs`: test Dice
   with its 95% bootstrap interval over the test images, CPU ms from
   ``bench/results/variants-cpu-*.json``; toy runs left out), the old GPU comparison records
   (``bench/results/architectures.json``) and the peer figures of ``docs/peers.json`` (each with
@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 from segcore import cli
-from segcore.io.variant_runs import find_variants, read_cpu_ms, read_per_image
 from segcore.paths import REPO_ROOT, bench_dir, variants_dir
 from segcore.scoring.bootstrap import mean_interval
+from segcore.scoring.variant_runs import find_variants, read_cpu_ms, read_per_image
 
 RESULTS_DIR = bench_dir()
 ARCH_RESULTS = RESULTS_DIR / "architectures.json"

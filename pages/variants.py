@@ -40,8 +40,8 @@ from segcore.app.variant_board import (
 from segcore.data import Sample, find_samples, load_sample
 from segcore.errors import DataError, ImageError
 from segcore.inference.preprocess import open_image, to_rgb_array
-from segcore.io.variant_runs import find_variants, read_cpu_ms
 from segcore.paths import REPO_ROOT, bench_dir, models_dir, samples_dir, variants_dir
+from segcore.scoring.variant_runs import find_variants, read_cpu_ms
 
 #: The side-by-side view segments an image at most this many pixels on its long side.
 VIEW_SIDE = 1024

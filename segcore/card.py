@@ -20,6 +20,7 @@ from typing import Any
 
 from segcore.errors import ModelError
 from segcore.inference.instances import MARKERS, DecodeSettings
+from segcore.inference.intensity import DEFAULT_RULE, RULES
 from segcore.inference.postprocess import Postprocess
 from segcore.inference.preprocess import (
     DEFAULT_THRESHOLD,
@@ -28,7 +29,6 @@ from segcore.inference.preprocess import (
     PERCENTILES,
 )
 from segcore.kinds import KINDS
-from segcore.large.intensity import DEFAULT_RULE, RULES
 
 #: Keys every card must have.
 REQUIRED = ("input_size", "channels")
@@ -84,7 +84,7 @@ class ModelCard:
     #: Low and high percentiles of the ``percentile`` normalisation (card key
     #: ``normalization_percentiles``), mapped to 0 and 1.
     percentiles: tuple[float, float] = PERCENTILES
-    #: The intensity rule for files wider than 8 bits (`segcore.large.intensity`), defaults filled in.
+    #: The intensity rule for files wider than 8 bits (`segcore.inference.intensity`), defaults filled in.
     intensity: dict = field(default_factory=lambda: dict(DEFAULT_RULE))
     #: Bright-field images are inverted before the model (`segcore.kinds.invert_brightfield`).
     invert_brightfield: bool = False

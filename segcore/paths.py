@@ -31,5 +31,5 @@ def bench_dir() -> Path:
 
 def variants_dir() -> Path:
     """``$SEGCORE_VARIANTS_DIR``, else ``<models>/variants``: the variant comparison's runs
-    (``<dataset>/<arch>/``, `segcore.io.variant_runs`)."""
+    (``<dataset>/<arch>/``, `segcore.scoring.variant_runs`)."""
     return _folder("SEGCORE_VARIANTS_DIR", models_dir() / "variants")

@@ -13,8 +13,8 @@ from segcore.paths import REPO_ROOT
 #: (pre/post-processing, instance targets) come first because training uses them too.
 STAGES = (
     "segcore.inference",
-    "segcore.scoring",
     "segcore.io",
+    "segcore.scoring",
     "segcore.data",
     "segcore.models",
     "segcore.training",

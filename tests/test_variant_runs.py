@@ -1,4 +1,4 @@
-"""segcore.io.variant_runs and ``python -m bench.architectures --check``: a consistent folder passes,
+"""segcore.scoring.variant_runs and ``python -m bench.architectures --check``: a consistent folder passes,
 each kind of disagreement is named; the plan and the resumable training commands."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from variant_folders import write_variant
 
 from bench.architectures import CPU_BUDGET, TOY_BUDGET, main, plan, train_command
 from segcore.errors import DataError
-from segcore.io.variant_runs import (
+from segcore.scoring.variant_runs import (
     CARD_FILE,
     HISTORY_FILE,
     PER_IMAGE_FILE,

@@ -1,4 +1,4 @@
-"""Tiny synthetic comparison folders (`segcore.io.variant_runs`) for tests: a hand-made ONNX model,
+"""Tiny synthetic comparison folders (`segcore.scoring.variant_runs`) for tests: a hand-made ONNX model,
 its card, a training log and per-image test scores that agree with each other."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from handmade_models import save_conv1x1_sigmoid_model
 
-from segcore.io.variant_runs import (
+from segcore.scoring.variant_runs import (
     CARD_FILE,
     HISTORY_FILE,
     MODEL_FILE,

@@ -1,7 +1,7 @@
 """The Variants page's logic: every U-Net variant of a data set side by side, with how sure each
 score is, what each costs, and where the variants disagree.
 
-A data set's contenders come from the comparison's folders (`segcore.io.variant_runs`, written by
+A data set's contenders come from the comparison's folders (`segcore.scoring.variant_runs`, written by
 ``python -m bench.architectures``: one budget for every variant) or, as their own group, from the
 shipped models (``models/<name>.onnx`` + card + history, trained with other recipes; their
 per-image scores ``models/<name>.test_per_image.csv`` when present). Statistics come from
@@ -21,10 +21,10 @@ from plotly.colors import qualitative
 
 from segcore.app.model_choice import ModelEntry
 from segcore.card import ModelCard
-from segcore.io.variant_runs import SHIPPED_PER_IMAGE, PerImage, VariantRun, read_per_image
 from segcore.models import ARCHITECTURES
 from segcore.scoring.bootstrap import BETTER, SAME, TOO_FEW, WORSE, mean_interval, paired_comparison
 from segcore.scoring.scores import binary_scores
+from segcore.scoring.variant_runs import SHIPPED_PER_IMAGE, PerImage, VariantRun, read_per_image
 
 #: The variants a complete comparison holds, in the order the page lists them.
 VARIANTS = tuple(ARCHITECTURES)

@@ -7,7 +7,7 @@ here, by the card's rules (`segcore.card.ModelCard`), in this order:
 1. the pixels as decoded, of their own dtype, HxWxC (`raw_pixels`, `raw_array`): 8-bit colour
    as RGB, 16-bit, 32-bit and float grey levels as they are (never cut to 8 bits first);
 2. one `ImageMapping` per image (`InputContract.fit`), fitted on the whole image or, for a
-   file read block by block, on its image-wide sample (`segcore.large.intensity.sample_pixels`), so
+   file read block by block, on its image-wide sample (`segcore.inference.intensity.sample_pixels`), so
    every block is mapped alike. Its ``view`` maps the pixels to an 8-bit-like [0, 1] image by the
    card's ``intensity`` rule (8-bit / 255, wider types by bit depth, type range or percentiles);
    the image's kind (`segcore.kinds.image_kind`) is judged on that view. Its ``model`` maps them
@@ -31,15 +31,15 @@ import numpy as np
 from PIL import Image
 
 from segcore.errors import ImageError
-from segcore.inference.preprocess import LUMA_WEIGHTS, NORMALIZATION, PERCENTILES, to_rgb_array
-from segcore.kinds import image_kind
-from segcore.large.intensity import (
+from segcore.inference.intensity import (
     DEFAULT_RULE,
     IntensityMapping,
     card_rule,
     fit_mapping,
     percentile_normalization,
 )
+from segcore.inference.preprocess import LUMA_WEIGHTS, NORMALIZATION, PERCENTILES, to_rgb_array
+from segcore.kinds import image_kind
 
 #: Pillow modes whose pixels are grey levels wider than 8 bits (kept as they are).
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")

@@ -40,6 +40,7 @@ import segcore
 from segcore.atomic import replacing, write_text
 from segcore.errors import ImageError
 from segcore.inference.engine import figure_cells
+from segcore.inference.intensity import sample_pixels
 from segcore.inference.model_input import ImageMapping
 from segcore.io.fingerprints import fingerprint
 from segcore.io.labels_zarr import create_labels, finish_pyramid, write_record
@@ -60,7 +61,6 @@ from segcore.large.blockplan import (
     seam_refusal,
     segment_block,
 )
-from segcore.large.intensity import sample_pixels
 
 PARTIAL = ".partial"
 #: The resize factors ``--object-diameter`` may ask for (nuclei 3 to 144 px for an 18 px card).
@@ -251,7 +251,7 @@ def block_geometry(
 
 def image_mapping(engine: object, image: MicroscopyImage) -> ImageMapping:
     """The image's one intensity mapping by the engine's input contract, fitted on an
-    image-wide sample of its pixels (`segcore.large.intensity.sample_pixels`)."""
+    image-wide sample of its pixels (`segcore.inference.intensity.sample_pixels`)."""
     return engine.contract.fit(  # type: ignore[attr-defined]
         image.dtype, lambda: sample_pixels(image.read, image.height, image.width)
     )
@@ -353,6 +353,8 @@ def resume_plan(engine: object, job: BlockJob, block_size: int, margin: int) -> 
         },
         "settings": {**settings, "block_size": block_size, "margin": margin},
     }
+
+
 def _check_seams(path: str, seams: dict, notes: list[str], streams: ObjectStreams) -> None:
     """Say how many nuclei the seams cut or doubled (several blocks only), and refuse the image
     (`segcore.large.blockplan.seam_refusal`) when too many did; its saved blocks stay."""

@@ -20,7 +20,7 @@ from segcore.app.variant_board import (
     pareto_front,
     score_table,
 )
-from segcore.io.variant_runs import find_variants
+from segcore.scoring.variant_runs import find_variants
 
 RNG = np.random.default_rng(5)
 BASE = RNG.uniform(0.6, 0.9, 30)

@@ -9,8 +9,8 @@ import pytest
 import tifffile
 
 from segcore.errors import ImageError
+from segcore.inference.intensity import IntensityMapping, card_rule, fit_mapping, sample_pixels
 from segcore.io.microscopy import open_microscopy, stem_of
-from segcore.large.intensity import IntensityMapping, card_rule, fit_mapping, sample_pixels
 
 
 def test_stems_keep_double_extensions():
