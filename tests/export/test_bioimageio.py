@@ -86,7 +86,7 @@ def test_instance_model_package(packages: dict[str, Path]):
         readme = zf.read("README.md").decode()
         test_input = np.load(zf.open("test_input.npy"))
         test_output = np.load(zf.open("test_output.npy"))
-    assert "watershed" in readme and "segcore.commands.predict" in readme
+    assert "watershed" in readme and "-m segcore.predict" in readme
     assert test_input.dtype == np.uint8 and test_input.shape[0] == 1
     assert test_input.shape[1] % 4 == 0 and test_input.shape[2] % 4 == 0
     assert test_output.shape == (*test_input.shape[:3], 2)
