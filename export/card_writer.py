@@ -142,7 +142,10 @@ def instance_card(run_dir: Path, config: RunConfig) -> dict:
     if config.settings.target != "instance":
         return {}
     tuned = read_decode(run_dir)
-    instances = config.card(tuned.get("instances")).instances.to_json()
+    settings = config.card(tuned.get("instances")).instances
+    if settings is None:
+        raise ValueError(f"{run_dir}: an instance run's card without decoding settings")
+    instances = settings.to_json()
     fields = {
         "target": "instance",
         "mode": "tiled",

@@ -3,6 +3,8 @@ multiply-add counts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -129,20 +131,21 @@ def count_macs(proto: onnx.ModelProto, shape: tuple[int, ...]) -> int:
     for node in inferred.node:
         if node.op_type not in MAC_OPS:
             continue
-        out = shapes.get(node.output[0])
-        if not out or None in out:
+        found = shapes.get(node.output[0])
+        if not found or None in found:
             raise ValueError(f"cannot infer the output shape of {node.op_type} {node.name!r}")
+        out = _known(found, node.name)
         if node.op_type in ("Conv", "ConvTranspose"):
-            kernel = weights.get(node.input[1]) or shapes.get(node.input[1])
+            kernel = _known(weights.get(node.input[1]) or shapes.get(node.input[1]), node.name)
             if node.op_type == "Conv":
                 # weight (C_out, C_in / group, k...): each output value takes C_in / group * k...
                 total += int(np.prod(out)) * kernel[1] * int(np.prod(kernel[2:]))
             else:
                 # weight (C_in, C_out / group, k...): each input value feeds C_out / group * k...
-                inp = shapes[node.input[0]]
+                inp = _known(shapes[node.input[0]], node.name)
                 total += int(np.prod(inp)) * kernel[1] * int(np.prod(kernel[2:]))
         else:
-            a = shapes.get(node.input[0]) or weights.get(node.input[0])
+            a = _known(shapes.get(node.input[0]) or weights.get(node.input[0]), node.name)
             total += int(np.prod(out)) * a[-1]
     return total
 
@@ -156,3 +159,10 @@ def _replace(graph: onnx.GraphProto, initializers: list, nodes: list) -> None:
 
 def _size(init: onnx.TensorProto) -> int:
     return int(np.prod(init.dims, dtype=np.int64))
+
+
+def _known(shape: Sequence[int | None] | None, node: str) -> list[int]:
+    """A shape whose every dimension shape inference found (ValueError naming the node else)."""
+    if shape is None or any(d is None for d in shape):
+        raise ValueError(f"cannot infer the shapes around {node!r}")
+    return [int(d) for d in shape if d is not None]

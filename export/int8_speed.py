@@ -10,6 +10,7 @@ machine the load hits every model alike, the absolute times do not hold.
 from __future__ import annotations
 
 import collections
+import functools
 import platform
 import re
 import tempfile
@@ -144,5 +145,5 @@ def batch1_ms(models: Mapping[str, Path], x: np.ndarray, repeats: int) -> dict[s
     sessions = {k: session(p) for k, p in models.items()}
     feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
     return interleaved_ms(
-        {k: (lambda s=s, f=feeds[k]: s.run(None, f)) for k, s in sessions.items()}, repeats
+        {k: functools.partial(s.run, None, feeds[k]) for k, s in sessions.items()}, repeats
     )

@@ -84,7 +84,7 @@ def export_run(
             keras_test_metrics=keras_means(run.keras_test_metrics),
             export_library_versions=library_versions(),
         )
-        final = fp32.model_path
+        final = fp32.model_file
         if precision == "int8":
             variant = with_precision(
                 proto, card, run.split, "int8", Path(tmp) / "int8", fp32_test=(metrics, raw),
@@ -93,7 +93,7 @@ def export_run(
             card.update(variant.card)
             final = variant.path
         elif precision == "fp16":
-            card["fp32_onnx_bytes"] = fp32.model_path.stat().st_size
+            card["fp32_onnx_bytes"] = fp32.model_file.stat().st_size
             final = _half(proto, Path(tmp) / "fp16", card, (keras_probs, x), samples, settings)
         card["onnx_bytes"] = final.stat().st_size
         install(final, run.history_path, card, out_dir, name)
@@ -125,7 +125,7 @@ def _half(
         test_metrics=metrics16,
         test_metrics_no_postprocess=raw16,
     )
-    return half.model_path
+    return half.model_file
 
 
 def _check_fastest(

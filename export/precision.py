@@ -93,11 +93,11 @@ def with_precision(
         fp32_test = score(fp32_engine, test, settings)
     fields: dict = {"precision": precision, "fp32_test_dice": fp32_test[0]["dice"]}
     if precision == "fp32":
-        path = fp32_engine.model_path
+        path = fp32_engine.model_file
         metrics = fp32_test
     elif precision == "fp16":
         engine = _engine(to_fp16(fp32), workdir / "fp16", card | {"precision": "fp16"})
-        path, metrics = engine.model_path, score(engine, test, settings)
+        path, metrics = engine.model_file, score(engine, test, settings)
     else:
         path, selection = _int8(
             fp32, fp32_engine, card, split, val, settings, workdir, calibration_images,
@@ -145,7 +145,7 @@ def _int8(
 
     def candidates(pairs: list[tuple[Form, list[str]]]) -> list[dict]:
         """Quantize, score on val and time (one interleaved run with fp32) each (form, floats)."""
-        out = []
+        out: list[dict] = []
         for form, float_nodes in pairs:
             path = workdir / f"int8_{len(tried) + len(out)}" / f"{card['name']}.onnx"
             quantize(fp32, x, float_nodes, path, cache, form)

@@ -177,8 +177,8 @@ def render(
         lines.append(_row([*cells, source]))
     for v in sorted(variants or [], key=lambda v: (v["dataset"], -v["test"]["dice"])):
         img_s = f"{v['train_img_s']:.1f}" if v.get("train_img_s") else ""
-        ms = f"{v['cpu_ms']:.1f}" if v.get("cpu_ms") else ""
-        cells = _result_cells(v, v["test"], v["label"], v["dice"], img_s, ms)
+        cpu = f"{v['cpu_ms']:.1f}" if v.get("cpu_ms") else ""
+        cells = _result_cells(v, v["test"], v["label"], v["dice"], img_s, cpu)
         lines.append(_row([*cells, v["source"]]))
     for r in sorted(records, key=lambda r: (r["dataset"], -r["test"]["dice"])):
         t = r["test"]

@@ -73,7 +73,7 @@ def image_scores(
             preds = engine.predict_batch([im for im, _ in pairs], postprocess=False)
             for (_, truth), pred in zip(pairs, preds, strict=True):
                 out.raw.append(with_thresholded_jaccard(binary_scores(truth > 0, pred.mask)))
-                out.post.append({**out.raw[-1], **instance_scores(truth, pred.labels)})
+                out.post.append({**out.raw[-1], **instance_scores(truth, pred.instance_labels())})
             continue
         x = np.stack([engine.resized_input(im) for im, _ in pairs])
         for (im, truth), prob in zip(pairs, engine.probabilities(x), strict=True):

@@ -100,7 +100,9 @@ def cover_png(tensors: TestTensors, card: ModelCard) -> bytes:
     canvas = Image.new("RGB", (2 * COVER_SIDE, COVER_SIDE))
     for i, panel in enumerate(panels):
         square = Image.fromarray(panel[top : top + side, left : left + side])
-        canvas.paste(square.resize((COVER_SIDE, COVER_SIDE), Image.BILINEAR), (i * COVER_SIDE, 0))
+        canvas.paste(
+            square.resize((COVER_SIDE, COVER_SIDE), Image.Resampling.BILINEAR), (i * COVER_SIDE, 0)
+        )
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     return buffer.getvalue()

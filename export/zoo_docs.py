@@ -231,6 +231,8 @@ def _metrics_table(metrics: dict) -> str:
 def _labels_section(card: ModelCard) -> str:
     """How to turn an instance model's two output channels into one id per nucleus."""
     s = card.instances
+    if s is None:
+        raise ValueError(f"{card.name}: not an instance model")
     channels = card.get("target_channels", [s.markers, "foreground"])
     markers, relief = (
         (f"whose distance value is above {s.distance}", "the inverted distance map")

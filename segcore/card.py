@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from segcore.errors import ModelError
 from segcore.inference.instances import MARKERS, DecodeSettings
@@ -324,14 +324,17 @@ class _Checker:
         base = self.data.get("instances")
         if not isinstance(obj, dict) or (obj and not isinstance(base, dict)):
             raise self.fail("instances_by_kind must map image kinds to settings, with instances")
-        by_kind = {}
+        common: dict = base if isinstance(base, dict) else {}
+        by_kind: dict[str, DecodeSettings] = {}
         for kind, settings in obj.items():
             if kind not in KINDS:
                 raise self.fail(f"instances_by_kind: unknown kind {kind!r} ({', '.join(KINDS)})")
             if not isinstance(settings, dict):
                 raise self.fail(f"instances_by_kind.{kind} must be an object, not {settings!r}")
-            by_kind[kind] = self.decode_settings({**base, **settings}, f"instances_by_kind.{kind}")
-        return by_kind  # type: ignore[return-value]
+            decoded = self.decode_settings({**common, **settings}, f"instances_by_kind.{kind}")
+            if decoded is not None:  # always, for an object
+                by_kind[kind] = decoded
+        return by_kind
 
     def postprocess(self) -> Postprocess:
         obj = self.data.get("postprocess")
@@ -342,7 +345,7 @@ class _Checker:
         return Postprocess.from_json(obj)
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """True for a finite JSON number (int or float), false for bools, NaN, strings and the rest."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 

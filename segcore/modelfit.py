@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 
+from segcore.card import ModelCard
 from segcore.data.imagestats import distance, usable
 from segcore.inference.preprocess import ImageSource, open_image
 from segcore.kinds import KINDS, LESION, image_kind
@@ -41,6 +43,9 @@ KIND_WORDS = {LESION: "skin-lesion photos"}
 NUCLEI_WORDS = "microscopy images of cell nuclei"
 #: Data-set families whose cards predate ``kinds``, and the kinds their images are.
 FAMILY_KINDS = {"isic": (LESION,), "dsb": KINDS}
+
+#: a card as the engine reads it, or its JSON dict (both answer ``.get``)
+CardLike: TypeAlias = ModelCard | Mapping
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,13 @@ class Fit:
         return own > 1.0 or better is not None, better
 
 
-def card_dice(card: Mapping) -> float:
+def card_dice(card: CardLike) -> float:
     """A card's mean test Dice (0 when not recorded): the order among equally close models."""
     value = (card.get("test_metrics") or {}).get("dice")
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def card_kinds(card: Mapping) -> tuple[str, ...]:
+def card_kinds(card: CardLike) -> tuple[str, ...]:
     """The kinds of image a model was trained on: its card's ``kinds``, else those of its
     ``image_stats``, else its data-set family's (`FAMILY_KINDS`; any other: every nuclei kind)."""
     kinds = card.get("kinds") or (card.get("image_stats") or {}).get("kinds")
@@ -103,7 +108,7 @@ def _distance(stats: object, pixels: np.ndarray) -> float | None:
     return distance(stats, pixels) if usable(stats) and isinstance(stats, dict) else None
 
 
-def measure_fit(pixels: np.ndarray, cards: Mapping[str, Mapping]) -> Fit:
+def measure_fit(pixels: np.ndarray, cards: Mapping[str, CardLike]) -> Fit:
     """The image's kind and its distance to every model's training statistics (``cards``:
     name -> card), best test Dice first."""
     ranked = sorted(cards.items(), key=lambda item: -card_dice(item[1]))
@@ -126,19 +131,19 @@ def fit_pixels(source: ImageSource, side: int = FIT_SIDE) -> np.ndarray:
     return plain_view(raw_pixels(img))
 
 
-def family(card: Mapping) -> str:
+def family(card: CardLike) -> str:
     """The data-set family (``isic``, ``dsb``) a card's dataset name starts with, else the name."""
     name = str(card.get("dataset") or "?").lower()
     return next((f for f in FAMILY_KINDS if name.startswith(f)), name)
 
 
-def kind_of(card: Mapping) -> str:
+def kind_of(card: CardLike) -> str:
     """What a model's training images were, in words (``skin-lesion photos``)."""
     kinds = card_kinds(card)
     return KIND_WORDS.get(kinds[0], NUCLEI_WORDS) if len(kinds) == 1 else NUCLEI_WORDS
 
 
-def mismatch_line(fit: Fit, model: str, cards: Mapping[str, Mapping]) -> str | None:
+def mismatch_line(fit: Fit, model: str, cards: Mapping[str, CardLike]) -> str | None:
     """One plain line when the image does not look like ``model``'s training images, naming a
     model that fits (None when it looks alike)."""
     off, better = fit.mismatch(model)

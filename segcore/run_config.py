@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from segcore.card import ModelCard, TileSpec
 from segcore.data.sources import dataset_name, folder_name, sources_name
@@ -34,7 +35,7 @@ TILE_OVERLAP = 0.25  # tiled (native-scale) prediction of instance models: overl
 CONFIG_FILE = "config.json"
 #: The decoding settings tuned on the validation split (`segcore.training.tuning`), beside it.
 DECODE_FILE = "decode.json"
-DEMO_SIZING = {
+DEMO_SIZING: dict[str, Any] = {
     "base_filters": 8,
     "depth": 3,
     "img_size": 96,

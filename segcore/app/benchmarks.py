@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly.express as px
@@ -21,7 +22,7 @@ from segcore.app.dashboard import LAYOUT
 from segcore.app.model_choice import ModelEntry
 
 
-def _read_json(path: Path, kind: type, what: str) -> tuple[list | dict | None, list[str]]:
+def _read_json(path: Path, kind: type, what: str) -> tuple[Any, list[str]]:
     """The JSON value in ``path`` if it is a ``kind`` (else None and a message naming the file)."""
     try:
         data = json.loads(path.read_text())
@@ -97,6 +98,7 @@ def nuclei_caption(scores: dict | None, speed: dict | None) -> str:
         )
     seconds = (speed or {}).get("e2e_seconds_median")
     if isinstance(seconds, int | float):
+        speed = speed or {}
         size = "x".join(str(v) for v in speed.get("size", [])) or "one"
         parts.append(
             f"Speed: a {size} image with instances ({speed.get('nuclei', '?')} nuclei) takes "

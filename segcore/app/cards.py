@@ -57,9 +57,10 @@ def _image_check(card: dict) -> str | None:
 def _input(card: dict) -> str:
     """What the model sees: the whole image resized, or tiles of the image at its own size."""
     channels = card.get("channels")
-    kind = {1: "grayscale", 3: "RGB"}.get(channels, f"{channels} channels")
+    names: dict[object, str] = {1: "grayscale", 3: "RGB"}
+    kind = names.get(channels, f"{channels} channels")
     size = card.get("input_size")
-    tile = card.get("tile") if isinstance(card.get("tile"), dict) else {}
+    tile: dict = card["tile"] if isinstance(card.get("tile"), dict) else {}
     if card.get("mode") == "tiled":
         side = tile.get("size", size)
         overlap = tile.get("overlap")

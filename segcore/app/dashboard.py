@@ -94,7 +94,7 @@ def model_rows_for_kind(table: pd.DataFrame, entries: list[ModelEntry], kind: st
     out = table[keep].copy()
     for column, key in (("test Dice", "dice"), ("test IoU", "iou"), ("test images", "n_images")):
         if column in out:
-            out[column] = [scores[name].get(key) for name in out["model"]]
+            out[column] = [(scores[name] or {}).get(key) for name in out["model"]]
     return out
 
 

@@ -189,8 +189,11 @@ def _decoded_plane(
             pixels = plane.read(y0, min(y0 + rows, first.height), 0, first.width)[::step, ::step]
             strip = pixels if strip is None else np.maximum(strip, pixels)
             done += 1
+        assert strip is not None  # ``planes`` is never empty
         if raw is None:
             height = -(-first.height // step)
-            raw = np.empty((height, *strip.shape[1:]), strip.dtype)  # type: ignore[union-attr]
-        raw[y0 // step : y0 // step + len(strip)] = strip  # type: ignore[arg-type]
-    return raw  # type: ignore[return-value]
+            raw = np.empty((height, *strip.shape[1:]), strip.dtype)
+        raw[y0 // step : y0 // step + len(strip)] = strip
+    if raw is None:
+        raise ImageError(f"{first.path}: no rows to read")
+    return raw

@@ -47,6 +47,6 @@ def side_by_side(pictures: list[np.ndarray], height: int, gap: int = 2) -> np.nd
     width = max(1, round(w * height / h))
     canvas = np.full((height, len(pictures) * (width + gap) - gap, 3), 255, np.uint8)
     for i, picture in enumerate(pictures):
-        tile = Image.fromarray(picture).resize((width, height), Image.BILINEAR)
+        tile = Image.fromarray(picture).resize((width, height), Image.Resampling.BILINEAR)
         canvas[:, i * (width + gap) : i * (width + gap) + width] = np.asarray(tile)
     return canvas

@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -254,7 +255,7 @@ def _probability_u8(probability: np.ndarray, size: tuple[int, int]) -> np.ndarra
     small = (sampled.astype(np.float32) * 255 + 0.5).clip(0, 255).astype(np.uint8)
     if small.shape == size:
         return small
-    return np.asarray(Image.fromarray(small).resize(size[::-1], Image.BILINEAR))
+    return np.asarray(Image.fromarray(small).resize(size[::-1], Image.Resampling.BILINEAR))
 
 
 def segment_upload(
@@ -284,7 +285,7 @@ def segment_upload(
     objects = getattr(pred, "objects", None)
     if objects is not None and pixel_size:
         objects = [add_microns(dict(o), pixel_size) for o in objects]
-    result = dict(
+    result: dict[str, Any] = dict(
         name=upload.name,
         model=engine.name,
         figures=pred.figures(),

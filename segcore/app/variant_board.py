@@ -158,6 +158,11 @@ def common_images(contenders: list[Contender]) -> list[str]:
     return [image for image in scored[0].images if image in shared]
 
 
+def _scored(contenders: list[Contender]) -> list[tuple[Contender, PerImage]]:
+    """The contenders with per-image scores, each with its scores."""
+    return [(c, c.per_image) for c in contenders if c.per_image is not None]
+
+
 def _aligned(per_image: PerImage, images: list[str], score: str) -> np.ndarray:
     index = {name: i for i, name in enumerate(per_image.images)}
     return per_image.scores[score][[index[name] for name in images]]
@@ -168,8 +173,8 @@ def score_table(contenders: list[Contender]) -> pd.DataFrame:
     images, and the paired verdict against the best mean Dice (on the images both were scored
     on). A contender without per-image scores shows its card's means and no interval."""
     images = common_images(contenders)
-    scored = [c for c in contenders if c.per_image is not None]
-    best = max(scored, key=lambda c: float(c.per_image.scores["dice"].mean()), default=None)
+    #: (the contender of the best mean Dice, its scores); None when none has per-image scores
+    best = max(_scored(contenders), key=lambda cp: float(cp[1].scores["dice"].mean()), default=None)
     rows = []
     for c in contenders:
         row: dict = {"variant": c.label, "source": c.source}
@@ -194,13 +199,14 @@ def score_table(contenders: list[Contender]) -> pd.DataFrame:
             "Dice 95% interval": f"{dice.low:.3f} – {dice.high:.3f}",
             "IoU 95% interval": f"{iou.low:.3f} – {iou.high:.3f}",
         }
-        if c is best:
+        if best is None or c is best[0]:  # (best is None only when no contender has scores)
             row["against the best"] = "best mean Dice"
         else:
+            best_contender, best_scores = best
             paired = paired_comparison(
-                _aligned(c.per_image, images, "dice"), _aligned(best.per_image, images, "dice")
+                _aligned(c.per_image, images, "dice"), _aligned(best_scores, images, "dice")
             )
-            row["against the best"] = verdict_text(paired.verdict, best.label)
+            row["against the best"] = verdict_text(paired.verdict, best_contender.label)
             d = paired.difference
             row["Dice difference (95%)"] = f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]"
         rows.append(row)
@@ -383,12 +389,12 @@ def distribution_figure(contenders: list[Contender], palette: dict[str, str]) ->
 def disagreements(contenders: list[Contender], count: int = DISAGREEMENTS) -> pd.DataFrame:
     """The ``count`` test images where the contenders' Dice spreads widest (max - min), one
     column per contender; empty with fewer than two scored contenders."""
-    scored = [c for c in contenders if c.per_image is not None]
-    images = common_images(scored)
+    scored = _scored(contenders)
+    images = common_images([c for c, _ in scored])
     if len(scored) < 2 or not images:
         return pd.DataFrame()
     frame = pd.DataFrame(
-        {c.label: _aligned(c.per_image, images, "dice") for c in scored}, index=images
+        {c.label: _aligned(scores, images, "dice") for c, scores in scored}, index=images
     )
     frame.insert(0, "spread", frame.max(axis=1) - frame.min(axis=1))
     top = frame.sort_values("spread", ascending=False).head(count)

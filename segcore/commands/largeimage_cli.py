@@ -7,6 +7,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -17,6 +18,10 @@ from segcore.io.microscopy import PIXEL_SIZE_RANGE_UM, PROJECTIONS, pixel_size_o
 from segcore.io.names import printable
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # the work's modules load when a file needs them, not for --help
+    from segcore.large.distributed import BlockCluster
+    from segcore.large.largeimage import ImageSpec, LargeEngine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +85,7 @@ def pixel_size(text: str) -> float:
     return value
 
 
-def open_cluster(args: argparse.Namespace) -> object | None:
+def open_cluster(args: argparse.Namespace) -> BlockCluster | None:
     """A `segcore.large.distributed.BlockCluster` for ``--workers``/``--scheduler``, else None;
     raises ClusterError (one line) for a scheduler that cannot be used."""
     if not (args.workers or args.scheduler):
@@ -94,11 +99,11 @@ class LargeFiles:
     """The microscopy files of a ``predict`` run, with the plane options given: their thumbnail
     for the model check, and their segmentation block by block (`segcore.large.largeimage`)."""
 
-    def __init__(self, args: argparse.Namespace, cluster: object | None) -> None:
+    def __init__(self, args: argparse.Namespace, cluster: BlockCluster | None) -> None:
         """``args``: predict's options; ``cluster``: a `segcore.large.distributed.BlockCluster` or None."""
         self.args, self.cluster = args, cluster
 
-    def spec(self, path: Path) -> object:
+    def spec(self, path: Path) -> ImageSpec:
         """The `segcore.large.largeimage.ImageSpec` of ``path`` under the plane options."""
         from segcore.large.largeimage import ImageSpec
 
@@ -111,11 +116,11 @@ class LargeFiles:
         raises ImageError."""
         from segcore.inference.model_input import plain_view
 
-        image, _ = self.spec(path).open()  # type: ignore[attr-defined]
+        image, _ = self.spec(path).open()
         step = max(1, max(image.width, image.height) // side)
         return plain_view(image.read_plane(step))
 
-    def segment(self, engine: object, path: Path, out_dir: Path, stem: str) -> dict:
+    def segment(self, engine: LargeEngine, path: Path, out_dir: Path, stem: str) -> dict:
         """Segment one file with ``engine``; its predictions.csv row. An unusable file gives an
         error row and one line on stderr, and so does an unexpected exception (as an internal
         error naming the file, its traceback with --verbose), so the batch goes on. A lost
@@ -126,7 +131,7 @@ class LargeFiles:
         try:
             result = segment_large(
                 engine,
-                self.spec(path),  # type: ignore[arg-type]
+                self.spec(path),
                 out_dir,
                 stem,
                 block_size=a.block_size,

@@ -289,11 +289,12 @@ def write_instance_outputs(
     the coloured-instances overlay of one image; returns the names written."""
     from segcore.io.instance_io import save_labels, save_objects_csv, save_outlines_geojson
 
-    labels = save_labels(out_dir / f"{stem}_labels", pred.labels)
+    ids = pred.instance_labels()
+    labels = save_labels(out_dir / f"{stem}_labels", ids)
     save_objects_csv(out_dir / f"{stem}_objects.csv", pred.objects or [])
-    save_outlines_geojson(out_dir / f"{stem}_outlines.geojson", pred.labels, pred.objects)
+    save_outlines_geojson(out_dir / f"{stem}_outlines.geojson", ids, pred.objects)
     _save_png(
-        Image.fromarray(instance_overlay(image.pixels, pred.labels)),
+        Image.fromarray(instance_overlay(image.pixels, ids)),
         out_dir / f"{stem}_overlay.png",
     )
     return [labels.name, f"{stem}_objects.csv", f"{stem}_outlines.geojson", f"{stem}_overlay.png"]
@@ -383,7 +384,7 @@ def _finish(
         try:
             columns |= truth_scores(truth, pred, models.engine(name).max_pixels)
         except ImageError as exc:
-            log.warning("truth ignored: %s", printable(exc))
+            log.warning("truth ignored: %s", printable(str(exc)))
     return result_row(path, pred, **columns)
 
 
@@ -392,15 +393,26 @@ def _predict_group(
 ) -> dict[Path, dict]:
     """Segment images of one model, together, or one by one when one of them fails."""
     engine, s = models.engine(name), job.settings
-    options = dict(threshold=s.threshold, tta=s.tta, postprocess=s.postprocess)
     rows: dict[Path, dict] = {}
     try:
-        preds = engine.predict_batch([im for _, im in items], batch_size=s.batch_size, **options)
+        preds = engine.predict_batch(
+            [im for _, im in items],
+            threshold=s.threshold,
+            tta=s.tta,
+            postprocess=s.postprocess,
+            batch_size=s.batch_size,
+        )
     except Exception:  # each image is tried alone, so the one at fault gets its row
         preds = None
     for i, (path, loaded) in enumerate(items):
         try:
-            pred = preds[i] if preds is not None else engine.predict(loaded, **options)
+            pred = (
+                preds[i]
+                if preds is not None
+                else engine.predict(
+                    loaded, threshold=s.threshold, tta=s.tta, postprocess=s.postprocess
+                )
+            )
             rows[path] = _finish(models, name, path, loaded, pred, job)
         except IMAGE_FAILURES as exc:
             rows[path] = _failed(path, exc, name)
@@ -433,8 +445,10 @@ def _large_row(models: Models, job: Job, path: Path, name: str) -> dict:
     """The row of a microscopy file segmented block by block by model ``name``, in the table's
     shape (with the model, threshold, TTA and outputs that ``--skip-existing`` checks, and with
     ``--truth`` the scores of the written labels)."""
+    if job.large is None:
+        raise ValueError(f"{path}: a microscopy file for the block-wise path, without its handler")
     stem = job.stems[path]
-    row = job.large.segment(models.engine(name), path, job.out_dir, stem)  # type: ignore[union-attr]
+    row = job.large.segment(models.engine(name), path, job.out_dir, stem)
     folder, file = row_key(path)
     error = printable(row.get("error", ""))
     outputs = [] if error else [f"{stem}{suffix}" for suffix in LARGE_OUTPUTS]
@@ -475,7 +489,7 @@ def large_truth_scores(truth: Path, out_dir: Path, stem: str) -> dict[str, str]:
                 f"{predicted.shape[1]}x{predicted.shape[0]}"
             )
     except ImageError as exc:
-        log.warning("truth not scored for %s: %s", stem, printable(exc))
+        log.warning("truth not scored for %s: %s", stem, printable(str(exc)))
         return {"truth": printable(f"not scored: {exc}")}
     binary = binary_scores(labels > 0, predicted > 0)
     objects = instance_scores(labels, predicted)

@@ -31,10 +31,13 @@ class AugmentConfig:
     noise_std: tuple[float, float] = (0.01, 0.05)
 
 
-def _scale_crop_one(image: np.ndarray, mask: np.ndarray, box: tuple[float, ...]):
+def _scale_crop_one(
+    image: np.ndarray, mask: np.ndarray, box: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One image and its mask resized from the ``box`` (left, top, right, bottom) of theirs."""
     h, w = image.shape[:2]
-    img = Image.fromarray(image).resize((w, h), Image.BILINEAR, box=box)
-    msk = Image.fromarray(mask[..., 0]).resize((w, h), Image.NEAREST, box=box)
+    img = Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR, box=box)
+    msk = Image.fromarray(mask[..., 0]).resize((w, h), Image.Resampling.NEAREST, box=box)
     return np.asarray(img), np.asarray(msk)[..., None]
 
 

@@ -49,7 +49,9 @@ def build_cache(samples: list[Sample], size: int, workers: int | None = None) ->
     workers = workers or default_workers()
     images = np.zeros((len(samples), size, size, 3), dtype=np.uint8)
     masks = np.zeros((len(samples), size, size, 1), dtype=np.uint8)
-    ok, failed, resized = [], [], []
+    ok: list = []
+    failed: list = []
+    resized: list = []
 
     def job(i: int):
         try:

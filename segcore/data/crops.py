@@ -90,10 +90,16 @@ def crop_pair(
     if side == size and float(top).is_integer() and float(left).is_integer():
         t, lf = int(top), int(left)
         return image[t : t + size, lf : lf + size], target[t : t + size, lf : lf + size]
-    img = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR, box=box))
+    img = np.asarray(
+        Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR, box=box)
+    )
     tgt = np.stack(
         [
-            np.asarray(Image.fromarray(target[..., c]).resize((size, size), Image.NEAREST, box=box))
+            np.asarray(
+                Image.fromarray(target[..., c]).resize(
+                    (size, size), Image.Resampling.NEAREST, box=box
+                )
+            )
             for c in range(target.shape[2])
         ],
         axis=-1,

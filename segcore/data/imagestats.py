@@ -73,7 +73,9 @@ SHRINK = 5.0
 def image_features(pixels: np.ndarray) -> np.ndarray:
     """The `FEATURES` of an HxWx3 uint8 RGB image (colour, brightness, hue, texture and the
     centre-to-border contrast, on a `THUMB`-pixel square thumbnail), as float64."""
-    thumb = Image.fromarray(np.asarray(pixels, np.uint8)).resize((THUMB, THUMB), Image.BILINEAR)
+    thumb = Image.fromarray(np.asarray(pixels, np.uint8)).resize(
+        (THUMB, THUMB), Image.Resampling.BILINEAR
+    )
     rgb = np.asarray(thumb, np.float64) / 255.0
     luma = rgb @ np.array(LUMA_WEIGHTS)
     top, bottom = rgb.max(axis=2), rgb.min(axis=2)
@@ -241,7 +243,8 @@ def training_stats(
     from segcore.kinds import training_kind
 
     rng = np.random.default_rng(0)
-    rows, kinds = [], Counter()
+    rows: list[np.ndarray] = []
+    kinds: Counter[str] = Counter()
     for image in images:
         rows += [image_features(v) for v in (image, *crops(image, CROPS_PER_IMAGE, rng))]
         kinds[training_kind(image, dataset)] += 1

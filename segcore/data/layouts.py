@@ -113,7 +113,7 @@ def _isic_dirs(root: Path) -> tuple[Path, Path]:
 def _pair_by_stem(
     images: list[Path], mask_dir: Path, suffix: str
 ) -> tuple[list[Sample], list[Path]]:
-    masks = {}
+    masks: dict[str, Path] = {}
     for p in mask_dir.iterdir():
         if p.is_file() and is_image_file(p):
             stem = p.stem[: -len(suffix)] if suffix and p.stem.endswith(suffix) else p.stem

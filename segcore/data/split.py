@@ -22,7 +22,7 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
         raise DataError(f"--split {text!r}: expected three numbers like 0.8,0.1,0.1") from exc
     if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
         raise DataError(f"--split {text!r}: expected three non-negative fractions summing to 1")
-    return parts  # type: ignore[return-value]
+    return parts[0], parts[1], parts[2]
 
 
 def make_split(

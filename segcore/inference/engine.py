@@ -117,6 +117,12 @@ class Prediction:
             objects=objects,
         )
 
+    def instance_labels(self) -> np.ndarray:
+        """The instance labels of an instance model's prediction (ValueError for another)."""
+        if self.labels is None:
+            raise ValueError("not an instance model's prediction: no labels")
+        return self.labels
+
     @property
     def count(self) -> int:
         """Number of objects: instances for instance models, connected components otherwise."""
@@ -175,7 +181,7 @@ class Engine:
 
         runner = OnnxRunner(model_path, card, providers, threads)
         self._setup(card, runner, max_pixels)
-        self.model_path = model_path
+        self.model_path: Path | None = model_path
         self.providers: list[str] = runner.providers
 
     @classmethod
@@ -188,6 +194,13 @@ class Engine:
         engine.model_path = None
         engine.providers = []
         return engine
+
+    @property
+    def model_file(self) -> Path:
+        """The ONNX file this engine runs (ValueError for an engine around another runner)."""
+        if self.model_path is None:
+            raise ValueError(f"{self.name}: this engine runs no model file")
+        return self.model_path
 
     def _setup(self, card: ModelCard, runner: Runner, max_pixels: int) -> None:
         self.card = card
@@ -246,12 +259,14 @@ class Engine:
     def model_input(self, image: LoadedImage) -> np.ndarray:
         """HxWxC float32 model input of a loaded image at its decoded size (the contract)."""
         image = self.load(image)
-        return self.contract.model_input(image.source, image.mapping)  # type: ignore[arg-type]
+        assert image.mapping is not None  # `load` fits the mapping of an image without one
+        return self.contract.model_input(image.source, image.mapping)
 
     def resized_input(self, image: LoadedImage) -> np.ndarray:
         """Model input of a resize-mode model: the raw pixels resized to the card's input size
         (8-bit RGB as Pillow resizes them in training, wider types as float32), then mapped."""
         image = self.load(image)
+        assert image.mapping is not None  # `load` fits the mapping of an image without one
         size = (self.input_size, self.input_size)
         raw = image.source
         if raw.dtype == np.uint8 and raw.shape[-1] == 3:
@@ -260,7 +275,7 @@ class Engine:
             resized = np.stack(
                 [_resize_plane(raw[..., c], size) for c in range(raw.shape[-1])], axis=-1
             )
-        return self.contract.model_input(resized, image.mapping)  # type: ignore[arg-type]
+        return self.contract.model_input(resized, image.mapping)
 
     def probabilities(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
         """Run the model on NxHxWxC float32 input in [0, 1]; returns NxHxW probabilities (the
@@ -307,7 +322,7 @@ class Engine:
         prob = channels[..., -1]
         labels = objects = None
         if self.instances is not None:
-            decoding = self.decoding_for(im.pixels)
+            decoding = self.decoding_for(im.pixels) or self.instances
             if threshold is not None:
                 decoding = DecodeSettings(**{**decoding.to_json(), "foreground": float(threshold)})
             labels = decode(prob, channels[..., 0], decoding)
@@ -412,7 +427,7 @@ def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if plane.shape == (h, w):
         return plane.astype(np.float32)
     img = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))
-    return np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.float32)
+    return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def _display_name(image: EngineInput) -> str:

@@ -30,8 +30,9 @@ whole slide is never read at once, and every block of a mosaic is mapped the sam
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,6 +42,9 @@ from segcore.inference.preprocess import (
     RangeWarning,
     percentile_range,
 )
+
+if TYPE_CHECKING:  # segcore.card reads its rules from here
+    from segcore.card import ModelCard
 
 RULES = ("divide_by_255", "bit_depth", "dtype_range", "percentile")
 #: The mapping rule of a card with ``"normalization": "percentile"`` (`percentile_normalization`).
@@ -99,13 +103,13 @@ class IntensityMapping:
         }
 
 
-def card_rule(card: object) -> dict:
+def card_rule(card: ModelCard | Mapping) -> dict:
     """The ``intensity`` rule of a card (a `segcore.card.ModelCard` or its dict) with defaults
     filled in; ValueError for an unknown rule (`segcore.card` checks it when a card is read)."""
     typed = getattr(card, "intensity", None)  # a ModelCard's rule, checked when it was read
     if isinstance(typed, dict):
         return typed
-    rule = {**DEFAULT_RULE, **(card.get("intensity") or {})}  # type: ignore[attr-defined]
+    rule = {**DEFAULT_RULE, **(card.get("intensity") or {})}
     if rule["rule"] not in RULES:
         raise ValueError(f"unknown intensity rule {rule['rule']!r} (expected one of {RULES})")
     return rule

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -40,6 +41,9 @@ from segcore.inference.intensity import (
 )
 from segcore.inference.preprocess import LUMA_WEIGHTS, NORMALIZATION, PERCENTILES, to_rgb_array
 from segcore.kinds import image_kind
+
+if TYPE_CHECKING:  # segcore.card loads with the engine
+    from segcore.card import ModelCard
 
 #: Pillow modes whose pixels are grey levels wider than 8 bits (kept as they are).
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
@@ -119,14 +123,15 @@ class InputContract:
     invert_brightfield: bool
 
     @classmethod
-    def of(cls, card: object) -> InputContract:
+    def of(cls, card: ModelCard) -> InputContract:
         """The contract of a `segcore.card.ModelCard`."""
+        low, high = card.percentiles
         return cls(
-            channels=int(card.channels),  # type: ignore[attr-defined]
-            normalization=str(card.normalization),  # type: ignore[attr-defined]
-            percentiles=tuple(card.percentiles),  # type: ignore[attr-defined]
+            channels=int(card.channels),
+            normalization=str(card.normalization),
+            percentiles=(float(low), float(high)),
             rule=card_rule(card),
-            invert_brightfield=bool(card.invert_brightfield),  # type: ignore[attr-defined]
+            invert_brightfield=bool(card.invert_brightfield),
         )
 
     def fit(self, dtype: np.dtype, sample: Callable[[], np.ndarray]) -> ImageMapping:

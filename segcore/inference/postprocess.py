@@ -205,4 +205,4 @@ def _resize(prob: np.ndarray, size: tuple[int, int], box: tuple[int, int, int, i
     y0, y1, x0, x1 = box
     source = (x0 * w / width, y0 * h / height, x1 * w / width, y1 * h / height)
     img = Image.fromarray(prob, mode="F")
-    return np.asarray(img.resize((x1 - x0, y1 - y0), Image.BILINEAR, box=source))
+    return np.asarray(img.resize((x1 - x0, y1 - y0), Image.Resampling.BILINEAR, box=source))

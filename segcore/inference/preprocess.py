@@ -169,7 +169,7 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.integer):
-        low, high = int(arr.min(initial=0)), int(arr.max(initial=0))
+        low, high = float(arr.min(initial=0)), float(arr.max(initial=0))
         if low >= 0 and high <= 255:
             return arr.astype(np.uint8)
         if arr.dtype == np.uint16:
@@ -231,7 +231,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     if image.shape[:2] == (h, w):
         return image
-    return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -240,7 +240,7 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if mask.shape[:2] == (h, w):
         return mask
     img = Image.fromarray(mask.astype(np.uint8) * 255)
-    return np.asarray(img.resize((w, h), Image.NEAREST)) > 127
+    return np.asarray(img.resize((w, h), Image.Resampling.NEAREST)) > 127
 
 
 def resize_probabilities(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -249,7 +249,7 @@ def resize_probabilities(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if prob.shape[:2] == (h, w):
         return prob.astype(np.float32, copy=False)
     img = Image.fromarray(prob.astype(np.float32), mode="F")
-    return np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.float32)
+    return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def to_model_input(images: np.ndarray, channels: int = 3) -> np.ndarray:

@@ -75,7 +75,7 @@ def triptych(
     h, w = image.shape[:2]
     width = max(1, round(w * height / h))
     panels = [image, mask_to_rgb(truth), overlay(image, pred)]
-    tiles = [Image.fromarray(p).resize((width, height), Image.BILINEAR) for p in panels]
+    tiles = [Image.fromarray(p).resize((width, height), Image.Resampling.BILINEAR) for p in panels]
     top = TEXT_BAND if caption else 0
     canvas = Image.new("RGB", (3 * width + 4, height + top + TEXT_BAND), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)

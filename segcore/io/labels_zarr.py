@@ -9,8 +9,12 @@ the pixel size in micrometres when it is known. `read_labels` reads a level back
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # zarr loads with the first labels written
+    import zarr
 
 CHUNK = 1024
 #: The pyramid stops when the longer side is at most this.
@@ -18,7 +22,7 @@ SMALLEST_LEVEL = 512
 NGFF_VERSION = "0.4"
 
 
-def create_labels(path: Path, height: int, width: int, chunk: int = CHUNK) -> object:
+def create_labels(path: Path, height: int, width: int, chunk: int = CHUNK) -> zarr.Array:
     """A new, zero-filled HxW uint32 level 0 in a fresh zarr group at ``path``."""
     import zarr
 

@@ -32,10 +32,15 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from segcore.errors import ImageError, reason
+
+if TYPE_CHECKING:  # tifffile and zarr load with the first file
+    from tifffile import TiffFile, TiffPageSeries
+    from zarr import Group
 
 #: File names opened by this module rather than Pillow.
 MICROSCOPY_SUFFIXES = (".tif", ".tiff", ".btf", ".ome.tif", ".ome.tiff", ".zarr", ".ome.zarr")
@@ -79,7 +84,7 @@ PIXEL_SIZE_RANGE_UM = (1e-3, 1e3)
 PIXEL_KINDS = "buif"
 
 
-def stem_of(path: Path) -> str:
+def stem_of(path: str | Path) -> str:
     """A file's name without its microscopy suffix, double ones kept whole (``x.ome.tif`` -> x)."""
     name = Path(path).name
     for suffix in sorted(MICROSCOPY_SUFFIXES, key=len, reverse=True):
@@ -108,7 +113,7 @@ class MicroscopyImage:
     dtype: np.dtype
     channel_names: tuple[str, ...]
     pixel_size_um: float | None
-    array: object = field(repr=False, compare=False)  # a zarr array (read lazily)
+    array: Any = field(repr=False, compare=False)  # a zarr array (read lazily; untyped here)
     channel: int | None = None
     plane: int | None = None
     time: int | None = None
@@ -268,6 +273,8 @@ class MicroscopyImage:
                 index[planes[0]] = slice(k, k + 1)
                 one = self._decode(tuple(index), y0, y1, x0, x1)
                 region = np.array(one) if region is None else np.maximum(region, one, out=region)
+            if region is None:
+                raise ImageError(f"{self.path}: no planes to project (a {self.axes} size of 0)")
         else:
             region = self._decode(tuple(index), y0, y1, x0, x1)
         keep = "".join(a for a in self.axes if a in "YX" or a in CHANNEL_AXES)
@@ -281,7 +288,7 @@ class MicroscopyImage:
     def _decode(self, index: tuple, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """The array's ``index`` decoded; ImageError naming the file for damaged data."""
         try:
-            return np.asarray(self.array[index])  # type: ignore[index]
+            return np.asarray(self.array[index])
         except READ_FAILURES as exc:  # a tile cut short or corrupt in the file
             raise ImageError(
                 f"{self.path}: damaged or truncated image data at rows {y0}-{y1}, "
@@ -429,14 +436,14 @@ def _memmap(path: Path, series: object) -> np.ndarray | None:
         return None
 
 
-def _in_place(data: bytes, series: object, byteorder: str) -> np.ndarray | None:
+def _in_place(data: bytes, series: TiffPageSeries, byteorder: str) -> np.ndarray | None:
     """A read-only view of an uncompressed, contiguous TIFF held in memory (None otherwise),
     for the same reason as `_memmap`: no copy, and a region reads only its own bytes."""
     offset = getattr(series, "dataoffset", None)
     if offset is None:
         return None
-    dtype = np.dtype(series.dtype).newbyteorder(byteorder)  # type: ignore[attr-defined]
-    shape = tuple(series.shape)  # type: ignore[attr-defined]
+    dtype = np.dtype(series.dtype).newbyteorder(byteorder)
+    shape = tuple(series.shape)
     count = int(np.prod(shape))
     if offset + count * dtype.itemsize > len(data):
         return None
@@ -462,10 +469,12 @@ def _ome_channels_and_size(xml: str | None) -> tuple[tuple[str, ...], float | No
     return names, _to_um(size, unit)
 
 
-def _to_um(value: object, unit: str | None) -> float | None:
+def _to_um(value: str | float | None, unit: str | None) -> float | None:
     """``value`` in ``unit`` as micrometres; None for a missing value or unknown unit."""
+    if value is None:
+        return None
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
     except (TypeError, ValueError):
         return None
     factor = UNIT_UM.get((unit or "").strip().lower())
@@ -474,9 +483,9 @@ def _to_um(value: object, unit: str | None) -> float | None:
     return number * factor
 
 
-def _tiff_pixel_size(tif: object) -> float | None:
+def _tiff_pixel_size(tif: TiffFile) -> float | None:
     """µm per pixel from ImageJ's unit or a centimetre resolution unit (inches are scanner DPI)."""
-    page = tif.pages[0]  # type: ignore[attr-defined]
+    page = tif.pages[0]
     tag = page.tags.get("XResolution")
     if tag is None:
         return None
@@ -484,7 +493,7 @@ def _tiff_pixel_size(tif: object) -> float | None:
     if not num or not den:
         return None
     per_unit = den / num  # units per pixel
-    imagej = tif.imagej_metadata or {}  # type: ignore[attr-defined]
+    imagej = tif.imagej_metadata or {}
     if imagej.get("unit"):
         return _to_um(per_unit, str(imagej["unit"]))
     unit = page.tags.get("ResolutionUnit")
@@ -513,11 +522,13 @@ def _open_ome_zarr(path: Path) -> MicroscopyImage:
 DATASET_PATH = re.compile(r"(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 
 
-def _ome_zarr_image(path: Path, group: object, attrs: dict) -> MicroscopyImage:
+def _ome_zarr_image(path: Path, group: Group, attrs: dict) -> MicroscopyImage:
     """The image of an opened OME-Zarr group (see `_open_ome_zarr`)."""
     import zarr
 
-    ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else {}
+    ome = attrs.get("ome")
+    if not isinstance(ome, dict):
+        ome = {}
     multiscales = attrs.get("multiscales") or ome.get("multiscales")
     if not multiscales or not isinstance(multiscales, list):
         raise ImageError(f"{path}: no OME-Zarr multiscales metadata")
@@ -532,7 +543,7 @@ def _ome_zarr_image(path: Path, group: object, attrs: dict) -> MicroscopyImage:
     where = level.get("path")
     if not isinstance(where, str) or not DATASET_PATH.fullmatch(where):
         raise ImageError(f"{path}: OME-Zarr dataset path {where!r} is not a folder inside it")
-    array = group[where]  # type: ignore[index]
+    array = group[where]
     if not isinstance(array, zarr.Array):
         raise ImageError(f"{path}: OME-Zarr dataset {where!r} is not an array")
     shape, dtype = tuple(int(n) for n in array.shape), np.dtype(array.dtype)

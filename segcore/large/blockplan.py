@@ -26,15 +26,18 @@ seams went wrong in more than `MAX_SEAM_FRACTION` of its nuclei.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import ndimage
 
-from segcore.card import TileSpec
-from segcore.inference.instances import decode, measure_objects
-from segcore.inference.model_input import ImageMapping
+from segcore.card import ModelCard, TileSpec
+from segcore.inference.instances import DecodeSettings, decode, measure_objects
+from segcore.inference.model_input import ImageMapping, InputContract
 from segcore.inference.tiling import predict_tiled
+from segcore.large.intensity import Reader
 
 #: Tiles per block side by default (`default_block_size`): 4 tiles of 1024 make 3456-pixel blocks
 #: for the nuclei model, ~0.9 GB at peak (bench/bigimage.py measures memory and speed).
@@ -47,6 +50,35 @@ MIN_KEPT_FRACTION = 0.5
 #: Above this fraction of nuclei cut by a context edge or dropped as doubles (and above one), the
 #: margin is too narrow for the nuclei and a block-wise run refuses (`seam_refusal`).
 MAX_SEAM_FRACTION = 0.01
+
+
+class BlockEngine(Protocol):
+    """What block-wise work needs of an engine (`segcore.inference.engine.Engine` is one)."""
+
+    card: ModelCard
+    contract: InputContract
+    channels: int
+    instances: DecodeSettings | None
+
+    def channel_maps(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
+        """NxHxWxK output channels of an NxHxWxC model-input batch."""
+        ...
+
+    def decoding_for(self, pixels: np.ndarray) -> DecodeSettings | None:
+        """The decoding settings for an image of these (HxWx3 uint8) pixels' kind."""
+        ...
+
+
+class LabelsArray(Protocol):
+    """An HxW labels array that slices read and write: numpy's, or a zarr array."""
+
+    def __getitem__(self, key: Any) -> Any: ...
+
+    def __setitem__(self, key: Any, value: Any) -> None: ...
+
+
+#: ``on_objects(rows, labels_crop, top, left)``: a committed block's kept nuclei
+ObjectsSink = Callable[[list[dict], np.ndarray, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -78,7 +110,7 @@ def plan_blocks(height: int, width: int, block_size: int, margin: int) -> list[B
     """Blocks of ``block_size`` covering the image in row-major order, each with ``margin``."""
     if block_size < 1 or margin < 0:
         raise ValueError(f"block size {block_size} and margin {margin} must be positive")
-    blocks = []
+    blocks: list[Block] = []
     for y0 in range(0, height, block_size):
         for x0 in range(0, width, block_size):
             y1, x1 = min(y0 + block_size, height), min(x0 + block_size, width)
@@ -181,16 +213,18 @@ def seam_refusal(cut: int, dropped: int, nuclei: int, margin: int) -> str | None
     )
 
 
-def predict_channels(engine: object, x: np.ndarray, tta: bool = False) -> np.ndarray:
+def predict_channels(engine: BlockEngine, x: np.ndarray, tta: bool = False) -> np.ndarray:
     """HxWxK output channels of HxWxC model input (C = the card's channels) by the engine's
     tiles (`segcore.inference.engine.Engine`: ``card``, ``channel_maps``), one tile per run call."""
-    card = engine.card  # type: ignore[attr-defined]
+    tile = engine.card.tile
+    if tile is None:
+        raise ValueError(f"{engine.card.name}: block-wise work needs a tiled model")
     return predict_tiled(
         x,
-        lambda batch: engine.channel_maps(batch, tta),  # type: ignore[attr-defined]
-        card.tile.size,
-        card.tile.overlap,
-        multiple=card.stride,
+        lambda batch: engine.channel_maps(batch, tta),
+        tile.size,
+        tile.overlap,
+        multiple=engine.card.stride,
         batch_size=1,
     )
 
@@ -217,19 +251,21 @@ def resized(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     )
 
 
-def block_decoding(engine: object, pixels: np.ndarray, mapping: ImageMapping) -> object:
+def block_decoding(
+    engine: BlockEngine, pixels: np.ndarray, mapping: ImageMapping
+) -> DecodeSettings | None:
     """The engine's decoding settings for a block of raw ``pixels``: by the block's kind of
     image when the card has per-kind settings (judged on the mapped view of a sample of it)."""
-    if not engine.card.instances_by_kind:  # type: ignore[attr-defined]
-        return engine.instances  # type: ignore[attr-defined]
+    if not engine.card.instances_by_kind:
+        return engine.instances
     step = max(1, max(pixels.shape[:2]) // 1024)
-    view = engine.contract.view(pixels[::step, ::step], mapping)  # type: ignore[attr-defined]
-    return engine.decoding_for(view)  # type: ignore[attr-defined]
+    view = engine.contract.view(pixels[::step, ::step], mapping)
+    return engine.decoding_for(view)
 
 
 def segment_block(
-    engine: object,
-    read: object,
+    engine: BlockEngine,
+    read: Reader,
     mapping: ImageMapping,
     block: Block,
     tta: bool = False,
@@ -239,14 +275,16 @@ def segment_block(
 
     ``scale`` resizes the model input (nuclei of the card's typical diameter at 1) and the
     output channels back, so decoding and measuring stay in the image's own pixels."""
-    pixels = read(block.cy0, block.cy1, block.cx0, block.cx1)  # type: ignore[operator]
+    pixels = read(block.cy0, block.cy1, block.cx0, block.cx1)
     empty = (pixels == 0).all(axis=-1)
     if empty.all():  # no data at all (outside a stitched mosaic's tiles): nothing to find
         return BlockResult(block.index, block.cy0, block.cx0, np.zeros((0, 0), np.uint32))
     filled = fill_empty(pixels, empty)
-    x = engine.contract.model_input(filled, mapping)  # type: ignore[attr-defined]
+    x = engine.contract.model_input(filled, mapping)
     decoding = block_decoding(engine, filled, mapping)
     del filled
+    if decoding is None:
+        raise ValueError(f"{engine.card.name}: block-wise work needs an instance model")
     if scale != 1.0:
         x = resized(x, (round(x.shape[0] * scale), round(x.shape[1] * scale)))
     channels = predict_channels(engine, x, tta)
@@ -286,7 +324,7 @@ class BlockAssembler:
     nuclei (global ids) so tables and outlines can be written as blocks finish.
     """
 
-    def __init__(self, labels: object, on_objects: object | None = None) -> None:
+    def __init__(self, labels: LabelsArray, on_objects: ObjectsSink | None = None) -> None:
         """``labels``: an HxW uint32 array-like supporting slicing reads and writes, all 0."""
         self.labels = labels
         self.on_objects = on_objects
@@ -332,4 +370,4 @@ class BlockAssembler:
         self.count += len(rows)
         self.area_px += int(np.count_nonzero(placed))
         if self.on_objects is not None and rows:
-            self.on_objects(rows, placed, result.top, result.left)  # type: ignore[operator]
+            self.on_objects(rows, placed, result.top, result.left)

@@ -24,9 +24,17 @@ import struct
 from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from segcore.errors import ClusterError, reason
 from segcore.large.blockplan import Block, BlockResult, segment_block
+
+if TYPE_CHECKING:  # annotations only: workers import what a task needs when it runs
+    from dask.distributed import Future, as_completed
+
+    from segcore.inference.engine import Engine
+    from segcore.io.microscopy import MicroscopyImage
+    from segcore.large.largeimage import BlockJob, ImageSpec
 
 #: Seconds to connect to a scheduler and get its handshake.
 CONNECT_TIMEOUT_S = 10.0
@@ -40,7 +48,7 @@ WINDOW_PER_WORKER = 4
 
 
 @lru_cache(maxsize=2)
-def _engine(model: str, threads: int | None) -> object:
+def _engine(model: str, threads: int | None) -> Engine:
     """The model, loaded once per worker process."""
     from segcore.inference.engine import Engine
     from segcore.inference.onnx_runner import quiet_onnxruntime_logs
@@ -50,16 +58,16 @@ def _engine(model: str, threads: int | None) -> object:
 
 
 @lru_cache(maxsize=4)
-def _image(spec: object) -> object:
+def _image(spec: ImageSpec) -> MicroscopyImage:
     """The file, opened lazily once per worker process."""
-    return spec.open()[0]  # type: ignore[attr-defined]
+    return spec.open()[0]
 
 
-def block_task(job: object, block: Block, threads: int | None = None) -> BlockResult:
+def block_task(job: BlockJob, block: Block, threads: int | None = None) -> BlockResult:
     """Segment one block of ``job`` (a `segcore.large.largeimage.BlockJob`) in a worker."""
-    engine = _engine(job.model, threads)  # type: ignore[attr-defined]
-    image = _image(job.image)  # type: ignore[attr-defined]
-    return segment_block(engine, image.read, job.mapping, block, job.tta, job.scale)  # type: ignore[attr-defined]
+    engine = _engine(job.model, threads)
+    image = _image(job.image)
+    return segment_block(engine, image.read, job.mapping, block, job.tta, job.scale)
 
 
 def check_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str:
@@ -125,7 +133,7 @@ class BlockCluster:
         """Workers connected now (at least 1)."""
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
-    def results(self, job: object, blocks: Sequence[Block]) -> Iterator[BlockResult]:
+    def results(self, job: BlockJob, blocks: Sequence[Block]) -> Iterator[BlockResult]:
         """Results of ``blocks`` (in index order) as they finish, in any order.
 
         At most `IN_FLIGHT_PER_WORKER` blocks per worker run at once, and a block is started
@@ -139,7 +147,7 @@ class BlockCluster:
         workers = self.worker_count
         limit, window = IN_FLIGHT_PER_WORKER * workers, WINDOW_PER_WORKER * workers
         futures = as_completed(timeout=self.timeout)
-        running: dict[object, int] = {}  # future -> block index
+        running: dict[Future, int] = {}  # future -> block index
 
         def refill() -> None:
             while pending and len(running) < limit:
@@ -168,9 +176,9 @@ class BlockCluster:
             for future in running:
                 future.cancel()
 
-    def _submit(self, job: object, block: Block, futures: object) -> object:
+    def _submit(self, job: BlockJob, block: Block, futures: as_completed) -> Future:
         future = self.client.submit(block_task, job, block, self.threads, pure=False)
-        futures.add(future)  # type: ignore[attr-defined]
+        futures.add(future)
         return future
 
     def close(self) -> None:

@@ -32,12 +32,14 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 import segcore
 from segcore.atomic import replacing, write_text
+from segcore.card import TileSpec
 from segcore.errors import ImageError
 from segcore.inference.engine import figure_cells
 from segcore.inference.intensity import sample_pixels
@@ -55,6 +57,7 @@ from segcore.large.blockplan import (
     DEFAULT_MARGIN,
     Block,
     BlockAssembler,
+    BlockEngine,
     BlockResult,
     default_block_size,
     plan_blocks,
@@ -196,6 +199,23 @@ def prepare_work_folder(
     return {}
 
 
+class LargeEngine(BlockEngine, Protocol):
+    """An engine for a whole file: block work, and the model file a worker loads again."""
+
+    @property
+    def model_file(self) -> Path:
+        """The model file, which each worker loads again."""
+        ...
+
+
+class BlockRunner(Protocol):
+    """Runs blocks elsewhere (`segcore.large.distributed.BlockCluster`), results in any order."""
+
+    def results(self, job: BlockJob, blocks: list[Block]) -> Iterator[BlockResult]:
+        """Each block's result as it finishes."""
+        ...
+
+
 def model_scale(
     typical: float, diameter: str | None, pixel_size_um: float | None, notes: list[str]
 ) -> float:
@@ -213,9 +233,13 @@ def model_scale(
         value = -1.0
     if not (math.isfinite(value) and value > 0):
         raise ImageError(f"--object-diameter {diameter}: expected pixels (30) or microns (12um)")
-    if microns and not pixel_size_um:
-        raise ImageError(f"--object-diameter {diameter}: in µm needs a pixel size (--pixel-size)")
-    pixels = value / pixel_size_um if microns else value  # type: ignore[operator]
+    if microns:
+        if not pixel_size_um:
+            raise ImageError(
+                f"--object-diameter {diameter}: in µm needs a pixel size (--pixel-size)"
+            )
+        value /= pixel_size_um
+    pixels = value
     low, high = SCALE_RANGE
     if not low <= typical / pixels <= high:
         raise ImageError(
@@ -227,7 +251,7 @@ def model_scale(
 
 
 def block_geometry(
-    tile: object, scale: float, block_size: int | None, margin: int = DEFAULT_MARGIN
+    tile: TileSpec, scale: float, block_size: int | None, margin: int = DEFAULT_MARGIN
 ) -> tuple[int, int]:
     """(block size, margin) in image pixels for the model's ``tile`` at ``scale``.
 
@@ -236,7 +260,7 @@ def block_geometry(
     image side and the model side, so memory does not grow with the scale. A given
     ``block_size`` whose context would exceed `MAX_BLOCK_CONTEXT` either way is refused."""
     margin = max(margin, math.ceil(margin / scale))
-    context = default_block_size(tile, DEFAULT_MARGIN) + 2 * DEFAULT_MARGIN  # type: ignore[arg-type]
+    context = default_block_size(tile, DEFAULT_MARGIN) + 2 * DEFAULT_MARGIN
     if block_size is None:
         return max(16, math.floor(context / max(1.0, scale)) - 2 * margin), margin
     side = math.ceil((block_size + 2 * margin) * max(1.0, scale))
@@ -249,16 +273,39 @@ def block_geometry(
     return block_size, margin
 
 
-def image_mapping(engine: object, image: MicroscopyImage) -> ImageMapping:
+class WindowedImage(Protocol):
+    """An image read window by window: a `MicroscopyImage`, or a napari layer's source."""
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The pixels' type."""
+        ...
+
+    @property
+    def height(self) -> int:
+        """Image rows."""
+        ...
+
+    @property
+    def width(self) -> int:
+        """Image columns."""
+        ...
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The window's pixels as HxWxC."""
+        ...
+
+
+def image_mapping(engine: BlockEngine, image: WindowedImage) -> ImageMapping:
     """The image's one intensity mapping by the engine's input contract, fitted on an
     image-wide sample of its pixels (`segcore.inference.intensity.sample_pixels`)."""
-    return engine.contract.fit(  # type: ignore[attr-defined]
+    return engine.contract.fit(
         image.dtype, lambda: sample_pixels(image.read, image.height, image.width)
     )
 
 
 def local_results(
-    engine: object, image: MicroscopyImage, job: BlockJob, blocks: Iterable[Block]
+    engine: BlockEngine, image: MicroscopyImage, job: BlockJob, blocks: Iterable[Block]
 ) -> Iterator[BlockResult]:
     """Segment ``blocks`` one after the other in this process."""
     for block in blocks:
@@ -266,7 +313,7 @@ def local_results(
 
 
 def segment_large(
-    engine: object,
+    engine: LargeEngine,
     spec: ImageSpec,
     out_dir: Path,
     stem: str,
@@ -275,7 +322,7 @@ def segment_large(
     margin: int = DEFAULT_MARGIN,
     tta: bool = False,
     pixel_size_um: float | None = None,
-    cluster: object | None = None,
+    cluster: BlockRunner | None = None,
     stop_after: int | None = None,
     object_diameter: str | None = None,
 ) -> LargeResult:
@@ -293,10 +340,12 @@ def segment_large(
         raise ImageError(f"--pixel-size {pixel_size_um}: must be {low:g} to {high:g} µm")
     image, notes = spec.open()
     size = pixel_size_um or image.pixel_size_um
-    scale = model_scale(engine.card.object_diameter_px, object_diameter, size, notes)  # type: ignore[attr-defined]
-    block_size, margin = block_geometry(engine.card.tile, scale, block_size, margin)  # type: ignore[attr-defined]
+    if engine.card.tile is None:
+        raise ImageError(f"{spec.path}: block-wise work needs a tiled model ({engine.card.name})")
+    scale = model_scale(engine.card.object_diameter_px, object_diameter, size, notes)
+    block_size, margin = block_geometry(engine.card.tile, scale, block_size, margin)
     blocks = plan_blocks(image.height, image.width, block_size, margin)
-    job = BlockJob(str(engine.model_path), spec, image_mapping(engine, image), tta, scale)  # type: ignore[attr-defined]
+    job = BlockJob(str(engine.model_file), spec, image_mapping(engine, image), tta, scale)
     work = out_dir / f"{stem}_blocks{PARTIAL}"
     saved = prepare_work_folder(work, resume_plan(engine, job, block_size, margin), notes)
     if saved:
@@ -308,11 +357,17 @@ def segment_large(
     todo = [b for b in blocks if b.index not in saved]
     try:
         for index in sorted(saved):
-            assembler.add(load_block(saved[index]))  # type: ignore[arg-type]
+            loaded = load_block(saved[index])
+            if loaded is None:  # damaged since it was checked: redone, not counted as reused
+                saved.pop(index)
+                todo.append(blocks[index])
+                continue
+            assembler.add(loaded)
+        todo.sort(key=lambda b: b.index)
         results = (
             local_results(engine, image, job, todo)
             if cluster is None
-            else cluster.results(job, todo)  # type: ignore[attr-defined]
+            else cluster.results(job, todo)
         )
         done = _drain(results, work, assembler, len(blocks), len(saved), stop_after)
     except BaseException:
@@ -336,11 +391,11 @@ def segment_large(
     )  # fmt: skip
 
 
-def resume_plan(engine: object, job: BlockJob, block_size: int, margin: int) -> dict:
+def resume_plan(engine: BlockEngine, job: BlockJob, block_size: int, margin: int) -> dict:
     """What a saved block's result depends on (``plan.json``): the input's and the model's
     content fingerprints, the card, the segcore version and every setting that changes pixels
     (plane, intensity mapping, TTA, scale, block size, margin)."""
-    card = json.dumps(engine.card.raw, sort_keys=True, default=str)  # type: ignore[attr-defined]
+    card = json.dumps(engine.card.raw, sort_keys=True, default=str)
     settings = asdict(job)
     settings.pop("model")
     return {

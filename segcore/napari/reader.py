@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def read_labels_zarr(path: Path) -> LayerData:
         raise
     except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ImageError(f"{path}: not a readable labels OME-Zarr ({reason(exc)})") from None
-    attributes = {"name": _layer_name(path), "scale": tuple(scale[-2:])}
+    attributes: dict[str, Any] = {"name": _layer_name(path), "scale": tuple(scale[-2:])}
     if len(levels) > 1:
         attributes["multiscale"] = True
         return [(levels, attributes, "labels")]
@@ -131,5 +132,8 @@ def read_paths(path: str | list[str]) -> LayerData:
     paths = [path] if isinstance(path, str) else list(path)
     layers: LayerData = []
     for p in paths:
-        layers.extend(_reader(Path(p))(Path(p)))
+        read = _reader(Path(p))
+        if read is None:
+            raise ValueError(f"{p}: not a segcore output (labels PNG or OME-Zarr, mask PNG)")
+        layers.extend(read(Path(p)))
     return layers

@@ -22,8 +22,10 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from segcore.app.model_choice import default_model, list_models
 from segcore.errors import ImageError
@@ -73,12 +75,38 @@ def engine_for(path: Path) -> Engine:
     return Engine(path)
 
 
+#: An index into a layer's array: planes, rows and columns.
+Index = int | slice | tuple[int | slice, ...]
+
+
+class LayerArray(Protocol):
+    """A layer's array: numpy's, or a lazy one (dask, zarr) that indexing reads."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The array's shape."""
+        ...
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The pixels' type."""
+        ...
+
+    def __getitem__(self, key: Index) -> npt.ArrayLike:
+        """The pixels at ``key`` (read now for a lazy array)."""
+        ...
+
+
+#: A layer's data: its array, or a multiscale list of them (full resolution first).
+LayerData = LayerArray | list[LayerArray] | tuple[LayerArray, ...]
+
+
 @dataclass(frozen=True)
 class LayerSource:
     """One 2-D image of a layer's data (a plane of a stack, or its maximum projection), read
     window by window so a lazy array is never read whole unless asked (`whole`)."""
 
-    data: object  # the full-resolution array: numpy, dask or zarr
+    data: LayerArray  # the full-resolution array: numpy, dask or zarr
     rgb: bool
     plane: int | None = None  # the stack plane, None for a 2-D layer or a projection
     stacked: bool = False  # the data has a Z or T axis first (``plane`` or a projection)
@@ -96,7 +124,7 @@ class LayerSource:
     @property
     def dtype(self) -> np.dtype:
         """The pixels' type."""
-        return np.dtype(self.data.dtype)  # type: ignore[attr-defined]
+        return np.dtype(self.data.dtype)
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """The window's pixels as HxWxC (C = 1 for a one-channel layer)."""
@@ -112,17 +140,17 @@ class LayerSource:
         the projection is held, a lazy stack is reduced plane by plane)."""
         data = self.data
         if not self.stacked:
-            return np.asarray(data[rows, cols])  # type: ignore[index]
+            return np.asarray(data[rows, cols])
         if self.plane is not None:
-            return np.asarray(data[self.plane, rows, cols])  # type: ignore[index]
-        projection = np.asarray(data[0, rows, cols])  # type: ignore[index]
+            return np.asarray(data[self.plane, rows, cols])
+        projection = np.asarray(data[0, rows, cols])
         for k in range(1, int(np.shape(data)[0])):
-            projection = np.maximum(projection, np.asarray(data[k, rows, cols]))  # type: ignore[index]
+            projection = np.maximum(projection, np.asarray(data[k, rows, cols]))
         return projection
 
 
 def layer_source(
-    data: object, rgb: bool, plane: int | None = None, project: str | None = None
+    data: LayerData, rgb: bool, plane: int | None = None, project: str | None = None
 ) -> LayerSource:
     """The 2-D image a layer's data holds: level 0 of a multiscale list, lazy arrays kept lazy.
     A stack (one axis before the image's: Z or T) is handled as the command line handles one,
@@ -153,7 +181,7 @@ def layer_source(
 
 
 def layer_pixels(
-    data: object, rgb: bool, plane: int | None = None, project: str | None = None
+    data: LayerData, rgb: bool, plane: int | None = None, project: str | None = None
 ) -> np.ndarray:
     """A 2-D image (HxW or HxWx3/4) from a layer's data, in memory (`layer_source`)."""
     return layer_source(data, rgb, plane, project).whole()
@@ -189,6 +217,8 @@ def _cap(engine: Engine, max_pixels: int | None) -> int:
 
 def _blocks(engine: Engine, source: LayerSource) -> list[Block]:
     """The block plan of ``source`` for the engine's tiles (`segcore.large.largeimage`'s geometry)."""
+    if engine.card.tile is None:
+        raise ImageError(f"<layer>: {engine.name} has no tiles to segment a layer block by block")
     block_size, margin = block_geometry(engine.card.tile, 1.0, None)
     return plan_blocks(source.height, source.width, block_size, margin)
 

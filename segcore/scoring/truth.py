@@ -112,7 +112,7 @@ def _read_file(source: ImageSource, max_pixels: int) -> np.ndarray:
             return _components(np.asarray(img.convert("L")) > 127)
         return labels_of(img)
     except ValueError as exc:
-        name = getattr(source, "name", source)
+        name = source if isinstance(source, str | Path) else getattr(source, "name", "truth")
         raise ImageError(f"{name}: {exc}") from exc
 
 

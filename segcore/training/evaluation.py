@@ -115,7 +115,7 @@ def evaluate_run(
         )
         for (sample, image, truth), pred in zip(chunk, preds, strict=True):
             if instance:
-                rows.append({"image": sample.name, **image_scores(truth, pred.labels)})
+                rows.append({"image": sample.name, **image_scores(truth, pred.instance_labels())})
                 truth = truth > 0
             else:
                 scores = with_thresholded_jaccard(binary_scores(truth, pred.mask))

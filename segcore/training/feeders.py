@@ -136,6 +136,8 @@ class NativeCrops(keras.utils.PyDataset):
         self.cache, self.crop, self.batch_size, self.channels = cache, crop, batch_size, channels
         self.augment, self.train, self.seed, self.epoch = augment, train, seed, epoch
         self.ranges = image_ranges(cache.images, normalization)
+        #: (cached image index, crop origin: None for a random crop at each draw)
+        self._items: list[tuple[int, tuple[int, int] | None]]
         if train:
             # a source's weight multiplies its images' crops per epoch (at least one each)
             scale = [
@@ -182,10 +184,10 @@ class NativeCrops(keras.utils.PyDataset):
         need = math.ceil(side)
         image, target = pad_to(image, need, need), pad_to(target, need, need)
         h, w = image.shape[:2]
-        top, left = rng.uniform(0, h - side), rng.uniform(0, w - side)
+        y, x = rng.uniform(0, h - side), rng.uniform(0, w - side)
         if scale == 1.0:
-            top, left = float(int(top)), float(int(left))
-        img, tgt = crop_pair(image, target, top, left, side, self.crop)
+            y, x = float(int(y)), float(int(x))
+        img, tgt = crop_pair(image, target, y, x, side, self.crop)
         if self.augment is not None:
             if self.augment.flips and rng.random() < 0.5:
                 img, tgt = img[:, ::-1], tgt[:, ::-1]
