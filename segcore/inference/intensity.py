@@ -32,7 +32,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -42,9 +42,6 @@ from segcore.inference.preprocess import (
     RangeWarning,
     percentile_range,
 )
-
-if TYPE_CHECKING:  # segcore.card reads its rules from here
-    from segcore.card import ModelCard
 
 RULES = ("divide_by_255", "bit_depth", "dtype_range", "percentile")
 #: The mapping rule of a card with ``"normalization": "percentile"`` (`percentile_normalization`).
@@ -103,12 +100,20 @@ class IntensityMapping:
         }
 
 
-def card_rule(card: ModelCard | Mapping) -> dict:
+class CheckedCard(Protocol):
+    """A card read and checked (`segcore.card.ModelCard`, which reads its rules from here)."""
+
+    @property
+    def intensity(self) -> dict:
+        """The card's intensity rule, checked, defaults filled in."""
+        ...
+
+
+def card_rule(card: CheckedCard | Mapping) -> dict:
     """The ``intensity`` rule of a card (a `segcore.card.ModelCard` or its dict) with defaults
     filled in; ValueError for an unknown rule (`segcore.card` checks it when a card is read)."""
-    typed = getattr(card, "intensity", None)  # a ModelCard's rule, checked when it was read
-    if isinstance(typed, dict):
-        return typed
+    if not isinstance(card, Mapping):  # a ModelCard's rule, checked when it was read
+        return card.intensity
     rule = {**DEFAULT_RULE, **(card.get("intensity") or {})}
     if rule["rule"] not in RULES:
         raise ValueError(f"unknown intensity rule {rule['rule']!r} (expected one of {RULES})")
