@@ -35,9 +35,9 @@ from scipy import ndimage
 
 from segcore.card import ModelCard, TileSpec
 from segcore.inference.instances import DecodeSettings, decode, measure_objects
+from segcore.inference.intensity import Reader
 from segcore.inference.model_input import ImageMapping, InputContract
 from segcore.inference.tiling import predict_tiled
-from segcore.large.intensity import Reader
 
 #: Tiles per block side by default (`default_block_size`): 4 tiles of 1024 make 3456-pixel blocks
 #: for the nuclei model, ~0.9 GB at peak (bench/bigimage.py measures memory and speed).
