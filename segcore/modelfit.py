@@ -57,10 +57,15 @@ class Fit:
     distances: dict[str, float | None]
     kind: str | None = None
     kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the kinds each model's card says Automatic should send it (``automatic_kinds``: chosen on
+    #: validation, e.g. a specialist's kind); among the models an image fits, one that prefers
+    #: the image's kind wins
+    preferred: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def best(self) -> str | None:
         """The model to use (None without statistics): the nearest the image lies within; when
-        it lies within none, the nearest trained on the image's kind (else the nearest).
+        it lies within none, the nearest trained on the image's kind (else the nearest). Among
+        those, a model whose card prefers the image's kind (``automatic_kinds``) comes first.
 
         Models within `SAME_FIT` of the nearest count as equally near: among them the first in
         `distances`' order wins (`measure_fit` puts the best test Dice first).
@@ -71,6 +76,8 @@ class Fit:
         pool = inside or same_kind or known
         if not pool:
             return None
+        preferring = {k: v for k, v in pool.items() if self.kind in self.preferred.get(k, ())}
+        pool = preferring or pool
         top = min(pool.values())
         return next(k for k, v in pool.items() if v <= top * (1 + SAME_FIT))
 
@@ -116,6 +123,7 @@ def measure_fit(pixels: np.ndarray, cards: Mapping[str, CardLike]) -> Fit:
         {name: _distance(card.get("image_stats"), pixels) for name, card in ranked},
         image_kind(pixels),
         {name: card_kinds(card) for name, card in ranked},
+        {name: tuple(card.get("automatic_kinds") or ()) for name, card in ranked},
     )
 
 

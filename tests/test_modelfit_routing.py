@@ -117,3 +117,12 @@ def test_cross_source_names():
     assert source_name(Path("/x/monuseg2018")) == "monuseg2018"
     out = default_out("val", ["models/a.onnx", "auto"])
     assert out == Path("bench/results/nuclei_sources-val-a+auto.json")
+
+
+def test_a_model_preferring_the_images_kind_wins_among_those_it_fits():
+    both = {"general": 0.4, "specialist": 0.8, "far": 3.0}
+    fit = Fit(both, "he", preferred={"specialist": ("he",)})
+    assert fit.best() == "specialist"
+    assert Fit(both, "fluorescence", preferred={"specialist": ("he",)}).best() == "general"
+    outside = Fit({"general": 0.4, "specialist": 2.0}, "he", preferred={"specialist": ("he",)})
+    assert outside.best() == "general"
