@@ -1,6 +1,6 @@
 """The app server's memory around a nuclei upload, through a real browser.
 
-    python -m bench.app_memory [--model dsb_instance_unet_bn] [--out FILE]
+    python -m bench.app_memory [--model nuclei_instance_unet_bn] [--out FILE]
 
 Starts ``streamlit run streamlit_app.py`` as the README does, opens the Segment page in Debian's
 headless Chromium (playwright, never its own browser download), picks the nuclei model and, per
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.app_memory", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--model", default="dsb_instance_unet_bn")
+    p.add_argument("--model", default="nuclei_instance_unet_bn")
     add_out_flag(p, "app_memory")
     args = p.parse_args(argv)
     executable = shutil.which("chromium")

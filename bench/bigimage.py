@@ -2,7 +2,7 @@
 
     python -m bench.bigimage [--speed-size 4096] [--block-size N] [--sizes 8192 16384]
         [--nuclei real|synthetic] [--compression zlib|none]
-        [--model models/dsb_instance_unet_bn.onnx] [--out FILE]
+        [--model models/nuclei_instance_unet_bn.onnx] [--out FILE]
 
 Generates 16-bit OME-TIFFs (12-bit values, tiled, written tile by tile so the generator itself
 stays small) of real nuclei (``--nuclei real``, the default: 256x256 crops of the fluorescence
@@ -40,7 +40,7 @@ import tifffile
 from bench.records import add_out_flag, write_records
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "dsb_instance_unet_bn.onnx"
+MODEL = ROOT / "models" / "nuclei_instance_unet_bn.onnx"
 SAMPLES = ROOT / "samples" / "dsb" / "stage1_train"
 TILE = 512
 

@@ -34,7 +34,7 @@ from segcore.io.labels_zarr import read_labels
 from segcore.large.largeimage import ImageSpec, segment_large
 from segcore.scoring.matching import instance_scores
 
-MODEL = Path("models/dsb_instance_unet_bn.onnx")
+MODEL = Path("models/nuclei_instance_unet_bn.onnx")
 DATA = Path("/work/shared/data/dsb2018/stage1_train")
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = 7

@@ -212,7 +212,7 @@ truth_files = right.file_uploader(
 st.caption(
     f"Up to {st.get_option('server.maxUploadSize')} MB and {APP_MAX_PIXELS / 1e6:.0f} megapixels "
     "per file here. Larger files, whole slides and mosaics go block by block from the command "
-    "line, at any size: `python -m segcore.predict --model models/dsb_instance_unet_bn.onnx "
+    "line, at any size: `python -m segcore.predict --model models/nuclei_instance_unet_bn.onnx "
     "FILE.ome.tif --out results/` (see the README's Whole slides section)."
 )
 sets = bundled_samples(str(samples_dir()))

@@ -177,16 +177,19 @@ def test_truth_label_image_gives_the_right_dice(bright_models_dir: Path, tmp_pat
 
 
 @pytest.mark.parametrize(
-    ("sample", "family"),
-    [("samples/isic/images/ISIC_0000082.jpg", "isic"), ("samples/dsb/stage1_train", "dsb")],
+    ("sample", "families"),
+    [
+        ("samples/isic/images/ISIC_0000082.jpg", ("isic",)),
+        ("samples/dsb/stage1_train", ("dsb", "nuclei")),
+    ],
 )
 def test_model_auto_picks_the_model_of_the_images_kind(
-    sample: str, family: str, tmp_path: Path, capsys
+    sample: str, families: tuple[str, ...], tmp_path: Path, capsys
 ):
     out = tmp_path / "out"
     assert main(["--model", "auto", str(REPO / sample), "--out", str(out)]) == 0
     rows = read_csv(out / "predictions.csv")
-    assert rows and all(r["model"].startswith(family) for r in rows)
+    assert rows and all(r["model"].startswith(families) for r in rows)
     assert "does not look like" not in capsys.readouterr().err
 
 

@@ -40,7 +40,7 @@ from segcore.napari.widget_core import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 MANIFEST = REPO / "segcore" / "napari" / "napari.yaml"
-MODEL = "dsb_instance_unet_bn"
+MODEL = "nuclei_instance_unet_bn"
 DISKS = [(12, 12, 6), (12, 40, 6), (40, 24, 8)]
 
 
