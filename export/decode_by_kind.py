@@ -27,7 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from export import ExportError
-from export.run_folder import shipped_split
+from export.run_folder import add_data_flag, shipped_split
 from export.verify import score
 from segcore import cli
 from segcore.atomic import write_text
@@ -47,13 +47,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = cli.parser("python -m export.decode_by_kind", __doc__.split("\n")[0])
     p.add_argument("model", type=Path, metavar="MODEL", help="models/NAME.onnx (card beside it)")
-    p.add_argument(
-        "--data",
-        required=True,
-        type=Path,
-        action="append",
-        help="the data folder the run trained on (repeat, in training's order, for several)",
-    )
+    add_data_flag(p)
     p.add_argument(
         "--min-images",
         type=cli.positive_int,

@@ -23,7 +23,7 @@ from export import PRECISIONS, ExportError, add_int8_flags
 from export.graph import to_fp32
 from export.install import check_free, install, installed_line
 from export.precision import CALIBRATION_IMAGES, with_precision
-from export.run_folder import shipped_split
+from export.run_folder import add_data_flag, shipped_split
 from segcore import cli
 from segcore.card import ModelCard
 from segcore.errors import ModelError
@@ -34,13 +34,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = cli.parser("python -m export.quantize", __doc__.split("\n")[0])
     p.add_argument("model", type=Path, metavar="MODEL", help="models/NAME.onnx (card beside it)")
-    p.add_argument(
-        "--data",
-        required=True,
-        type=Path,
-        action="append",
-        help="the data folder the run trained on (repeat, in training's order, for several)",
-    )
+    add_data_flag(p)
     p.add_argument("--precision", choices=PRECISIONS, default="int8", help="precision to write")
     p.add_argument("--out", type=Path, help="output folder (default: the model's folder)")
     p.add_argument("--name", help="model name (default: NAME_<precision>)")

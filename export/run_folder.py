@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,17 @@ def _read_json(path: Path) -> dict:
         raise ExportError(f"{path}: not found") from None
     except (OSError, ValueError) as exc:
         raise ExportError(f"{path}: unreadable ({exc})") from exc
+
+
+def add_data_flag(parser: argparse.ArgumentParser) -> None:
+    """``--data``: the folder(s) a shipped model trained on, to re-create its split."""
+    parser.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        action="append",
+        help="the data folder the run trained on (repeat, in training's order, for several)",
+    )
 
 
 def split_from_card(card: dict, data_root: str | Path | list[Path]) -> dict[str, list[Sample]]:
