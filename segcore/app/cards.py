@@ -60,7 +60,8 @@ def _input(card: dict) -> str:
     names: dict[object, str] = {1: "grayscale", 3: "RGB"}
     kind = names.get(channels, f"{channels} channels")
     size = card.get("input_size")
-    tile: dict = card["tile"] if isinstance(card.get("tile"), dict) else {}
+    given = card.get("tile")
+    tile: dict = given if isinstance(given, dict) else {}
     if card.get("mode") == "tiled":
         side = tile.get("size", size)
         overlap = tile.get("overlap")
