@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.nuclei_speed",
         description=__doc__,
     )
-    p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "nuclei_instance_unet_bn.onnx")
+    p.add_argument(
+        "--model", type=Path, default=REPO_ROOT / "models" / "nuclei_instance_unet_bn.onnx"
+    )
     p.add_argument("--image", type=Path, help="default: a mosaic of samples/dsb")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")

@@ -54,7 +54,9 @@ def test_renders_and_invites_an_upload(bright_app):
     assert len(bright_app.file_uploader) == 2
     # the caps, and the command for files above them, before anything is uploaded
     assert "Up to 25 MB and 25 megapixels per file" in texts(bright_app)
-    assert "python -m segcore.predict --model models/nuclei_instance_unet_bn.onnx" in texts(bright_app)
+    assert "python -m segcore.predict --model models/nuclei_instance_unet_bn.onnx" in texts(
+        bright_app
+    )
 
 
 def test_no_models_says_how_to_export(app_env, open_page):
