@@ -346,7 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--data", type=Path, default=ROOT / ".gpu" / "data")
     s = sub.add_parser("smoke", help="everything at toy size on the CPU")
     s.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
-    s.add_argument("--plan", choices=list(PLANS), default="members", help="which runs to train")
+    s.add_argument(
+        "--plan", choices=list(PLANS), help="which runs to train (default: one, SMOKE_PLAN)"
+    )
     a = p.parse_args(argv)
     if a.step == "pack":
         mb = pack(a.isic, a.dsb, a.out)
@@ -358,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         for run in unpack(a.results, a.runs, a.data):
             print(run)
         return 0
-    return smoke(a.out or Path(tempfile.mkdtemp(prefix="gpu-job-smoke-")), PLANS[a.plan])
+    plan = PLANS[a.plan] if a.plan else SMOKE_PLAN
+    return smoke(a.out or Path(tempfile.mkdtemp(prefix="gpu-job-smoke-")), plan)
 
 
 if __name__ == "__main__":
