@@ -10,8 +10,8 @@ it finishes, the result is added as a Labels layer named with the model and the 
 per-object table as the layer's ``features``, on the image's scale and position.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: magicgui resolves `segment_widget`'s return
+# annotation at runtime, and a string "GeneratorWorker" fails there (ModuleNotFoundError).
 from collections.abc import Generator
 
 import napari
