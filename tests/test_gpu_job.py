@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from run_env import child_env
 
 from bench.gpu_job import (
     PLAN,
@@ -66,7 +66,7 @@ def test_packed_dsb_keeps_each_nucleus_apart(tmp_path: Path):
 
 @pytest.mark.slow
 def test_smoke_runs_the_job_end_to_end(tmp_path: Path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), KERAS_BACKEND="jax")
+    env = child_env("jax")
     proc = subprocess.run(
         [sys.executable, "-m", "bench.gpu_job", "--smoke", "--out", str(tmp_path)],
         cwd=REPO,
@@ -121,8 +121,13 @@ def test_the_variant_plan_runs_the_full_recipe_into_dataset_arch_folders(tmp_pat
 
 
 @pytest.mark.slow
-def test_a_variant_run_at_toy_size_comes_back_in_its_dataset_arch_folder(tmp_path: Path):
-    os.environ.setdefault("KERAS_BACKEND", "jax")
+def test_a_variant_run_at_toy_size_comes_back_in_its_dataset_arch_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import keras  # noqa: F401  (imported here first, under this process's own backend)
+
+    for name, value in child_env("jax").items():  # for the training processes `train` starts
+        monkeypatch.setenv(name, value)
     data = tmp_path / "data"
     pack(REPO / "samples" / "isic", REPO / "samples" / "dsb", data)
     one = tuple(r for r in VARIANT_PLAN if r.name == "dsb/unet")

@@ -57,10 +57,12 @@ def load_model(run_dir: Path):
 
 
 def keras_runner(model) -> Runner:
-    """A Keras model as an engine runner: NHWC batch -> NHWK maps, in inference mode."""
+    """A Keras model as an engine runner: NHWC batch -> NHWK maps, in inference mode, through
+    Keras' compiled predict step (`predict_on_batch`): an eager ``model(batch)`` call per tile
+    batch ran op by op and took about 3x as long over a validation set's tiles."""
 
     def run(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(model(batch, training=False))
+        return np.asarray(model.predict_on_batch(batch))
 
     return run
 

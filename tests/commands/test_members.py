@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from run_env import child_env
 
 from segcore.commands.members import main, parse_seeds, plan
 from segcore.data import DataError
@@ -58,7 +58,7 @@ def test_seeds_train_members_sharing_one_split(tiny_dataset_dir: Path, tmp_path:
         "--img-size", "32", "--epochs", "1", "--batch-size", "4", "--split", "0.6,0.2,0.2",
         "--seed", "3", "--workers", "1", "--out", str(out), "--seeds", "1,2", "--parallel", "2",
     ]  # fmt: skip
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), KERAS_BACKEND="jax")
+    env = child_env("jax")
     proc = subprocess.run(
         [sys.executable, "-m", "segcore.train", *flags],
         cwd=tmp_path,

@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from run_env import child_env
 
 from segcore.commands.train import main, parse_args
 from segcore.data import read_split
@@ -60,10 +61,7 @@ def train_args(data: Path, out: Path, epochs: int = 2, *extra: str) -> list[str]
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
-    env.pop("KERAS_BACKEND", None)
-    env.update(extra)
-    return env
+    return child_env(extra.pop("KERAS_BACKEND", None), **extra)
 
 
 def run_script(
@@ -633,8 +631,6 @@ def test_grayscale_run_stopped_by_time_limit_then_resumed(tiny_dataset_dir: Path
 # --- other back ends and strategies -------------------------------------------------------------
 
 # XLA's CPU compiler at full optimisation takes most of a short run
-FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-
 MIRRORED = """
 import sys
 import tensorflow as tf
@@ -686,7 +682,7 @@ def test_jax_backend_run_loads_under_tensorflow(tiny_dataset_dir: Path, tmp_path
     pytest.importorskip("jax")  # not in requirements.txt: the JAX backend is optional
 
     run = tmp_path / "jax"
-    env = subprocess_env(KERAS_BACKEND="jax", XLA_FLAGS=FAST_XLA)
+    env = subprocess_env(KERAS_BACKEND="jax")
     run_script(JAX_RUN, [str(run), *train_args(tiny_dataset_dir, run, 1)], tmp_path, env, 300)
     config = json.loads((run / "config.json").read_text())
     assert config["backend"] == "jax" and "jax" in config["library_versions"]
@@ -721,9 +717,7 @@ def test_data_parallel_on_two_devices_matches_one_device(tiny_dataset_dir: Path,
     pytest.importorskip("jax")
     args = train_args(tiny_dataset_dir, tmp_path, 2, "--arch", "unet_bn", "--no-augment")
     args = args[: args.index("--out")]  # each run gets its own --out
-    env = subprocess_env(
-        KERAS_BACKEND="jax", XLA_FLAGS=f"--xla_force_host_platform_device_count=2 {FAST_XLA}"
-    )
+    env = subprocess_env(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
     proc = run_script(TWO_DEVICE_RUNS, args, tmp_path, env, 400)
     assert "distributing over 2 devices in 1 process(es); global batch 4" in proc.stderr
     assert json.loads((tmp_path / "two" / "config.json").read_text())["devices"] == 2
@@ -751,7 +745,6 @@ def run_two_processes(args: list[str], cwd: Path) -> list[str]:
     for process_id in (0, 1):
         env = subprocess_env(
             KERAS_BACKEND="jax",
-            XLA_FLAGS=FAST_XLA,
             KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
             KERAS_DISTRIBUTION_NUM_PROCESSES="2",
             KERAS_DISTRIBUTION_PROCESS_ID=str(process_id),
