@@ -112,8 +112,10 @@ class Budget:
 
 #: The comparison on this project's CPU (2 cores): every variant at base width 16 (the width of
 #: the project's GPU comparison and of the shipped models; the registry's 32-64 defaults would
-#: cost 4-16x the time), 128 px, 12 epochs. See ``--measure`` for the expected duration.
-CPU_BUDGET = Budget(img_size=128, epochs=12)
+#: cost 4-16x the time), 64 px, 10 epochs: ten runs in about 2.2 h on the 2-core CPU (measured
+#: on 2026-12-06; 128 px for 12 epochs, first planned, measured 6.3 h and would not fit one
+#: session). See ``--measure`` for the expected duration on another machine.
+CPU_BUDGET = Budget(img_size=64, epochs=10)
 #: The seeds' full recipe, for a GPU (`bench.gpu_job` ``--plan variants`` trains it).
 GPU_BUDGET = Budget(img_size=256, epochs=80, precision="bf16")
 #: The pipeline at toy size: proves the files and the page, compares nothing.
@@ -396,9 +398,10 @@ def shipped_scores(models: Path, data_root: Path) -> int:
 
     entries, problems = list_models(models)
     for entry in entries:
-        src = data_root / DATASETS.get(entry.family, entry.family)
+        names = [s["name"] for s in entry.card.raw.get("sources") or []] or [entry.family]
+        src = [data_root / DATASETS.get(name, name) for name in names]  # every source it trained on
         try:
-            split = shipped_split(entry.card.raw, src)
+            split = shipped_split(entry.card.raw, src if len(src) > 1 else src[0])
         except ExportError as exc:
             problems.append(f"{entry.name}: {exc}")
             continue
@@ -485,7 +488,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--budget",
         choices=list(BUDGETS),
         default="cpu",
-        help="cpu: 128 px, 12 epochs; gpu: file bench.gpu_job's runs from --work; "
+        help="cpu: 64 px, 10 epochs; gpu: file bench.gpu_job's runs from --work; "
         "toy: 64 px, 3 epochs, the first 80 images (a smoke run)",
     )
     p.add_argument("--check", action="store_true", help="only verify the files under --out agree")

@@ -247,8 +247,8 @@ def same_image(group: Group) -> None:
     show_side_by_side(group.contenders, fitted(image), truth)
     st.caption(
         f"Each model segments the image (at most {VIEW_SIDE} px on its long side) through the "
-        "engine the Segment page uses, with its card's threshold and clean-up; the truth is "
-        "outlined in green on every prediction."
+        "engine the Segment page uses, with its card's threshold and clean-up"
+        + ("; the truth is outlined in green on every prediction." if truth is not None else ".")
     )
 
 

@@ -114,7 +114,7 @@ def test_plan_covers_ten_runs_and_only_narrows_it():
 def test_train_command_starts_resumes_or_skips(tmp_path: Path):
     run = tmp_path / "isic" / "unet"
     new = train_command(tmp_path / "data", "unet", CPU_BUDGET, run)
-    assert new[new.index("--img-size") + 1] == "128" and new[new.index("--epochs") + 1] == "12"
+    assert new[new.index("--img-size") + 1] == "64" and new[new.index("--epochs") + 1] == "10"
     assert new[new.index("--out") + 1] == str(run) and "--resume" not in new
     (run / "checkpoint").mkdir(parents=True)
     (run / "checkpoint" / "state.json").write_text("{}")

@@ -30,6 +30,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
+VARIANTS = ("unet", "unet_bn", "improved_unet", "unetpp", "attention_unet")
 PHOTO = REPO / "samples" / "isic" / "images" / "ISIC_0000082.jpg"
 TRUTH = REPO / "samples" / "isic" / "masks" / "ISIC_0000082_segmentation.png"
 MICROSCOPY = sorted((REPO / "samples" / "dsb").glob("stage1_train/*/images/*.png"))
@@ -383,22 +384,33 @@ def test_lesion_photo_with_its_mask_shows_image_truth_prediction_overlay_and_dic
     assert outside_requests == []
 
 
-def test_variants_page_shows_each_model_on_one_sample_with_its_dice(
+def test_variants_page_runs_all_five_variants_on_an_uploaded_photo(
     app: Server, browser, outside_requests: list[str]
 ) -> None:
+    """The committed comparison (`models/variants/`): every variant of both data sets has its
+    files, the budget is named, and all five segment an uploaded lesion photo side by side."""
     page = new_page(browser, outside_requests, TALL_VIEWPORT)
     open_by_url(page, app.url, "variants")
-    # models/variants holds no comparison yet: the page says so and shows the shipped models
-    page.get_by_text("of the 5 variants have comparison files yet").first.wait_for(timeout=WAIT)
+    page.get_by_text("Budget shared by every run:").first.wait_for(timeout=WAIT)
+    assert page.get_by_text("comparison files yet").count() == 0  # all five for the lesions
     page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT)
-    lesion_models = sorted(p.stem for p in MODELS.glob("isic_*.onnx"))
-    for name in lesion_models:  # one column per model under the image and its truth
-        page.get_by_text(f"{name} · Dice", exact=False).first.wait_for(timeout=WAIT)
-    assert page.locator('[data-testid="stImage"] img').count() >= 2 + len(lesion_models)
+    scores = page.locator('[data-testid="stDataFrame"]').first
+    scores.wait_for(timeout=WAIT)
+    page.locator('[data-testid="stRadio"]').get_by_text("Upload an image").click()
+    uploader = page.locator('[data-testid="stFileUploader"] input[type=file]').last
+    uploader.set_input_files(str(PHOTO))
+    for variant in VARIANTS:  # one column per variant under the photo, its name as the caption
+        page.get_by_text(variant, exact=True).last.wait_for(timeout=WAIT)
     page.wait_for_timeout(1500)  # let plotly finish drawing
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "variants.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
+    # the nuclei comparison is complete too
+    page.locator('[data-testid="stButtonGroup"]').first.get_by_text("dsb", exact=True).click()
+    page.wait_for_timeout(1000)  # the rerun starts; the isic elements stay until it ends
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=WAIT)
+    page.get_by_text("Budget shared by every run:").first.wait_for(timeout=WAIT)
+    assert page.get_by_text("comparison files yet").count() == 0
     page.close()
     assert outside_requests == []
 
