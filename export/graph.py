@@ -11,6 +11,9 @@ from onnx import numpy_helper
 
 #: Operators whose multiply-adds `count_macs` counts (all of a U-Net's heavy work).
 MAC_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+#: Quantized forms of `MAC_OPS` (onnxruntime's QOperator int8 models) and the input index of
+#: their weight (convolutions) or left operand (matrix products): the same multiply-adds.
+QUANTIZED_MAC_OPS = {"QLinearConv": 3, "ConvInteger": 1, "QLinearMatMul": 0, "MatMulInteger": 0}
 FP16_SUFFIX = "__fp16"
 
 
@@ -129,13 +132,20 @@ def count_macs(proto: onnx.ModelProto, shape: tuple[int, ...]) -> int:
     weights = {i.name: list(i.dims) for i in inferred.initializer}
     total = 0
     for node in inferred.node:
-        if node.op_type not in MAC_OPS:
+        if node.op_type not in MAC_OPS and node.op_type not in QUANTIZED_MAC_OPS:
             continue
         found = shapes.get(node.output[0])
         if not found or None in found:
             raise ValueError(f"cannot infer the output shape of {node.op_type} {node.name!r}")
         out = _known(found, node.name)
-        if node.op_type in ("Conv", "ConvTranspose"):
+        if node.op_type in ("QLinearConv", "ConvInteger"):
+            w = node.input[QUANTIZED_MAC_OPS[node.op_type]]
+            kernel = _known(weights.get(w) or shapes.get(w), node.name)
+            total += int(np.prod(out)) * kernel[1] * int(np.prod(kernel[2:]))
+        elif node.op_type in ("QLinearMatMul", "MatMulInteger"):
+            a = node.input[0]
+            total += int(np.prod(out)) * _known(shapes.get(a) or weights.get(a), node.name)[-1]
+        elif node.op_type in ("Conv", "ConvTranspose"):
             kernel = _known(weights.get(node.input[1]) or shapes.get(node.input[1]), node.name)
             if node.op_type == "Conv":
                 # weight (C_out, C_in / group, k...): each output value takes C_in / group * k...

@@ -52,6 +52,29 @@ def test_count_macs_by_hand():
     assert count_macs(conv_graph(), (2, 8, 8, 3)) == 2 * expected
 
 
+@pytest.mark.parametrize("form", ["QOperator", "QDQ"])
+def test_count_macs_of_an_int8_graph_equals_its_float_graph(form: str, tmp_path: Path):
+    """QLinearConv / QLinearMatMul (QOperator) and Q/DQ around Conv (QDQ) do the same work."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Images(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(1)
+            self.batches = iter([{"image": rng.random((1, 8, 8, 3), np.float32)} for _ in range(2)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    onnx.save(conv_graph(), tmp_path / "fp32.onnx")
+    quantize_static(
+        tmp_path / "fp32.onnx", tmp_path / "int8.onnx", Images(), quant_format=QuantFormat[form]
+    )
+    int8 = onnx.load(tmp_path / "int8.onnx")
+    if form == "QOperator":
+        assert {"QLinearConv", "QLinearMatMul"} <= {n.op_type for n in int8.graph.node}
+    assert count_macs(int8, (1, 8, 8, 3)) == count_macs(conv_graph(), (1, 8, 8, 3))
+
+
 def test_boundary_convs_by_hand():
     assert boundary_convs(conv_graph()) == (["first"], ["up"])
 
