@@ -112,7 +112,7 @@ class Budget:
 
 #: The comparison on this project's CPU (2 cores): every variant at base width 16 (the width of
 #: the project's GPU comparison and of the shipped models; the registry's 32-64 defaults would
-#: cost 4-16x the time), 64 px, 10 epochs: ten runs in about 2.2 h on the 2-core CPU (measured
+#: cost 4-16x the time), 64 px, 10 epochs: ten runs in 2.5 h on the 2-core CPU (measured
 #: on 2026-12-06; 128 px for 12 epochs, first planned, measured 6.3 h and would not fit one
 #: session). See ``--measure`` for the expected duration on another machine.
 CPU_BUDGET = Budget(img_size=64, epochs=10)
