@@ -24,7 +24,8 @@ Steps (the device machine has JAX and no TensorFlow; see ``../shared/GPU.md``):
    for the nuclei run, and ``python -m bench.card_scores`` score them on CPU.
 
 ``python -m bench.gpu_job smoke`` (or ``--smoke``) runs steps 1-3 on the CPU at toy size, from the
-bundled samples, in a temporary folder, with one planned run (`SMOKE_PLAN`; the flags of the
+bundled samples, in a temporary folder, with two runs at once (`SMOKE_PLAN`: the nuclei instance
+run of the members plan and one ``<dataset>/<arch>`` run of the variants plan; the flags of the
 others are checked by parsing them): the test that the job works before a GPU is at hand.
 
 **The U-Net variant comparison** (``--plan variants``, `VARIANT_PLAN`): the ten runs of
@@ -131,9 +132,9 @@ SMOKE_FLAGS = (
     "--base-filters 4 --depth 2 --img-size 32 --epochs 1 --batch-size 4 --workers 1 "
     "--split 0.5,0.25,0.25"
 )
-#: The one planned run the smoke trains: the nuclei instance run, whose folder has every file
-#: `collect` carries (decode.json included).
-SMOKE_PLAN = (PLAN[1],)
+#: The runs the smoke trains at once: the nuclei instance run (its folder has every file `collect`
+#: carries, decode.json included) and a variant run (it comes back in a ``<dataset>/<arch>`` folder).
+SMOKE_PLAN = (PLAN[1], next(r for r in VARIANT_PLAN if r.name == "dsb/unet"))
 SMOKE_THROUGHPUT = (
     "--arch unet --base-filters 4 --img-size 32 --batch-size 4 --images 16 --epochs 2"
 )
@@ -347,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("smoke", help="everything at toy size on the CPU")
     s.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
     s.add_argument(
-        "--plan", choices=list(PLANS), help="which runs to train (default: one, SMOKE_PLAN)"
+        "--plan", choices=list(PLANS), help="which runs to train (default: SMOKE_PLAN, two runs)"
     )
     a = p.parse_args(argv)
     if a.step == "pack":

@@ -32,6 +32,7 @@ def test_instance_head_trains(arch: str):
         optimizer=keras.optimizers.Adam(1e-3),
         loss=get_instance_loss("bce_dice", K),
         metrics=get_metrics(),
+        run_eagerly=True,  # one step: tracing the graph would take 5-15 s per architecture
     )
     x = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
     y = np.zeros((2, 32, 32, K), np.float32)

@@ -170,3 +170,45 @@ def test_overlap_table_matches_the_dense_iou():
     table = overlap_table(truth, pred * 5)
     assert list(table.true_area) == [16, 16] and list(table.pred_area) == [8, 20, 9]
     assert sorted(zip(table.rows, table.cols, table.inter, strict=True)) == [(0, 0, 8), (1, 1, 16)]
+
+
+def _overlaps_by_sorting(truth: np.ndarray, pred: np.ndarray) -> list[np.ndarray]:
+    """The overlap table the plain way: `np.unique` over ids and over pairs of ids."""
+
+    def ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values, inverse, counts = np.unique(labels.ravel(), return_inverse=True, return_counts=True)
+        if values.size and values[0] == 0:
+            return counts[1:], inverse.ravel() - 1
+        return counts, inverse.ravel()
+
+    true_area, t = ids(truth)
+    pred_area, p = ids(pred)
+    both = (t >= 0) & (p >= 0)
+    width = max(pred_area.size, 1)
+    pairs, inter = np.unique(t[both] * width + p[both], return_counts=True)
+    return [true_area, pred_area, pairs // width, pairs % width, inter]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_overlap_table_counts_like_sorting_whatever_the_ids(seed: int):
+    """Counting by bincount (dense ids) and by sorting (sparse, huge or negative ids, no
+    background, empty images) give the same table."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 120))
+    truth = ndimage.label(rng.random((size, size)) > rng.random())[0]
+    pred = ndimage.label(rng.random((size, size)) > rng.random())[0]
+    cases = [
+        (truth, pred),
+        (truth * 1_000_003, pred.astype(np.uint8)),  # sparse ids; a narrow dtype
+        (truth.astype(np.int64) - 5, pred),  # negative ids
+        (np.full_like(truth, 7), pred),  # one object and no background
+        (np.zeros_like(truth), pred),
+        (truth.astype(np.uint64) + np.uint64(2**62), pred),  # ids past any lookup table
+    ]
+    for a, b in cases:
+        table = overlap_table(a, b)
+        got = [table.true_area, table.pred_area, table.rows, table.cols, table.inter]
+        for mine, plain in zip(got, _overlaps_by_sorting(a, b), strict=True):
+            np.testing.assert_array_equal(mine, plain)

@@ -1,6 +1,6 @@
 """``segcore.commands.train``: the run folder of a short training, resume (after a finished or interrupted
-run), grayscale input with a time limit, bad input, MirroredStrategy, the JAX backend and Keras'
-DataParallel over two host devices and over two processes.
+run), grayscale input with a time limit, bad input. The other back ends and strategies are in
+``test_train_distributed.py`` (a file of its own, so the two run on different test workers).
 
 Training runs use the shared 12-image ``tiny_dataset_dir`` (32x32), a U-Net with base_filters 4
 and depth 2, batch 4 (2 steps per epoch) and split 0.6,0.2,0.2 (8 train, 2 val, 2 test).
@@ -23,7 +23,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from run_env import child_env
+from train_runs import (
+    STEPS_PER_EPOCH,
+    epochs_logged,
+    h5_arrays,
+    last_weights,
+    optimizer_iterations,
+    state,
+    subprocess_env,
+    train_args,
+)
 
 from segcore.commands.train import main, parse_args
 from segcore.data import read_split
@@ -49,66 +58,6 @@ HISTORY_COLUMNS = [
     "lr",
     "seconds",
 ]
-STEPS_PER_EPOCH = 2  # 8 training images, batch 4
-
-
-def train_args(data: Path, out: Path, epochs: int = 2, *extra: str) -> list[str]:
-    return [
-        "--data", str(data), "--arch", "unet", "--base-filters", "4", "--depth", "2",
-        "--img-size", "32", "--epochs", str(epochs), "--batch-size", "4",
-        "--split", "0.6,0.2,0.2", "--seed", "3", "--workers", "2", "--out", str(out), *extra,
-    ]  # fmt: skip
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    return child_env(extra.pop("KERAS_BACKEND", None), **extra)
-
-
-def run_script(
-    script: str, args: list[str], cwd: Path, env: dict[str, str], timeout: int
-) -> subprocess.CompletedProcess:
-    """``python -c script *args`` in ``cwd``, checked to exit 0 (else its stderr's tail)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def last_weights(run_dir: Path) -> Path:
-    """The resume weights file the run's state names (``last-<epoch>.weights.h5``)."""
-    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
-    return run_dir / "checkpoint" / state["weights"]
-
-
-def optimizer_iterations(run_dir: Path) -> int:
-    with h5py.File(last_weights(run_dir)) as f:
-        return int(f["optimizer/vars/0"][()])  # Keras puts the iteration counter first
-
-
-def h5_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every dataset of a Keras weights file (layers and optimizer) by its path."""
-    out: dict[str, np.ndarray] = {}
-    with h5py.File(path) as f:
-        f.visititems(
-            lambda name, obj: out.__setitem__(name, obj[()]) if hasattr(obj, "dtype") else None
-        )
-    return out
-
-
-def state(run_dir: Path) -> dict:
-    return json.loads((run_dir / "checkpoint" / "state.json").read_text())
-
-
-def epochs_logged(run_dir: Path) -> list[int]:
-    return [r["epoch"] for r in read_history(run_dir / "history.csv")]
-
-
 # --- arguments ----------------------------------------------------------------------------------
 
 
@@ -290,31 +239,32 @@ def test_resume_on_a_bad_config_names_the_file(content: str, tmp_path: Path, cap
 
 
 @pytest.mark.slow
-def test_empty_folder_cli_exits_2_with_one_quiet_line(tmp_path: Path):
-    """Under TensorFlow, its CUDA/oneDNN start-up notices stay hidden unless --verbose."""
+def test_empty_folder_cli_exits_2_with_one_quiet_line(tmp_path: Path, capsys):
+    """Under TensorFlow, its CUDA/oneDNN start-up notices stay hidden (a fresh process, where
+    TensorFlow is first imported); with --verbose the same line still ends the output, with no
+    traceback (in this process: TensorFlow is already loaded here)."""
     empty = tmp_path / "EMPTY"
     empty.mkdir()
     env = subprocess_env(KERAS_BACKEND="tensorflow")
     env.pop("TF_CPP_MIN_LOG_LEVEL")
-    runs = {
-        flag: subprocess.run(
-            [sys.executable, "-m", "segcore.train", "--data", str(empty), *flag],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        for flag in ((), ("--verbose",))
-    }
-    quiet, verbose = runs[()], runs[("--verbose",)]
-    assert quiet.returncode == verbose.returncode == 2, quiet.stderr
+    quiet = subprocess.run(
+        [sys.executable, "-m", "segcore.train", "--data", str(empty)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert quiet.returncode == 2, quiet.stderr
     lines = quiet.stderr.splitlines()
     assert len(lines) == 1, quiet.stderr  # no TensorFlow notices, no traceback
     assert lines[0].startswith("error: ") and str(empty) in lines[0]
     assert "no dataset found" in lines[0]
-    assert verbose.stderr.splitlines()[-1] == lines[0] and "Traceback" not in verbose.stderr
     assert not (tmp_path / "runs").exists()
+    capsys.readouterr()
+    assert main(["--data", str(empty), "--verbose", "--out", str(tmp_path / "out")]) == 2
+    verbose = capsys.readouterr().err
+    assert verbose.splitlines()[-1] == lines[0] and "Traceback" not in verbose
 
 
 # --- a 2-epoch run ------------------------------------------------------------------------------
@@ -626,203 +576,3 @@ def test_grayscale_run_stopped_by_time_limit_then_resumed(tiny_dataset_dir: Path
     logged = epochs_logged(run)
     assert logged[0] == 1 and logged == list(range(1, len(logged) + 1)) and len(logged) >= 2
     assert state(run)["epoch"] == len(logged)
-
-
-# --- other back ends and strategies -------------------------------------------------------------
-
-# XLA's CPU compiler at full optimisation takes most of a short run
-MIRRORED = """
-import sys
-import tensorflow as tf
-
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import segcore.commands.train
-
-code = segcore.commands.train.main(sys.argv[1:] + ["--distribute", "mirrored"])
-print("replicas", tf.distribute.MirroredStrategy().num_replicas_in_sync)
-sys.exit(code)
-"""
-
-
-@pytest.mark.slow
-def test_mirrored_strategy_on_two_cpu_devices(tiny_dataset_dir: Path, tmp_path: Path):
-    run = tmp_path / "mirrored"
-    args = train_args(tiny_dataset_dir, run)
-    proc = run_script(MIRRORED, args, tmp_path, subprocess_env(KERAS_BACKEND="tensorflow"), 300)
-    assert "replicas 2" in proc.stdout
-    assert "distributing over 2 devices in 1 process(es)" in proc.stderr
-    assert epochs_logged(run) == [1, 2]
-    config = json.loads((run / "config.json").read_text())
-    assert (config["distribute"], config["devices"], config["processes"]) == ("mirrored", 2, 1)
-    for name in ("best.keras", "test_metrics.json", "test_per_image.csv", "split.json"):
-        assert (run / name).is_file(), name
-
-
-JAX_RUN = """
-import sys
-import keras
-import numpy as np
-import segcore.commands.train
-
-assert keras.backend.backend() == "jax"
-out, *argv = sys.argv[1:]
-code = segcore.commands.train.main(argv)
-model = keras.saving.load_model(f"{out}/best.keras", compile=False)
-x = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
-np.save(f"{out}/jax_prediction.npy", np.asarray(model.predict(x, verbose=0)))
-sys.exit(code)
-"""
-
-
-@pytest.mark.slow
-def test_jax_backend_run_loads_under_tensorflow(tiny_dataset_dir: Path, tmp_path: Path):
-    import keras
-
-    pytest.importorskip("jax")  # not in requirements.txt: the JAX backend is optional
-
-    run = tmp_path / "jax"
-    env = subprocess_env(KERAS_BACKEND="jax")
-    run_script(JAX_RUN, [str(run), *train_args(tiny_dataset_dir, run, 1)], tmp_path, env, 300)
-    config = json.loads((run / "config.json").read_text())
-    assert config["backend"] == "jax" and "jax" in config["library_versions"]
-    assert epochs_logged(run) == [1]
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("this test process does not run the TensorFlow backend")
-    model = keras.saving.load_model(run / "best.keras", compile=False)
-    x = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
-    expected = np.load(run / "jax_prediction.npy")
-    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
-
-
-# --- Keras DataParallel (JAX) -------------------------------------------------------------------
-
-DATA_PARALLEL_TOLERANCE = 1e-5  # measured: 4.5e-7 max abs difference after 4 steps (weights <= 4)
-
-TWO_DEVICE_RUNS = """
-import sys
-import jax
-import segcore.commands.train
-
-assert jax.local_device_count() == 2
-argv = sys.argv[1:]
-assert segcore.commands.train.main(argv + ["--out", "two", "--distribute", "data-parallel"]) == 0
-assert segcore.commands.train.main(argv + ["--out", "one"]) == 0
-"""
-
-
-@pytest.mark.slow
-def test_data_parallel_on_two_devices_matches_one_device(tiny_dataset_dir: Path, tmp_path: Path):
-    """The same global batches (no augmentation) give the same weights and optimizer state."""
-    pytest.importorskip("jax")
-    args = train_args(tiny_dataset_dir, tmp_path, 2, "--arch", "unet_bn", "--no-augment")
-    args = args[: args.index("--out")]  # each run gets its own --out
-    env = subprocess_env(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    proc = run_script(TWO_DEVICE_RUNS, args, tmp_path, env, 400)
-    assert "distributing over 2 devices in 1 process(es); global batch 4" in proc.stderr
-    assert json.loads((tmp_path / "two" / "config.json").read_text())["devices"] == 2
-    one = h5_arrays(last_weights(tmp_path / "one"))
-    two = h5_arrays(last_weights(tmp_path / "two"))
-    assert sorted(one) == sorted(two) and any(k.startswith("optimizer/") for k in one)
-    assert int(two["optimizer/vars/0"]) == 2 * STEPS_PER_EPOCH
-    for name in one:
-        np.testing.assert_allclose(two[name], one[name], atol=DATA_PARALLEL_TOLERANCE, err_msg=name)
-    assert epochs_logged(tmp_path / "one") == epochs_logged(tmp_path / "two") == [1, 2]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_two_processes(args: list[str], cwd: Path) -> list[str]:
-    """Run ``segcore.commands.train`` as processes 0 and 1 of a 2-process job on 127.0.0.1; their stdout."""
-    port = free_port()
-    procs = []
-    for process_id in (0, 1):
-        env = subprocess_env(
-            KERAS_BACKEND="jax",
-            KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
-            KERAS_DISTRIBUTION_NUM_PROCESSES="2",
-            KERAS_DISTRIBUTION_PROCESS_ID=str(process_id),
-        )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "segcore.train", *args],
-                cwd=cwd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    outputs = [p.communicate(timeout=400) for p in procs]
-    for p, (_, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err[-3000:]
-    return [out for out, _ in outputs]
-
-
-@pytest.mark.slow
-def test_two_processes_leave_one_run_folder_and_resume(tiny_dataset_dir: Path, tmp_path: Path):
-    """Two processes on 127.0.0.1 train in lock-step; process 0 alone writes (default --out)."""
-    pytest.importorskip("jax")
-    args = train_args(tiny_dataset_dir, tmp_path, 2, "--distribute", "data-parallel")
-    args = args[: args.index("--out")] + args[args.index("--out") + 2 :]
-    stdout = run_two_processes(args, tmp_path)
-    assert "run folder:" in stdout[0] and "run folder:" not in stdout[1]
-    runs = list((tmp_path / "runs").iterdir())
-    assert len(runs) == 1  # the time-stamped default name would differ between processes
-    run = runs[0]
-    config = json.loads((run / "config.json").read_text())
-    assert (config["distribute"], config["devices"], config["processes"]) == ("data-parallel", 2, 2)
-    assert epochs_logged(run) == [1, 2]
-    assert optimizer_iterations(run) == 2 * STEPS_PER_EPOCH  # global batches of 4, not 2 x 2
-    for name in ("best.keras", "test_metrics.json", "split.json"):
-        assert (run / name).is_file(), name
-    assert not list(run.glob(".tmp-*"))
-
-    run_two_processes(
-        ["--resume", str(run), "--epochs", "3", "--distribute", "data-parallel"], tmp_path
-    )
-    assert list((tmp_path / "runs").iterdir()) == [run]
-    assert epochs_logged(run) == [1, 2, 3]
-    assert optimizer_iterations(run) == 3 * STEPS_PER_EPOCH
-
-
-@pytest.mark.parametrize(
-    ("strategy", "backend", "alternative"),
-    [("mirrored", "jax", "data-parallel"), ("data-parallel", "tensorflow", "mirrored")],
-)
-def test_a_strategy_the_backend_cannot_run_names_the_alternative(strategy, backend, alternative):
-    from segcore.training.distribute import check_backend
-
-    with pytest.MonkeyPatch.context() as mp:
-        import keras
-
-        mp.setattr(keras.backend, "backend", lambda: backend)
-        with pytest.raises(DataError) as info:
-            check_backend(strategy)
-    message = str(info.value)
-    assert f"--distribute {strategy} needs" in message
-    assert f"--distribute {alternative}" in message and "\n" not in message
-
-
-def test_sharded_batches_are_slices_of_the_global_batch():
-    from segcore.training.feeders import CachedBatches
-
-    images = np.arange(10 * 4 * 4 * 3, dtype=np.uint8).reshape(10, 4, 4, 3)
-    masks = np.zeros((10, 4, 4, 1), dtype=np.uint8)
-    whole = CachedBatches(images, masks, 4, shuffle=True, seed=1, drop_remainder=True)
-    parts = [
-        CachedBatches(images, masks, 4, shuffle=True, seed=1, drop_remainder=True, shard=(k, 2))
-        for k in (0, 1)
-    ]
-    assert len(whole) == len(parts[0]) == len(parts[1]) == 2
-    for i in range(len(whole)):
-        joined = np.concatenate([parts[0][i][0], parts[1][i][0]])
-        np.testing.assert_array_equal(joined, whole[i][0])
-    with pytest.raises(ValueError, match="does not split"):
-        CachedBatches(images, masks, 3, shard=(0, 2))
