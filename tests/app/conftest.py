@@ -6,18 +6,45 @@
   ``bright`` has every column (best val Dice at epoch `BEST_EPOCH`), ``bright_gray`` only losses.
 - `open_page`: runs ``streamlit_app.py`` in AppTest and switches to a page.
 - `bright_page`: `open_page` over the hand-made models and the bundled samples.
+
+Two Streamlit chores are trimmed for every AppTest run of this folder (`_quick_app_runs`):
+the scan of every installed package for components is done once per session instead of once
+per AppTest, and a run's end no longer calls ``keras.backend.clear_session()``. The app never
+imports Keras (``test_app_imports.py``); a test worker does (other tests train models), and
+clearing its session after every page run took about half a second each and would drop what
+other tests in the worker built.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import shutil
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pagetools import APP, BEST_EPOCH, EPOCHS, SAMPLES, TIMEOUT
 from streamlit.testing.v1 import AppTest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_app_runs() -> Iterator[None]:
+    from streamlit.components.v2 import manifest_scanner
+    from streamlit.runtime.scriptrunner import script_runner
+
+    scan = functools.cache(manifest_scanner.scan_component_manifests)
+
+    def clean_without_keras() -> None:  # the rest of Streamlit's chore: close pyplot's figures
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            pyplot.close("all")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(manifest_scanner, "scan_component_manifests", lambda *a: list(scan(*a)))
+        mp.setattr(script_runner, "_clean_problem_modules", clean_without_keras)
+        yield
 
 
 @pytest.fixture
