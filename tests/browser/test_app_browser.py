@@ -101,9 +101,10 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90.0) -> N
 
 
 class Server:
-    """``streamlit run streamlit_app.py`` in the repository, as the README starts it."""
+    """``streamlit run streamlit_app.py`` in the repository, as the README starts it (`ready`
+    waits until it is healthy: several can start at once)."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, wait: bool = True) -> None:
         if not any(MODELS.glob("*.onnx")):
             pytest.skip(f"no shipped models in {MODELS} (python -m export RUN_DIR makes one)")
         self.port = free_port()
@@ -120,11 +121,17 @@ class Server:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        if wait:
+            self.ready()
+
+    def ready(self) -> Server:
         wait_healthy(f"{self.url}/_stcore/health", self.process)
+        return self
 
     def stop(self) -> str:
         """Stop the server and return its log."""
-        self.process.terminate()
+        if self.process.poll() is None:
+            self.process.terminate()
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -189,7 +196,8 @@ def open_by_url(page, url: str, path: str) -> None:
     list or a "Page not found" dialog."""
     page.goto(f"{url}/{path}")
     page.locator("h1").first.wait_for(timeout=WAIT)
-    page.wait_for_timeout(800)  # a late "Page not found" dialog or redirect would show by now
+    # "Page not found" and a redirect come with the run that drew the title; give them a moment
+    page.wait_for_timeout(400)
     assert page.locator("h1").first.inner_text() == TITLES[path]
     expected = path or "segment"  # the root opens Segment at its own URL
     assert urlparse(page.url).path == f"/{expected}"
@@ -201,17 +209,36 @@ def open_by_url(page, url: str, path: str) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+@pytest.fixture(scope="module")
+def fresh_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """One server per page, all started at once (their start-ups overlap), none asked for a
+    page yet: each test below sends its server's first request."""
+    folder = tmp_path_factory.mktemp("fresh")
+    servers: dict[str, Server] = {}
+    try:
+        for n, path in enumerate(TITLES):
+            servers[path] = Server(folder / f"server{n}.log", wait=False)
+        yield servers
+    finally:
+        for server in servers.values():
+            if server.process.poll() is None:
+                server.process.terminate()
+        for server in servers.values():
+            assert_clean_log(server.stop())
+
+
 @pytest.mark.parametrize("path", list(TITLES))
 def test_each_page_opens_by_url_as_a_fresh_servers_first_request(
-    path: str, browser, outside_requests: list[str], tmp_path: Path
+    path: str, fresh_servers: dict[str, Server], browser, outside_requests: list[str]
 ) -> None:
-    server = Server(tmp_path / "server.log")
+    server = fresh_servers[path].ready()
     try:
         page = new_page(browser, outside_requests)
         open_by_url(page, server.url, path)
         page.close()
     finally:
-        assert_clean_log(server.stop())
+        server.process.terminate()  # reaped with the others at the module's end
+    assert_clean_log(server.log.read_text())
     assert outside_requests == []
 
 
