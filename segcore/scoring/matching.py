@@ -49,30 +49,41 @@ class OverlapTable:
         return dense
 
 
+#: Largest id counted through a table (np.bincount, a lookup) rather than by sorting: about the
+#: number of pixels, so the table is no bigger than the per-pixel index itself.
+_DENSE_SLACK = 65536
+
+
+def _dense(codes: np.ndarray) -> bool:
+    """Whether non-empty integer ``codes`` lie in 0 .. len(codes) + `_DENSE_SLACK`."""
+    return (
+        codes.size > 0
+        and np.issubdtype(codes.dtype, np.integer)
+        and int(codes.min()) >= 0
+        and int(codes.max()) <= codes.size + _DENSE_SLACK
+    )
+
+
 def _counts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct values, their counts) of non-negative integer ``codes``: by `np.bincount`
-    (one pass, no sort) where the largest value is at most a few times the number of values,
-    else by `np.unique`."""
-    top = int(codes.max()) if codes.size else 0
-    if codes.size and np.issubdtype(codes.dtype, np.integer) and top <= 4 * codes.size + 65536:
+    """(sorted distinct values, their counts) of integer ``codes``: one `np.bincount` pass where
+    they are dense (`_dense`), else `np.unique` (a sort)."""
+    if _dense(codes):
         counts = np.bincount(codes.astype(np.intp, copy=False))
         values = np.flatnonzero(counts)
         return values, counts[values]
-    values, counts = np.unique(codes, return_counts=True)
-    return values, counts
+    return np.unique(codes, return_counts=True)
 
 
 def _ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sorted non-zero ids, their areas, each pixel's index into them with -1 for background)."""
     flat = labels.ravel()
-    if flat.size and np.issubdtype(flat.dtype, np.integer) and int(flat.min()) >= 0:
+    if _dense(flat):
         ids, counts = _counts(flat)
-        if ids.size == 0 or ids[-1] <= 4 * flat.size + 65536:  # ids index a lookup table
-            lut = np.full(int(ids[-1]) + 1 if ids.size else 1, -1, np.int64)
-            keep = ids != 0
-            ids, counts = ids[keep], counts[keep]
-            lut[ids] = np.arange(ids.size)
-            return ids, counts, lut[flat]
+        lut = np.full(int(ids[-1]) + 1, -1, np.int64)
+        keep = ids != 0
+        ids, counts = ids[keep], counts[keep]
+        lut[ids] = np.arange(ids.size)
+        return ids, counts, lut[flat]
     ids, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
     inverse = inverse.ravel()
     if ids.size and ids[0] == 0:

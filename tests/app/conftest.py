@@ -31,10 +31,22 @@ from streamlit.testing.v1 import AppTest
 
 @pytest.fixture(scope="session", autouse=True)
 def _quick_app_runs() -> Iterator[None]:
-    from streamlit.components.v2 import manifest_scanner
-    from streamlit.runtime.scriptrunner import script_runner
+    """Streamlit internals (not its public API: `scan_component_manifests` and
+    `_clean_problem_modules`, Streamlit 1.67): where a release renames them, nothing is patched
+    and the app tests only run slower."""
+    import importlib
 
-    scan = functools.cache(manifest_scanner.scan_component_manifests)
+    targets = {}
+    for module, name in (
+        ("streamlit.components.v2.manifest_scanner", "scan_component_manifests"),
+        ("streamlit.runtime.scriptrunner.script_runner", "_clean_problem_modules"),
+    ):
+        try:
+            found = importlib.import_module(module)
+        except ImportError:
+            continue
+        if callable(getattr(found, name, None)):
+            targets[name] = found
 
     def clean_without_keras() -> None:  # the rest of Streamlit's chore: close pyplot's figures
         pyplot = sys.modules.get("matplotlib.pyplot")
@@ -42,8 +54,14 @@ def _quick_app_runs() -> Iterator[None]:
             pyplot.close("all")
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(manifest_scanner, "scan_component_manifests", lambda *a: list(scan(*a)))
-        mp.setattr(script_runner, "_clean_problem_modules", clean_without_keras)
+        if "scan_component_manifests" in targets:
+            scanner = targets["scan_component_manifests"]
+            scan = functools.cache(scanner.scan_component_manifests)
+            mp.setattr(scanner, "scan_component_manifests", lambda *a: list(scan(*a)))
+        if "_clean_problem_modules" in targets:
+            mp.setattr(
+                targets["_clean_problem_modules"], "_clean_problem_modules", clean_without_keras
+            )
         yield
 
 

@@ -220,7 +220,7 @@ def fresh_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
             servers[path] = Server(folder / f"server{n}.log", wait=False)
         yield servers
     finally:
-        for server in servers.values():
+        for server in servers.values():  # all shut down at once, then each is reaped
             if server.process.poll() is None:
                 server.process.terminate()
         for server in servers.values():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from synthetic_images import box_labels
 
+from bench.matching import overlaps_by_sorting
 from segcore.scoring.matching import (
     DSB_THRESHOLDS,
     aggregated_jaccard,
@@ -172,23 +173,6 @@ def test_overlap_table_matches_the_dense_iou():
     assert sorted(zip(table.rows, table.cols, table.inter, strict=True)) == [(0, 0, 8), (1, 1, 16)]
 
 
-def _overlaps_by_sorting(truth: np.ndarray, pred: np.ndarray) -> list[np.ndarray]:
-    """The overlap table the plain way: `np.unique` over ids and over pairs of ids."""
-
-    def ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        values, inverse, counts = np.unique(labels.ravel(), return_inverse=True, return_counts=True)
-        if values.size and values[0] == 0:
-            return counts[1:], inverse.ravel() - 1
-        return counts, inverse.ravel()
-
-    true_area, t = ids(truth)
-    pred_area, p = ids(pred)
-    both = (t >= 0) & (p >= 0)
-    width = max(pred_area.size, 1)
-    pairs, inter = np.unique(t[both] * width + p[both], return_counts=True)
-    return [true_area, pred_area, pairs // width, pairs % width, inter]
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_overlap_table_counts_like_sorting_whatever_the_ids(seed: int):
     """Counting by bincount (dense ids) and by sorting (sparse, huge or negative ids, no
@@ -210,5 +194,5 @@ def test_overlap_table_counts_like_sorting_whatever_the_ids(seed: int):
     for a, b in cases:
         table = overlap_table(a, b)
         got = [table.true_area, table.pred_area, table.rows, table.cols, table.inter]
-        for mine, plain in zip(got, _overlaps_by_sorting(a, b), strict=True):
+        for mine, plain in zip(got, overlaps_by_sorting(a, b), strict=True):
             np.testing.assert_array_equal(mine, plain)
