@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from segcore.card import ModelCard, TileSpec
-from segcore.data.sources import dataset_name, folder_name, sources_name
+from segcore.data.sources import (
+    SourcesSplit,
+    dataset_name,
+    folder_name,
+    sources_name,
+    split_sources,
+)
 from segcore.data.split import parse_fractions
 from segcore.errors import DataError
 from segcore.inference.preprocess import (
@@ -114,6 +120,15 @@ class TrainConfig:
     def data_dirs(self) -> list[str]:
         """The dataset folders of the run (one or several sources)."""
         return [self.data] if isinstance(self.data, str) else list(self.data)
+
+    def find_data(self) -> SourcesSplit:
+        """The samples of every ``--data`` folder and their seeded split (`split_sources`; a
+        folder holding no data set raises DataError). Light: ``segcore.train`` calls it before
+        Keras loads, so a wrong folder is named at once, not after seconds of start-up."""
+        fractions = parse_fractions(self.split)
+        return split_sources(
+            self.data_dirs, self.format, bool(self.skip_unmatched), fractions, self.seed
+        )
 
     @property
     def weights(self) -> list[float]:

@@ -18,7 +18,11 @@ TensorFlow is imported inside the fixtures that need it, never at collection tim
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +42,32 @@ TINY_IMAGES = 12
 BRIGHT_SIZE = 32
 
 
+#: The longest test files (30-130 s each on 2 cores), longest first. pytest-xdist hands whole
+#: files to its workers in collection order (``--dist loadfile --no-loadscope-reorder``), so
+#: these start first and the many short files fill in around them: no worker is left alone at
+#: the end with a long file (11 s of one idle core, measured, when xdist put the files with most
+#: tests first). The rest keep pytest's order. A file missing here only runs later.
+LONG_FILES = (
+    "tests/browser/test_app_browser.py",
+    "tests/training/test_train_distributed.py",
+    "tests/training/test_train_instance.py",
+    "tests/test_variant_runs.py",
+    "tests/test_gpu_job.py",
+    "tests/training/test_train.py",
+    "tests/export/test_bioimageio.py",
+    "tests/models/test_model_architectures.py",
+    "tests/napari_plugin/test_napari_plugin.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that needs a trained model (`TRAINING_FIXTURES`) as slow."""
+    """Mark every test that needs a trained model (`TRAINING_FIXTURES`) as slow; put the
+    `LONG_FILES` first."""
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(LONG_FILES)))
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +76,35 @@ def disk_image():
     return synthetic_images.disk_image
 
 
+def shared_folder(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """``name``, a folder ``build`` fills once per test session, whichever pytest-xdist worker
+    asks first (under a file lock; the others wait, then read it). For read-only fixtures: a
+    test that changes one copies it first. Saves each extra worker a training run and an
+    export (~9 s of CPU) and keeps every worker's paths the same."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    folder, complete = root / name, root / f"{name}.complete"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not complete.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed part way
+            folder.mkdir()
+            build(folder)
+            complete.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A plain images/ + masks/ dataset of 12 32x32 disk images."""
-    root = tmp_path_factory.mktemp("tiny_data")
+    return shared_folder(tmp_path_factory, "tiny_data", write_tiny_dataset)
+
+
+def write_tiny_dataset(root: Path) -> None:
+    """The images/ and masks/ of `tiny_dataset_dir` into ``root``."""
     (root / "images").mkdir()
     (root / "masks").mkdir()
     rng = np.random.default_rng(0)
@@ -64,18 +114,23 @@ def tiny_dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         image, mask = synthetic_images.disk_image(TINY_SIZE, TINY_SIZE, [(cy, cx, r)], seed=i)
         Image.fromarray(image).save(root / "images" / f"img{i:02d}.png")
         Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / f"img{i:02d}.png")
-    return root
 
 
 @pytest.fixture(scope="session")
 def tiny_run_dir(tiny_dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder like ``python -m segcore.train`` writes, from a tiny U-Net trained briefly."""
+    return shared_folder(
+        tmp_path_factory, "tiny_run", lambda run: write_tiny_run(run, tiny_dataset_dir)
+    )
+
+
+def write_tiny_run(run: Path, tiny_dataset_dir: Path) -> None:
+    """Train the tiny U-Net on ``tiny_dataset_dir`` and write `tiny_run_dir`'s files in ``run``."""
     import keras
 
     from segcore.inference.preprocess import prepare, resize_probabilities
     from segcore.models import build
 
-    run = tmp_path_factory.mktemp("tiny_run")
     fmt, samples = find_samples(tiny_dataset_dir)
     split = make_split(samples, (0.6, 0.2, 0.2), seed=0)
     write_split(
@@ -136,7 +191,6 @@ def tiny_run_dir(tiny_dataset_dir: Path, tmp_path_factory: pytest.TempPathFactor
         "train_seconds": 1.0,
     }
     (run / "config.json").write_text(json.dumps(config, indent=1))
-    return run
 
 
 @pytest.fixture(scope="session")
@@ -145,9 +199,10 @@ def tiny_models_dir(tiny_run_dir: Path, tmp_path_factory: pytest.TempPathFactory
     from export.pipeline import export_run
     from export.run_folder import read_run
 
-    out = tmp_path_factory.mktemp("tiny_export") / "models"
-    export_run(read_run(tiny_run_dir), out, name="tiny_unet")
-    return out
+    def export(folder: Path) -> None:
+        export_run(read_run(tiny_run_dir), folder / "models", name="tiny_unet")
+
+    return shared_folder(tmp_path_factory, "tiny_export", export) / "models"
 
 
 def write_bright_model(folder: Path, name: str, channels: int, dataset: str) -> Path:

@@ -208,12 +208,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         cfg, resume = parse_args(argv)
+        # the data are found before Keras loads: a wrong --data folder is named at once
+        found = None if resume else cfg.find_data()
         from segcore.training.quiet import quiet_tensorflow
 
         quiet_tensorflow(verbose)
         from segcore.training.loop import train
 
-        run_dir = train(cfg, Path(resume) if resume else None)
+        run_dir = train(cfg, Path(resume) if resume else None, found)
         if run_dir is not None:
             _report(run_dir)
         return 0

@@ -25,8 +25,7 @@ from segcore.atomic import replacing, write_text
 from segcore.data import read_split, write_split
 from segcore.data.cache import default_workers
 from segcore.data.layouts import Sample
-from segcore.data.sources import source_counts, split_sources
-from segcore.data.split import parse_fractions
+from segcore.data.sources import SourcesSplit, source_counts
 from segcore.errors import DataError, reason
 from segcore.history import read_history
 from segcore.inference.preprocess import PERCENTILES
@@ -148,9 +147,15 @@ def announce(cfg: TrainConfig, fmt: str, split: dict, run_dir: Path, demo: bool)
     log.info(what)
 
 
-def open_run(cfg: TrainConfig, resume_dir: Path | None, topology: Topology) -> OpenRun:
+def open_run(
+    cfg: TrainConfig,
+    resume_dir: Path | None,
+    topology: Topology,
+    found: SourcesSplit | None = None,
+) -> OpenRun:
     """The run folder to train into: the resumed one (its split and state), or a new one with a
-    fresh seeded split (written by process 0)."""
+    fresh seeded split (written by process 0) of ``found`` (`TrainConfig.find_data`'s, found
+    now if None)."""
     if resume_dir is not None:
         run_dir = Path(resume_dir)
         try:
@@ -169,13 +174,7 @@ def open_run(cfg: TrainConfig, resume_dir: Path | None, topology: Topology) -> O
                 raise DataError(str(exc)) from None
         opened = OpenRun(run_dir, cfg.format, split, state, resumed=True)  # layout: config.json
     else:
-        found = split_sources(
-            cfg.data_dirs,
-            cfg.format,
-            bool(cfg.skip_unmatched),
-            parse_fractions(cfg.split),
-            cfg.seed,
-        )
+        found = found or cfg.find_data()
         fmt, split, root = found.fmt, found.split, found.root
         run_dir = Path(cfg.out) if cfg.out else default_out(cfg, run_dataset(cfg, fmt))
         if topology.is_chief:
@@ -311,9 +310,12 @@ def fit(cfg: TrainConfig, run: OpenRun, feeders: Feeders, topology: Topology) ->
         shutil.rmtree(out, ignore_errors=True)
 
 
-def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
+def train(
+    cfg: TrainConfig, resume_dir: Path | None = None, found: SourcesSplit | None = None
+) -> Path | None:
     """Run training (or resume it) and evaluation; returns the run folder (None in processes
-    other than process 0, which writes nothing)."""
+    other than process 0, which writes nothing). ``found``: the data `TrainConfig.find_data`
+    found for a new run (found here if None)."""
     topology = setup(cfg.distribute)  # before any computation (starts the processes' link)
     if cfg.target == "instance" and topology.processes > 1:
         raise DataError(
@@ -323,7 +325,7 @@ def train(cfg: TrainConfig, resume_dir: Path | None = None) -> Path | None:
     keras.utils.set_random_seed(cfg.member_seed)
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    run = open_run(cfg, resume_dir, topology)
+    run = open_run(cfg, resume_dir, topology, found)
     feeders = load_data(cfg, run, topology)
     fit(cfg, run, feeders, topology)
     if not topology.is_chief:

@@ -148,7 +148,10 @@ def assert_clean_log(log: str) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's headless chromium through playwright (never playwright's own download)."""
+    """One context of Debian's headless chromium, through playwright (never playwright's own
+    download). Its pages share the HTTP and compiled-code caches, as a person's tabs do: only
+    the first page compiles Streamlit's scripts (a new context per page spent ~100 s of
+    Chromium CPU on the module's page loads)."""
     executable = shutil.which("chromium")
     if executable is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
@@ -156,7 +159,7 @@ def browser():
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            yield browser
+            yield browser.new_context(viewport=VIEWPORT)
         finally:
             browser.close()
 
@@ -179,7 +182,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def new_page(browser, outside: list[str], viewport: dict = VIEWPORT):
     """A page that records requests leaving the machine and watches for the legacy page list."""
-    page = browser.new_page(viewport=viewport)
+    page = browser.new_page()
+    if viewport != VIEWPORT:
+        page.set_viewport_size(viewport)
     page.add_init_script(WATCH_LEGACY_NAV)
 
     def record(request) -> None:
@@ -242,13 +247,29 @@ def test_each_page_opens_by_url_as_a_fresh_servers_first_request(
     assert outside_requests == []
 
 
+#: Pages whose picture goes to ``test-artifacts/`` (the whole page for the tall benchmarks).
+SCREENSHOTS = {"training": False, "benchmarks": True, "gallery": False}
+
+
 def test_every_page_opens_by_url_as_a_later_visit(
     app: Server, browser, outside_requests: list[str]
 ) -> None:
-    page = new_page(browser, outside_requests)
+    """Each page by its URL on a server that has served others; the chart and picture pages
+    draw their plot or image (a screenshot of each)."""
+    page = new_page(browser, outside_requests, TALL_VIEWPORT)
+    shot = set()
     for path in [*TITLES, "segment", "gallery"]:
         open_by_url(page, app.url, path)
+        if path in SCREENSHOTS and path not in shot:
+            page.locator(".js-plotly-plot, [data-testid='stImage'] img").first.wait_for(
+                timeout=WAIT
+            )
+            page.wait_for_timeout(2500)  # let plotly finish drawing
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{path}.png"), full_page=SCREENSHOTS[path])
+            shot.add(path)
     page.close()
+    assert shot == set(SCREENSHOTS)
     assert outside_requests == []
 
 
@@ -276,7 +297,7 @@ def warnings_shown(page) -> list[str]:
     return page.locator('[data-testid="stAlertContentWarning"]').all_inner_texts()
 
 
-def test_microscopy_under_the_lesion_model_warns_and_a_lesion_photo_does_not(
+def test_microscopy_under_the_lesion_model_warns_naming_a_nuclei_model(
     app: Server, browser, outside_requests: list[str]
 ) -> None:
     if not MICROSCOPY:
@@ -300,11 +321,7 @@ def test_microscopy_under_the_lesion_model_warns_and_a_lesion_photo_does_not(
     assert len(named) == 1, (nuclei_models, shown[0])
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "mismatch.png"))
-    page.goto(f"{app.url}/segment")  # a fresh page: the lesion photo alone
-    page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
-    upload_and_wait(page, [str(PHOTO)], 1)
-    assert warnings_shown(page) == []
-    page.close()
+    page.close()  # a lesion photo warns of nothing: the test below
     assert outside_requests == []
 
 
@@ -403,6 +420,7 @@ def test_lesion_photo_with_its_mask_shows_image_truth_prediction_overlay_and_dic
         assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
     dice = float(dice_metric.inner_text().split()[-1])
     assert 0.8 <= dice <= 1.0
+    assert warnings_shown(page) == []  # a lesion photo: no mismatch warning
     assert page.get_by_text(f"Ground truth: {TRUTH.name}").count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
@@ -438,17 +456,5 @@ def test_variants_page_runs_all_five_variants_on_an_uploaded_photo(
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=WAIT)
     page.get_by_text("Budget shared by every run:").first.wait_for(timeout=WAIT)
     assert page.get_by_text("comparison files yet").count() == 0
-    page.close()
-    assert outside_requests == []
-
-
-@pytest.mark.parametrize("path", ["training", "benchmarks", "gallery"])
-def test_screenshot_of_a_page(path: str, app: Server, browser, outside_requests: list[str]) -> None:
-    page = new_page(browser, outside_requests, TALL_VIEWPORT)
-    open_by_url(page, app.url, path)
-    page.locator(".js-plotly-plot, [data-testid='stImage'] img").first.wait_for(timeout=WAIT)
-    page.wait_for_timeout(2500)  # let plotly finish drawing
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{path}.png"), full_page=path == "benchmarks")
     page.close()
     assert outside_requests == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -15,12 +16,23 @@ import pytest
 import yaml
 from handmade_models import write_nuclei_model
 
-pytest.importorskip("bioimageio.core", reason="bioimageio.core is not installed")
+from export import ExportError
+from export.bioimageio import export_package, main
 
-from bioimageio.core import test_model as run_test_model  # noqa: E402
+# bioimageio.core takes seconds to import: only the worker that runs this module pays for it
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("bioimageio") is None
+    or importlib.util.find_spec("bioimageio.core") is None,
+    reason="bioimageio.core is not installed",
+)
 
-from export import ExportError  # noqa: E402
-from export.bioimageio import export_package, main  # noqa: E402
+
+def run_test_model(package: Path, **kwargs):
+    """``bioimageio.core.test_model`` (imported when first needed)."""
+    from bioimageio.core import test_model
+
+    return test_model(package, **kwargs)
+
 
 REPO = Path(__file__).resolve().parents[2]
 DSB_SAMPLE = next((REPO / "samples/dsb/stage1_train").glob("*/images/*.png"))

@@ -238,26 +238,32 @@ def test_resume_on_a_bad_config_names_the_file(content: str, tmp_path: Path, cap
     assert err.startswith(f"error: {tmp_path / 'config.json'}: ") and err.count("\n") == 1, err
 
 
-@pytest.mark.slow
-def test_empty_folder_cli_exits_2_with_one_quiet_line(tmp_path: Path, capsys):
-    """Under TensorFlow, its CUDA/oneDNN start-up notices stay hidden (a fresh process, where
-    TensorFlow is first imported); with --verbose the same line still ends the output, with no
-    traceback (in this process: TensorFlow is already loaded here)."""
+NO_KERAS = """
+import sys
+import segcore.commands.train
+
+code = segcore.commands.train.main(sys.argv[1:])
+assert "keras" not in sys.modules and "tensorflow" not in sys.modules, "Keras was loaded"
+sys.exit(code)
+"""
+
+
+def test_a_folder_without_data_is_named_before_keras_loads(tmp_path: Path, capsys):
+    """A wrong --data folder fails at once (the data are found before Keras loads): one line,
+    exit 2, in a fresh process; with --verbose the same line ends the output (in this process)."""
     empty = tmp_path / "EMPTY"
     empty.mkdir()
-    env = subprocess_env(KERAS_BACKEND="tensorflow")
-    env.pop("TF_CPP_MIN_LOG_LEVEL")
     quiet = subprocess.run(
-        [sys.executable, "-m", "segcore.train", "--data", str(empty)],
+        [sys.executable, "-c", NO_KERAS, "--data", str(empty)],
         cwd=tmp_path,
-        env=env,
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert quiet.returncode == 2, quiet.stderr
     lines = quiet.stderr.splitlines()
-    assert len(lines) == 1, quiet.stderr  # no TensorFlow notices, no traceback
+    assert len(lines) == 1, quiet.stderr  # no traceback
     assert lines[0].startswith("error: ") and str(empty) in lines[0]
     assert "no dataset found" in lines[0]
     assert not (tmp_path / "runs").exists()
@@ -428,7 +434,7 @@ def test_out_folder_holding_a_run_is_refused(trained, tiny_dataset_dir: Path, ca
 
 @pytest.mark.slow
 def test_init_from_starts_where_the_saved_model_ended(
-    trained, tiny_dataset_dir: Path, tmp_path: Path
+    trained, tiny_dataset_dir: Path, tmp_path: Path, eager_steps
 ):
     import keras
 
@@ -470,7 +476,7 @@ def test_init_from_refuses_a_missing_damaged_or_foreign_model(trained, tmp_path:
 
 
 @pytest.mark.slow
-def test_resume_extends_a_finished_run(trained, tmp_path: Path, capsys):
+def test_resume_extends_a_finished_run(trained, tmp_path: Path, capsys, eager_steps):
     run = tmp_path / "copy"
     shutil.copytree(trained[0], run)
     assert state(run)["epoch"] == 2 and optimizer_iterations(run) == 2 * STEPS_PER_EPOCH
@@ -489,7 +495,7 @@ def test_resume_extends_a_finished_run(trained, tmp_path: Path, capsys):
 
 
 @pytest.mark.slow
-def test_resume_refuses_settings_that_cannot_change(trained, tmp_path: Path, capsys):
+def test_resume_refuses_settings_that_cannot_change(trained, tmp_path: Path, capsys, eager_steps):
     run = tmp_path / "copy"
     shutil.copytree(trained[0], run)
     for argv in (["--lr", "0.1"], ["--img-size=64"], ["--arch", "unetpp"]):
@@ -525,12 +531,36 @@ def test_resume_checks_what_it_loads(trained, tmp_path: Path, name: str, capsys)
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
+def test_tensorflow_start_up_notices_stay_hidden(trained, tmp_path: Path):
+    """TensorFlow's CUDA/oneDNN start-up lines do not reach the terminal (a fresh process, where
+    TensorFlow is first imported, with TF_CPP_MIN_LOG_LEVEL unset): a resume whose split.json
+    is gone fails after the import with its one line."""
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(trained[0] / "config.json", run / "config.json")
+    env = subprocess_env(KERAS_BACKEND="tensorflow")
+    env.pop("TF_CPP_MIN_LOG_LEVEL")
+    proc = subprocess.run(
+        [sys.executable, "-m", "segcore.train", "--resume", str(run)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"error: {run / 'split.json'}: unreadable (FileNotFoundError)"
+    ]
+
+
 class PowerCut(Exception):
     """Raised by a callback to simulate a run killed mid-training."""
 
 
 @pytest.mark.slow
-def test_interrupted_run_resumes(tiny_dataset_dir: Path, tmp_path: Path, monkeypatch):
+def test_interrupted_run_resumes(tiny_dataset_dir: Path, tmp_path: Path, eager_steps):
     from segcore.training.callbacks import ResumeCheckpoint
 
     save = ResumeCheckpoint.on_epoch_end
@@ -541,10 +571,9 @@ def test_interrupted_run_resumes(tiny_dataset_dir: Path, tmp_path: Path, monkeyp
         save(self, epoch, logs)
 
     run = tmp_path / "run"
-    monkeypatch.setattr(ResumeCheckpoint, "on_epoch_end", cut_in_epoch_2)
-    with pytest.raises(PowerCut):
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(PowerCut):
+        mp.setattr(ResumeCheckpoint, "on_epoch_end", cut_in_epoch_2)
         main(train_args(tiny_dataset_dir, run, 3))
-    monkeypatch.undo()
     assert state(run)["epoch"] == 1
     assert not (run / "best.keras").exists() and not (run / "test_metrics.json").exists()
 
@@ -557,7 +586,9 @@ def test_interrupted_run_resumes(tiny_dataset_dir: Path, tmp_path: Path, monkeyp
 
 
 @pytest.mark.slow
-def test_grayscale_run_stopped_by_time_limit_then_resumed(tiny_dataset_dir: Path, tmp_path: Path):
+def test_grayscale_run_stopped_by_time_limit_then_resumed(
+    tiny_dataset_dir: Path, tmp_path: Path, eager_steps
+):
     import keras
 
     run = tmp_path / "gray"
