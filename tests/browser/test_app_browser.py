@@ -73,6 +73,15 @@ new MutationObserver(() => {
   if (document.querySelector('[data-testid="stSidebarNav"]')) window.__legacyNav = true;
 }).observe(document, {childList: true, subtree: true});
 """
+#: No CSS animation or transition (Streamlit's spinners, skeletons and running indicator):
+#: software-painted at 60 frames a second, they cost Chromium CPU while a page waits.
+STILL = """
+document.addEventListener('DOMContentLoaded', () => {
+  const style = document.createElement('style');
+  style.textContent = '*, *::before, *::after {animation: none !important; transition: none !important}';
+  document.head.appendChild(style);
+});
+"""
 WAIT = 90_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -159,7 +168,7 @@ def browser():
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            yield browser.new_context(viewport=VIEWPORT)
+            yield browser.new_context(viewport=VIEWPORT, reduced_motion="reduce")
         finally:
             browser.close()
 
@@ -186,6 +195,7 @@ def new_page(browser, outside: list[str], viewport: dict = VIEWPORT):
     if viewport != VIEWPORT:
         page.set_viewport_size(viewport)
     page.add_init_script(WATCH_LEGACY_NAV)
+    page.add_init_script(STILL)
 
     def record(request) -> None:
         host = urlparse(request.url).hostname
