@@ -174,7 +174,8 @@ def open_run(
                 raise DataError(str(exc)) from None
         opened = OpenRun(run_dir, cfg.format, split, state, resumed=True)  # layout: config.json
     else:
-        found = found or cfg.find_data()
+        if found is None:
+            found = cfg.find_data()
         fmt, split, root = found.fmt, found.split, found.root
         run_dir = Path(cfg.out) if cfg.out else default_out(cfg, run_dataset(cfg, fmt))
         if topology.is_chief:
