@@ -62,6 +62,7 @@ import bench.architectures as comparison
 from segcore.atomic import write_text
 from segcore.data import find_samples
 from segcore.data.layouts import load_labels
+from segcore.training.quiet import tensorflow_left_unloaded
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_PACK_MB = 38.0
@@ -267,8 +268,9 @@ def collect(runs: Path, out: Path) -> int:
     """Every finished run of ``runs`` slimmed, tarred and cut into ``out/runs.tar.NNN`` parts of
     at most `PART_BYTES`; returns the number of parts."""
     staging = Path(tempfile.mkdtemp(prefix="gpu-job-stage-"))
-    for run in sorted(p.parent for p in runs.rglob("best.keras")):
-        _slim(run, staging / run.relative_to(runs))
+    with tensorflow_left_unloaded():  # under JAX, Keras' saving code would load it
+        for run in sorted(p.parent for p in runs.rglob("best.keras")):
+            _slim(run, staging / run.relative_to(runs))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         tar.add(staging, arcname="runs")
@@ -296,11 +298,14 @@ def unpack(results: Path, runs: Path, data: Path) -> list[Path]:
     for staged in sorted(p.parent for p in unpacked.rglob("model.json")):
         run = runs / staged.relative_to(unpacked)
         shutil.copytree(staged, run, ignore=shutil.ignore_patterns("model.json", "weights16.npz"))
-        model = keras.models.model_from_json((staged / "model.json").read_text())
-        with np.load(staged / "weights16.npz") as arrays:
-            weights = [arrays[k] for k in sorted(arrays.files)]
-        model.set_weights([w.astype(np.float32) if w.dtype == np.float16 else w for w in weights])
-        model.save(run / "best.keras")
+        with tensorflow_left_unloaded():
+            model = keras.models.model_from_json((staged / "model.json").read_text())
+            with np.load(staged / "weights16.npz") as arrays:
+                weights = [arrays[k] for k in sorted(arrays.files)]
+            model.set_weights(
+                [w.astype(np.float32) if w.dtype == np.float16 else w for w in weights]
+            )
+            model.save(run / "best.keras")
         _point_split(run, data)
         done.append(run)
     shutil.rmtree(unpacked.parent)

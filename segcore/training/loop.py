@@ -52,6 +52,7 @@ from segcore.training.callbacks import (
 from segcore.training.distribute import Topology, setup
 from segcore.training.evaluation import evaluate_run
 from segcore.training.metrics import get_metrics
+from segcore.training.quiet import tensorflow_left_unloaded
 from segcore.training.runinfo import device_description, library_versions
 from segcore.training.targets import Feeders, TargetSpec, spec_for
 
@@ -317,6 +318,11 @@ def train(
     """Run training (or resume it) and evaluation; returns the run folder (None in processes
     other than process 0, which writes nothing). ``found``: the data `TrainConfig.find_data`
     found for a new run (found here if None)."""
+    with tensorflow_left_unloaded():  # under JAX, Keras would import it to seed it and save
+        return _train(cfg, resume_dir, found)
+
+
+def _train(cfg: TrainConfig, resume_dir: Path | None, found: SourcesSplit | None) -> Path | None:
     topology = setup(cfg.distribute)  # before any computation (starts the processes' link)
     if cfg.target == "instance" and topology.processes > 1:
         raise DataError(

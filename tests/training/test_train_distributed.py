@@ -71,6 +71,7 @@ assert jax.local_device_count() == 2 and keras.backend.backend() == "jax"
 argv = sys.argv[1:]
 assert segcore.commands.train.main(argv + ["--out", "two", "--distribute", "data-parallel"]) == 0
 assert segcore.commands.train.main(argv + ["--out", "one"]) == 0
+assert "tensorflow" not in sys.modules  # Keras under JAX would load it to seed it and to save
 model = keras.saving.load_model("one/best.keras", compile=False)
 x = np.linspace(0, 1, 2 * 32 * 32 * 3, dtype="float32").reshape(2, 32, 32, 3)
 np.save("one/jax_prediction.npy", np.asarray(model.predict(x, verbose=0)))
