@@ -158,9 +158,8 @@ def assert_clean_log(log: str) -> None:
 @pytest.fixture(scope="module")
 def browser():
     """One context of Debian's headless chromium, through playwright (never playwright's own
-    download), yielded where tests ask for ``browser``. Its pages share the HTTP and
-    compiled-code caches, as a person's tabs do (the module alone: 203 -> 191 core-s of
-    system CPU against a new context per page, one run each)."""
+    download), yielded where tests ask for ``browser``: its pages share the HTTP and
+    compiled-code caches, as a person's tabs do. The tests use one tab of it (`tab`)."""
     executable = shutil.which("chromium")
     if executable is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
@@ -189,21 +188,37 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert_clean_log(server.stop())
 
 
-def new_page(browser, outside: list[str], viewport: dict = VIEWPORT):
-    """A page that records requests leaving the machine and watches for the legacy page list."""
+@pytest.fixture(scope="module")
+def tab(browser, outside_requests: list[str]):
+    """One tab for the module's tests, each opening its page by URL in it: a new tab starts a
+    new renderer process, ~2.5 core-seconds of Chromium each (a page of the app opened again
+    in the same tab: 1.4 against 3.9 core-s in a new one, measured here). The tab records the
+    requests that leave the machine and watches every page for the legacy page list."""
     page = browser.new_page()
-    if viewport != VIEWPORT:
-        page.set_viewport_size(viewport)
     page.add_init_script(WATCH_LEGACY_NAV)
     page.add_init_script(STILL)
 
     def record(request) -> None:
         host = urlparse(request.url).hostname
         if request.url.startswith(("http", "ws")) and host not in LOCAL_HOSTS:
-            outside.append(request.url)
+            outside_requests.append(request.url)
 
     page.on("request", record)
-    return page
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+def sized(tab, viewport: dict = VIEWPORT):
+    """The module's tab at ``viewport``."""
+    tab.set_viewport_size(viewport)
+    return tab
+
+
+def leave(page) -> None:
+    """Leave the app (its session ends), as a test's last step."""
+    page.goto("about:blank")
 
 
 def open_by_url(page, url: str, path: str) -> None:
@@ -244,13 +259,13 @@ def fresh_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 
 @pytest.mark.parametrize("path", list(TITLES))
 def test_each_page_opens_by_url_as_a_fresh_servers_first_request(
-    path: str, fresh_servers: dict[str, Server], browser, outside_requests: list[str]
+    path: str, fresh_servers: dict[str, Server], tab, outside_requests: list[str]
 ) -> None:
     server = fresh_servers[path].ready()
     try:
-        page = new_page(browser, outside_requests)
+        page = sized(tab)
         open_by_url(page, server.url, path)
-        page.close()
+        leave(page)  # before its server stops: no reconnecting page
     finally:
         server.process.terminate()  # reaped with the others at the module's end
     assert_clean_log(server.log.read_text())
@@ -262,11 +277,11 @@ SCREENSHOTS = {"training": False, "benchmarks": True, "gallery": False}
 
 
 def test_every_page_opens_by_url_as_a_later_visit(
-    app: Server, browser, outside_requests: list[str]
+    app: Server, tab, outside_requests: list[str]
 ) -> None:
     """Each page by its URL on a server that has served others; the chart and picture pages
     draw their plot or image (a screenshot of each)."""
-    page = new_page(browser, outside_requests, TALL_VIEWPORT)
+    page = sized(tab, TALL_VIEWPORT)
     shot = set()
     for path in [*TITLES, "segment", "gallery"]:
         open_by_url(page, app.url, path)
@@ -278,7 +293,7 @@ def test_every_page_opens_by_url_as_a_later_visit(
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"{path}.png"), full_page=SCREENSHOTS[path])
             shot.add(path)
-    page.close()
+    leave(page)
     assert shot == set(SCREENSHOTS)
     assert outside_requests == []
 
@@ -308,11 +323,11 @@ def warnings_shown(page) -> list[str]:
 
 
 def test_microscopy_under_the_lesion_model_warns_naming_a_nuclei_model(
-    app: Server, browser, outside_requests: list[str]
+    app: Server, tab, outside_requests: list[str]
 ) -> None:
     if not MICROSCOPY:
         pytest.skip("no bundled DSB samples")
-    page = new_page(browser, outside_requests)
+    page = sized(tab)
     page.goto(f"{app.url}/segment")
     page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
     sidebar = page.locator('[data-testid="stSidebar"]')
@@ -331,7 +346,7 @@ def test_microscopy_under_the_lesion_model_warns_naming_a_nuclei_model(
     assert len(named) == 1, (nuclei_models, shown[0])
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "mismatch.png"))
-    page.close()  # a lesion photo warns of nothing: the test below
+    leave(page)  # a lesion photo warns of nothing: the test below
     assert outside_requests == []
 
 
@@ -344,7 +359,7 @@ def choose_model(page, name: str) -> None:
 
 
 def test_automatic_sends_bright_field_and_he_nuclei_to_a_nuclei_model_and_scores_labels(
-    app: Server, browser, outside_requests: list[str]
+    app: Server, tab, outside_requests: list[str]
 ) -> None:
     if HE_IMAGE is None:
         pytest.skip("no bundled H&E sample")
@@ -352,7 +367,7 @@ def test_automatic_sends_bright_field_and_he_nuclei_to_a_nuclei_model_and_scores
     from segcore.scoring.scores import dice
     from segcore.scoring.truth import read_truth
 
-    page = new_page(browser, outside_requests, TALL_VIEWPORT)
+    page = sized(tab, TALL_VIEWPORT)
     page.goto(f"{app.url}/segment")
     page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
     page.locator('[data-testid="stSidebar"]').get_by_text("Per image, the model").wait_for(
@@ -388,14 +403,14 @@ def test_automatic_sends_bright_field_and_he_nuclei_to_a_nuclei_model_and_scores
     assert annotated.first.inner_text().split()[-1] == "19"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "automatic.png"), full_page=True)
-    page.close()
+    leave(page)
     assert outside_requests == []
 
 
 def test_a_markdown_file_name_is_plain_text_and_fetches_nothing(
-    app: Server, browser, outside_requests: list[str]
+    app: Server, tab, outside_requests: list[str]
 ) -> None:
-    page = new_page(browser, outside_requests)
+    page = sized(tab)
     page.goto(f"{app.url}/segment")
     page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
     upload_and_wait(
@@ -405,14 +420,14 @@ def test_a_markdown_file_name_is_plain_text_and_fetches_nothing(
     header = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="256×256 px")
     assert header.first.inner_text().startswith(MARKDOWN_NAME)  # shown as typed
     assert page.locator('img[src*="host.invalid"]').count() == 0
-    page.close()
+    leave(page)
     assert outside_requests == []
 
 
 def test_lesion_photo_with_its_mask_shows_image_truth_prediction_overlay_and_dice(
-    app: Server, browser, outside_requests: list[str]
+    app: Server, tab, outside_requests: list[str]
 ) -> None:
-    page = new_page(browser, outside_requests, TALL_VIEWPORT)
+    page = sized(tab, TALL_VIEWPORT)
     page.goto(f"{app.url}/segment")
     page.get_by_role("heading", name="Segment").wait_for(timeout=WAIT)
     upload_and_wait(page, [str(PHOTO)], 1)
@@ -435,16 +450,16 @@ def test_lesion_photo_with_its_mask_shows_image_truth_prediction_overlay_and_dic
     assert page.locator('[data-testid="stException"]').count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "segment.png"))
-    page.close()
+    leave(page)
     assert outside_requests == []
 
 
 def test_variants_page_runs_all_five_variants_on_an_uploaded_photo(
-    app: Server, browser, outside_requests: list[str]
+    app: Server, tab, outside_requests: list[str]
 ) -> None:
     """The committed comparison (`models/variants/`): every variant of both data sets has its
     files, the budget is named, and all five segment an uploaded lesion photo side by side."""
-    page = new_page(browser, outside_requests, TALL_VIEWPORT)
+    page = sized(tab, TALL_VIEWPORT)
     open_by_url(page, app.url, "variants")
     page.get_by_text("Budget shared by every run:").first.wait_for(timeout=WAIT)
     assert page.get_by_text("comparison files yet").count() == 0  # all five for the lesions
@@ -466,5 +481,5 @@ def test_variants_page_runs_all_five_variants_on_an_uploaded_photo(
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=WAIT)
     page.get_by_text("Budget shared by every run:").first.wait_for(timeout=WAIT)
     assert page.get_by_text("comparison files yet").count() == 0
-    page.close()
+    leave(page)
     assert outside_requests == []
