@@ -10,6 +10,10 @@ and the wall seconds, the peak memory of the largest process, and how busy the w
 (``/proc/stat`` sampled each second: the core-seconds every process used, Chromium's renderers
 and the tests' child processes included, which ``time`` does not see).
 
+Before and after each run it times a fixed single-core loop (`reference_s`, the median of three):
+this machine's speed drifts by a third within an hour, and the same suite's seconds with it, so a
+run's time means little without the speed it ran at.
+
 ``--clone`` runs each time in a fresh ``git clone`` of the committed tree (no ``.pytest_cache``,
 no JAX compilation cache, no test artifacts), as CI does; it uses this Python and its packages.
 The tiers:
@@ -105,6 +109,20 @@ class BusySampler:
             "core_s": round(sum(self.samples) * cores, 1),
             "busy": round(sum(self.samples) / len(self.samples), 3),
         }
+
+
+REFERENCE = "s = 0\nfor i in range(5_000_000):\n    s += i * i % 7"
+
+
+def reference_seconds(repeats: int = 3) -> float:
+    """CPU seconds of a fixed pure-Python loop in this process (median of ``repeats``): how fast
+    one core of this machine runs now."""
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        exec(REFERENCE, {})
+        times.append(time.process_time() - start)
+    return round(sorted(times)[len(times) // 2], 3)
 
 
 def tier_command(tier: str) -> list[str]:
@@ -212,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
                     cwd = Path(tmp) / "clone"
                     git("clone", "--quiet", str(REPO_ROOT), str(cwd))
                 started = datetime.now().isoformat(timespec="minutes")
+                before = reference_seconds()
                 result = run_tier(command, cwd)
+                speed = {"reference_s": [before, reference_seconds()]}
             record = {
                 "tier": tier,
                 "command": shown(command),
@@ -220,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                 if a.clone
                 else f"working tree at {commit}" + (" with uncommitted changes" if dirty else ""),
                 **result,
+                **speed,
                 "cpus": os.cpu_count(),
                 "cpu": cpu_model(),
                 "python": platform.python_version(),
@@ -230,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             failed += result["exit_code"] != 0
             print(
                 f"{tier:<10} {record['where']}: {result.get('pytest_summary', 'no summary')}; "
-                f"wall {result['wall_s']:.0f} s, {result['core_s']} core-s"
+                f"wall {result['wall_s']:.0f} s, {result['core_s']} core-s; "
+                f"reference loop {speed['reference_s']} s"
             )
     print(f"-> {a.out}")
     return 1 if failed else 0

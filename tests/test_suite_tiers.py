@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.suite_tiers import parse_summary, run_tier, shown, tier_command
+from bench.suite_tiers import parse_summary, reference_seconds, run_tier, shown, tier_command
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,7 @@ def test_a_small_run_is_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     result = run_tier([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], tmp_path)
     assert result["exit_code"] == 1 and result["failed"] == 1
     assert "1 failed" in result["output_tail"][-1]
+
+
+def test_the_reference_loop_times_this_machine():
+    assert 0 < reference_seconds(1) < 60
