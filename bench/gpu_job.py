@@ -295,10 +295,11 @@ def unpack(results: Path, runs: Path, data: Path) -> list[Path]:
     unpacked = runs.parent / f".{runs.name}-unpack" / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     done = []
-    for staged in sorted(p.parent for p in unpacked.rglob("model.json")):
-        run = runs / staged.relative_to(unpacked)
-        shutil.copytree(staged, run, ignore=shutil.ignore_patterns("model.json", "weights16.npz"))
-        with tensorflow_left_unloaded():
+    with tensorflow_left_unloaded():  # under JAX, Keras' saving code would load it
+        for staged in sorted(p.parent for p in unpacked.rglob("model.json")):
+            run = runs / staged.relative_to(unpacked)
+            ignore = shutil.ignore_patterns("model.json", "weights16.npz")
+            shutil.copytree(staged, run, ignore=ignore)
             model = keras.models.model_from_json((staged / "model.json").read_text())
             with np.load(staged / "weights16.npz") as arrays:
                 weights = [arrays[k] for k in sorted(arrays.files)]
@@ -306,8 +307,8 @@ def unpack(results: Path, runs: Path, data: Path) -> list[Path]:
                 [w.astype(np.float32) if w.dtype == np.float16 else w for w in weights]
             )
             model.save(run / "best.keras")
-        _point_split(run, data)
-        done.append(run)
+            _point_split(run, data)
+            done.append(run)
     shutil.rmtree(unpacked.parent)
     return done
 

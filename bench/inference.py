@@ -34,8 +34,6 @@ import argparse
 import datetime as dt
 import io
 import os
-import platform
-import re
 import socket
 import sys
 import tempfile
@@ -48,7 +46,7 @@ import numpy as np
 import onnx
 from PIL import Image
 
-from bench.records import add_out_flag, write_records
+from bench.records import add_out_flag, cpu_name, write_records
 from export.graph import count_macs, to_fp16, to_fp32
 from segcore.card import ModelCard
 from segcore.data import find_samples
@@ -132,14 +130,9 @@ def photo_jpeg(image: np.ndarray, size: tuple[int, int] = PHOTO_SIZE) -> bytes:
 
 def machine() -> dict:
     """Host, CPU and date facts recorded with every result."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), flags=re.M)
-        cpu = names[0] if names else cpu
     return {
         "host": socket.gethostname(),
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import re
 import socket
 from pathlib import Path
@@ -17,6 +18,16 @@ def default_path(kind: str) -> Path:
     """``RESULTS_DIR/<kind>-<host>.json`` (the host name made safe for a file name)."""
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
     return RESULTS_DIR / f"{kind}-{host}.json"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), flags=re.M)
+        if names:
+            return names[0]
+    return platform.processor() or platform.machine()
 
 
 def add_out_flag(parser: argparse.ArgumentParser, kind: str) -> None:

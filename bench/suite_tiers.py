@@ -39,7 +39,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench.records import add_out_flag, write_records
+from bench.records import add_out_flag, cpu_name, write_records
 from segcore.paths import REPO_ROOT
 
 TIERS = {
@@ -183,17 +183,6 @@ def git(*args: str, cwd: Path = REPO_ROOT) -> str:
     ).stdout.strip()
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def read_records(path: Path) -> list[dict]:
     """The records already in ``path`` (none when it is missing)."""
     try:
@@ -243,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 **result,
                 **speed,
                 "cpus": os.cpu_count(),
-                "cpu": cpu_model(),
+                "cpu": cpu_name(),
                 "python": platform.python_version(),
                 "date": started,
             }
