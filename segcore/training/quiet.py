@@ -10,8 +10,8 @@ by the import surfaces after stderr is back.
 Under JAX (or torch) TensorFlow is not needed at all, but Keras asks whether it is installed, to
 seed it (``set_random_seed``) and to recognise its types when saving a model, and asking imports
 it. `tensorflow_left_unloaded` answers "no" while TensorFlow is not loaded, which is true of every
-object in such a process (measured: a tiny one-epoch JAX training run, 15.6 -> 10.8 s of CPU and
-1.1 -> 0.6 GB peak memory).
+object in such a process (a tiny one-epoch JAX training run, timed by hand with
+``/usr/bin/time``: 15.6 -> 10.8 s of CPU and 1.1 -> 0.6 GB peak memory).
 """
 
 from __future__ import annotations
