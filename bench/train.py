@@ -101,12 +101,14 @@ def measure(a: argparse.Namespace, topology, ds, batch_size: int) -> tuple[objec
     import keras
 
     from segcore.models import build
+    from segcore.training.loop import build_state
     from segcore.training.losses import get_loss
 
     kwargs = {"base_filters": a.base_filters} if a.base_filters else {}
     with topology.scope():
         model = build(a.arch, **kwargs)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("bce_dice"))
+        build_state(model, ds[0])  # as segcore.train does: TensorFlow traces the step once
         timer, seconds = epoch_timer()
         model.fit(ds, epochs=a.epochs, callbacks=[timer], verbose=0)
         e2e = len(ds) * batch_size / float(np.median(seconds[1:]))

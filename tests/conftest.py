@@ -130,6 +130,7 @@ def write_tiny_run(run: Path, tiny_dataset_dir: Path) -> None:
 
     from segcore.inference.preprocess import prepare, resize_probabilities
     from segcore.models import build
+    from segcore.training.loop import build_state
 
     fmt, samples = find_samples(tiny_dataset_dir)
     split = make_split(samples, (0.6, 0.2, 0.2), seed=0)
@@ -148,6 +149,7 @@ def write_tiny_run(run: Path, tiny_dataset_dir: Path) -> None:
     model = build("unet", **arch_kwargs)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
     x, y, _ = arrays("train")
+    build_state(model, (x, y))  # as segcore.train does: the train step is traced once
     fit = model.fit(x, y, epochs=8, batch_size=4, verbose=0, validation_data=arrays("val")[:2])
     model.save(run / "best.keras")
 

@@ -278,26 +278,36 @@ def test_a_folder_without_data_is_named_before_keras_loads(tmp_path: Path, capsy
 
 @pytest.fixture(scope="module")
 def trained(tiny_dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A 2-epoch run folder, and the CachedBatches datasets the run built."""
+    """A 2-epoch run folder, the CachedBatches datasets the run built, and one entry per trace
+    of the model's train step (its Python body runs only while TensorFlow traces it)."""
     import segcore.training.feeders as batches
+    import segcore.training.loop as loop
 
-    made = []
+    made, traces = [], []
 
     class Recording(batches.CachedBatches):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             made.append(self)
 
+    def counting_model(*args, **kwargs):
+        model = loop_build_model(*args, **kwargs)
+        step = model.train_step
+        model.train_step = lambda data: traces.append(data) or step(data)
+        return model
+
+    loop_build_model = loop.build_model
     run = tmp_path_factory.mktemp("train") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(batches, "CachedBatches", Recording)
+        mp.setattr(loop, "build_model", counting_model)
         assert main(train_args(tiny_dataset_dir, run)) == 0
-    return run, made
+    return run, made, traces
 
 
 @pytest.mark.slow
 def test_run_folder_is_complete(trained):
-    run, _ = trained
+    run, *_ = trained
     for name in (
         "best.keras",
         "history.csv",
@@ -327,8 +337,18 @@ def test_run_folder_is_complete(trained):
 
 
 @pytest.mark.slow
+def test_the_train_step_is_traced_once(trained):
+    """`segcore.training.loop.build_state` creates the optimizer's and metrics' variables
+    before fit: without it TensorFlow traces the step twice (the first trace creates them)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("only TensorFlow traces the step twice")
+    assert len(trained[2]) == 1
+
+
 def test_history_csv(trained):
-    run, _ = trained
+    run, *_ = trained
     with open(run / "history.csv", newline="") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == HISTORY_COLUMNS
@@ -345,7 +365,7 @@ def test_history_csv(trained):
 
 @pytest.mark.slow
 def test_config_json(trained, tiny_dataset_dir: Path):
-    run, _ = trained
+    run, *_ = trained
     config = json.loads((run / "config.json").read_text())
     assert set(asdict(TrainConfig())) <= set(config)  # every setting
     assert (config["arch"], config["img_size"], config["epochs"], config["seed"]) == (
@@ -375,7 +395,7 @@ def test_config_json(trained, tiny_dataset_dir: Path):
 
 @pytest.mark.slow
 def test_split_json_and_test_outputs(trained, tiny_dataset_dir: Path):
-    run, _ = trained
+    run, *_ = trained
     split = read_split(run / "split.json")
     assert [len(split[k]) for k in ("train", "val", "test")] == [8, 2, 2]
     names = [set(s.name for s in split[k]) for k in ("train", "val", "test")]
@@ -393,7 +413,7 @@ def test_split_json_and_test_outputs(trained, tiny_dataset_dir: Path):
 
 @pytest.mark.slow
 def test_training_batches_augmented_validation_plain(trained):
-    _, made = trained
+    _, made, _ = trained
     train_ds, val_ds = made
     assert train_ds.augment is not None and train_ds.shuffle
     assert val_ds.augment is None and not val_ds.shuffle
@@ -408,7 +428,7 @@ def test_best_keras_holds_the_best_checkpoint(trained):
 
     from segcore.models import build
 
-    run, _ = trained
+    run, *_ = trained
     model = keras.saving.load_model(run / "best.keras", compile=False)
     assert model.input_shape[-1] == 3
     ref = build("unet", channels=3, depth=2, base_filters=4)
@@ -424,7 +444,7 @@ def test_best_keras_holds_the_best_checkpoint(trained):
 
 @pytest.mark.slow
 def test_out_folder_holding_a_run_is_refused(trained, tiny_dataset_dir: Path, capsys):
-    run, _ = trained
+    run, *_ = trained
     before = (run / "split.json").read_text()
     assert main(train_args(tiny_dataset_dir, run)) == 2
     err = capsys.readouterr().err
