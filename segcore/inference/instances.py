@@ -142,7 +142,18 @@ def decode(
     foreground: np.ndarray, marker_map: np.ndarray, settings: DecodeSettings = DecodeSettings()
 ) -> np.ndarray:
     """HxW int32 labels (0 = background, ids 1..n) from the foreground probability and the
-    marker channel (boundary probability or distance map, as ``settings.markers`` says)."""
+    marker channel (boundary probability or distance map, as ``settings.markers`` says):
+    `flood`, then `filter_objects`."""
+    fg = np.asarray(foreground, dtype=np.float32)
+    return filter_objects(fg, flood(fg, marker_map, settings), settings)
+
+
+def flood(
+    foreground: np.ndarray, marker_map: np.ndarray, settings: DecodeSettings
+) -> np.ndarray:
+    """The watershed's HxW int32 labels before the object filters: markers from the body
+    pixels (``settings.markers``), flooded within the foreground, uncovered foreground as objects
+    of its own. Depends on every setting but ``min_size_px`` and ``min_peak``."""
     from scipy import ndimage
     from skimage.segmentation import watershed
 
@@ -166,10 +177,23 @@ def decode(
     orphans, n_orphans = ndimage.label(mask & (labels == 0))
     if n_orphans:
         labels = np.where(orphans > 0, orphans + labels.max(), labels)
-    labels = labels.astype(np.int32)
-    peaks = None
+    return labels.astype(np.int32)
+
+
+def filter_objects(
+    foreground: np.ndarray,
+    labels: np.ndarray,
+    settings: DecodeSettings,
+    peaks: np.ndarray | None = None,
+) -> np.ndarray:
+    """`flood`'s ``labels`` without the objects under ``settings.min_size_px`` pixels or whose
+    highest ``foreground`` probability is under ``settings.min_peak``, renumbered 1..n.
+    ``peaks``: `label_maxima` of ``foreground`` over ``labels`` when already known."""
     if settings.min_peak > 0 and labels.any():
-        peaks = label_maxima(fg, labels)
+        if peaks is None:
+            peaks = label_maxima(foreground, labels)
+    else:
+        peaks = None
     return remove_small(labels, settings.min_size_px, peaks, settings.min_peak)
 
 

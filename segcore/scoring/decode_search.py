@@ -10,11 +10,18 @@ model, the validation images of one kind). Never run it on a test split.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from segcore.inference.instances import DecodeSettings, decode
+from segcore.inference.instances import (
+    DecodeSettings,
+    decode,
+    filter_objects,
+    flood,
+    label_maxima,
+)
 from segcore.scoring.matching import instance_scores
 from segcore.scoring.scores import binary_scores
 
@@ -42,10 +49,46 @@ def image_scores(truth: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 def score_decoding(predicted: Predicted, settings: DecodeSettings) -> dict[str, float]:
     """Mean `TUNE_SCORES` of ``predicted`` decoded with ``settings``."""
-    scores = [
+    return _mean_scores(
         image_scores(labels, decode(ch[..., -1], ch[..., 0], settings)) for labels, ch in predicted
-    ]
-    return {k: float(np.mean([s[k] for s in scores])) for k in TUNE_SCORES}
+    )
+
+
+def _mean_scores(scores: Iterable[dict[str, float]]) -> dict[str, float]:
+    listed = list(scores)
+    return {k: float(np.mean([s[k] for s in listed])) for k in TUNE_SCORES}
+
+
+class _Floods:
+    """`decode` of the predicted images, keeping each image's `flood` (and its foreground peaks)
+    while the flooding settings stay the same: stage 2 of the search varies the object filters
+    (``min_size_px``, ``min_peak``) innermost, so it floods each image 4 times, not 80 (the
+    labels are `decode`'s). One flood per image is kept at a time."""
+
+    def __init__(self, predicted: Predicted) -> None:
+        self.predicted = predicted
+        self.flooding: DecodeSettings | None = None
+        self.kept: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
+
+    def decode(self, i: int, settings: DecodeSettings) -> np.ndarray:
+        channels = self.predicted[i][1]
+        fg = np.asarray(channels[..., -1], dtype=np.float32)
+        flooding = replace(settings, min_size_px=0, min_peak=0.0)
+        if flooding != self.flooding:
+            self.flooding, self.kept = flooding, {}
+        if i not in self.kept:
+            self.kept[i] = (flood(fg, channels[..., 0], settings), [])
+        labels, peaks = self.kept[i]
+        if settings.min_peak > 0 and labels.any() and not peaks:
+            peaks.append(label_maxima(fg, labels))
+        return filter_objects(fg, labels, settings, peaks[0] if peaks else None)
+
+    def scores(self, settings: DecodeSettings) -> dict[str, float]:
+        """Mean `TUNE_SCORES` of the images decoded with ``settings`` (`score_decoding`)."""
+        return _mean_scores(
+            image_scores(truth, self.decode(i, settings))
+            for i, (truth, _) in enumerate(self.predicted)
+        )
 
 
 def search_decoding(
@@ -54,13 +97,14 @@ def search_decoding(
     """The best settings (mean DSB score) over the grid, starting from ``start`` (its markers
     are kept), and every trial (settings and scores)."""
     markers = start.markers
+    floods = _Floods(predicted)
     trials: list[dict] = []
     best = start.to_json()
     for stage in DECODE_STAGES:
         keys = tuple(markers if k == "MARKER" else k for k in stage)
         for values in itertools.product(*(DECODE_GRID[k] for k in keys)):
             settings = DecodeSettings.from_json({**best, **dict(zip(keys, values, strict=True))})
-            trials.append({**settings.to_json(), **score_decoding(predicted, settings)})
+            trials.append({**settings.to_json(), **floods.scores(settings)})
         best = DecodeSettings.from_json(max(trials, key=lambda t: t["dsb_score"])).to_json()
     top = max(trials, key=lambda t: t["dsb_score"])
     return DecodeSettings.from_json(top), trials
