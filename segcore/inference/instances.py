@@ -148,9 +148,7 @@ def decode(
     return filter_objects(fg, flood(fg, marker_map, settings), settings)
 
 
-def flood(
-    foreground: np.ndarray, marker_map: np.ndarray, settings: DecodeSettings
-) -> np.ndarray:
+def flood(foreground: np.ndarray, marker_map: np.ndarray, settings: DecodeSettings) -> np.ndarray:
     """The watershed's HxW int32 labels before the object filters: markers from the body
     pixels (``settings.markers``), flooded within the foreground, uncovered foreground as objects
     of its own. Depends on every setting but ``min_size_px`` and ``min_peak``."""
