@@ -68,20 +68,21 @@ class _Floods:
     def __init__(self, predicted: Predicted) -> None:
         self.predicted = predicted
         self.flooding: DecodeSettings | None = None
-        self.kept: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
+        self.labels: dict[int, np.ndarray] = {}  # image index -> its flood
+        self.peaks: dict[int, np.ndarray] = {}  # image index -> `label_maxima` of its flood
 
     def decode(self, i: int, settings: DecodeSettings) -> np.ndarray:
         channels = self.predicted[i][1]
         fg = np.asarray(channels[..., -1], dtype=np.float32)
         flooding = replace(settings, min_size_px=0, min_peak=0.0)
         if flooding != self.flooding:
-            self.flooding, self.kept = flooding, {}
-        if i not in self.kept:
-            self.kept[i] = (flood(fg, channels[..., 0], settings), [])
-        labels, peaks = self.kept[i]
-        if settings.min_peak > 0 and labels.any() and not peaks:
-            peaks.append(label_maxima(fg, labels))
-        return filter_objects(fg, labels, settings, peaks[0] if peaks else None)
+            self.flooding, self.labels, self.peaks = flooding, {}, {}
+        if i not in self.labels:
+            self.labels[i] = flood(fg, channels[..., 0], settings)
+        labels = self.labels[i]
+        if settings.min_peak > 0 and labels.any() and i not in self.peaks:
+            self.peaks[i] = label_maxima(fg, labels)
+        return filter_objects(fg, labels, settings, self.peaks.get(i))
 
     def scores(self, settings: DecodeSettings) -> dict[str, float]:
         """Mean `TUNE_SCORES` of the images decoded with ``settings`` (`score_decoding`)."""

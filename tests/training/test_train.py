@@ -290,13 +290,14 @@ def trained(tiny_dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory):
             super().__init__(*args, **kwargs)
             made.append(self)
 
+    build_model = loop.build_model
+
     def counting_model(*args, **kwargs):
-        model = loop_build_model(*args, **kwargs)
+        model = build_model(*args, **kwargs)
         step = model.train_step
         model.train_step = lambda data: traces.append(data) or step(data)
         return model
 
-    loop_build_model = loop.build_model
     run = tmp_path_factory.mktemp("train") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(batches, "CachedBatches", Recording)
